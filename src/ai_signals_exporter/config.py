@@ -1,0 +1,295 @@
+"""Typed, strict configuration.
+
+Every section is a pydantic model with `extra="forbid"`, so a misspelt key is an error that names
+its path (``serving.targets.0.engin: extra inputs are not permitted``) instead of a silently
+ignored setting.  Durations are strings like ``500ms``, ``15s``, ``10m``, ``1h`` and become float
+seconds.  Every section works with Kubernetes disabled.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+_DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+\s*$")
+_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> float:
+    """'1m30s' -> 90.0.  Bare numbers are rejected: a unit-less '30' is ambiguous."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError("must be a duration string such as '500ms', '15s', '10m' or '1h'")
+    if not _DURATION_RE.match(value):
+        raise ValueError(f"invalid duration {value!r}: use e.g. '500ms', '15s', '10m', '1h'")
+    seconds = sum(float(n) * _UNITS[u] for n, u in _PART_RE.findall(value))
+    if seconds <= 0:
+        raise ValueError(f"duration {value!r} must be positive")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Engine = Literal["auto", "vllm", "tgi", "sglang", "triton", "llamacpp"]
+LabelMap = dict[str, str]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_default=True)
+
+
+class GlobalConfig(Strict):
+    interval: Duration = "15s"
+    # How often derived signals are recomputed and the /metrics bytes re-rendered.
+    refresh_interval: Duration = "5s"
+    # Cardinality guard: at most this many series per source; the rest are dropped and counted.
+    max_series_per_source: int = Field(100_000, ge=1)
+
+
+class KubernetesConfig(Strict):
+    enabled: bool = False
+    kubeconfig: str | None = None
+    # DaemonSet mode: this instance owns only this node's pods and GPUs.  "$NODE_NAME" style
+    # values are expanded from the environment (the downward API sets it).
+    node_scope: str | None = None
+    namespaces: list[str] = Field(default_factory=list)  # empty = all namespaces
+    watch_timeout: Duration = "5m"  # server-side timeoutSeconds of one watch call
+    request_timeout: Duration = "30s"  # client timeout of a list call
+    backoff_max: Duration = "30s"
+
+    @model_validator(mode="after")
+    def _expand_node(self) -> "KubernetesConfig":
+        if self.node_scope:
+            self.node_scope = os.path.expandvars(self.node_scope)
+        return self
+
+
+class ServingTarget(Strict):
+    url: str
+    engine: Engine = "auto"
+    labels: LabelMap = Field(default_factory=dict)
+    capacity_tokens_per_second: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _check_url(self) -> "ServingTarget":
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return self
+
+
+class ServingDiscovery(Strict):
+    enabled: bool = True
+    # Pods matching this label selector are scraped, as are pods annotated ai-signals.io/scrape=true.
+    label_selector: str | None = None
+    namespaces: list[str] = Field(default_factory=list)
+    default_port: int = 8000
+    default_path: str = "/metrics"
+
+
+class ServingConfig(Strict):
+    interval: Duration = "5s"
+    window: Duration = "30s"
+    timeout: Duration = "3s"
+    max_concurrency: int = Field(64, ge=1)
+    max_response_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    targets: list[ServingTarget] = Field(default_factory=list)
+    discovery: ServingDiscovery = Field(default_factory=ServingDiscovery)
+
+    @model_validator(mode="after")
+    def _window_vs_interval(self) -> "ServingConfig":
+        if self.window < 2 * self.interval:
+            raise ValueError("window must be at least twice the interval (a rate needs two samples)")
+        return self
+
+
+class DcgmTarget(Strict):
+    url: str
+    # Node this dcgm-exporter runs on; when absent it comes from the Hostname label or discovery.
+    node: str | None = None
+
+
+class DcgmDiscovery(Strict):
+    enabled: bool = True
+    # Defaults match the NVIDIA GPU Operator and the upstream dcgm-exporter Helm chart.
+    label_selector: str = "app=nvidia-dcgm-exporter"
+    namespaces: list[str] = Field(default_factory=list)
+    port: int = 9400
+    path: str = "/metrics"
+
+
+class GpuConfig(Strict):
+    interval: Duration = "15s"
+    timeout: Duration = "5s"
+    max_concurrency: int = Field(64, ge=1)
+    max_response_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    idle_threshold: float = Field(0.05, ge=0, le=1)
+    idle_after: Duration = "10m"
+    resource_name: str = "nvidia.com/gpu"
+    taint_key: str = "nvidia.com/gpu"
+    # Price of one GPU-hour per GPU model (the node's nvidia.com/gpu.product label); "default"
+    # applies to models not listed.  Enables ai_gpu_idle_cost_per_hour.
+    price_per_gpu_hour: dict[str, float] = Field(default_factory=dict)
+    dcgm_targets: list[DcgmTarget] = Field(default_factory=list)
+    discovery: DcgmDiscovery = Field(default_factory=DcgmDiscovery)
+
+
+Layout = Literal[
+    "auto", "dcp", "torch_save", "lightning", "hf_trainer", "deepspeed", "orbax", "megatron",
+    "nemo", "composer",
+]
+
+
+class CheckpointStore(Strict):
+    name: str = Field(min_length=1)
+    uri: str
+    layout: Layout = "auto"
+    expected_interval: Duration | None = None
+    labels: LabelMap = Field(default_factory=dict)
+    # Passed to the object-store client (endpoint, region, credentials overrides).
+    options: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_uri(self) -> "CheckpointStore":
+        if not self.uri.startswith(("file://", "s3://", "gs://", "az://", "abfs://")):
+            raise ValueError("uri must start with file://, s3://, gs:// or az://")
+        return self
+
+
+class CheckpointDiscovery(Strict):
+    enabled: bool = True
+
+
+class CheckpointsConfig(Strict):
+    interval: Duration = "60s"
+    timeout: Duration = "30s"
+    max_objects: int = Field(100_000, ge=1)
+    page_size: int = Field(1000, ge=1)
+    max_concurrency: int = Field(8, ge=1)
+    stores: list[CheckpointStore] = Field(default_factory=list)
+    discovery: CheckpointDiscovery = Field(default_factory=CheckpointDiscovery)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "CheckpointsConfig":
+        names = [s.name for s in self.stores]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"duplicate store names: {sorted(dup)}")
+        return self
+
+
+class HeaderValue(Strict):
+    """A header value from a file or an environment variable, so API keys stay out of config."""
+
+    value: str | None = None
+    file: str | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "HeaderValue":
+        if sum(x is not None for x in (self.value, self.file, self.env)) != 1:
+            raise ValueError("exactly one of value, file, env must be set")
+        return self
+
+
+class Probe(Strict):
+    name: str = Field(min_length=1)
+    url: str
+    direct_url: str | None = None
+    method: Literal["GET", "POST"] = "POST"
+    headers: dict[str, str | HeaderValue] = Field(default_factory=dict)
+    body: str | None = None
+    interval: Duration = "30s"
+    timeout: Duration = "30s"
+    format: Literal["auto", "sse", "ndjson", "chunked"] = "auto"
+    # Extra ingress-vs-direct delay of the first chunk above which the stream counts as buffered.
+    buffering_threshold: Duration = "1s"
+
+    @model_validator(mode="after")
+    def _check(self) -> "Probe":
+        for key in ("url", "direct_url"):
+            v = getattr(self, key)
+            if v is not None and not v.startswith(("http://", "https://")):
+                raise ValueError(f"{key} must start with http:// or https://")
+        if self.timeout > self.interval:
+            raise ValueError("timeout must not exceed interval")
+        return self
+
+
+class Config(Strict):
+    global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+    gpu: GpuConfig = Field(default_factory=GpuConfig)
+    checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
+    probes: list[Probe] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _unique_probes(self) -> "Config":
+        names = [p.name for p in self.probes]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"duplicate probe names: {sorted(dup)}")
+        return self
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; the message names the file and the key path."""
+
+
+def _format_errors(source: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "<root>"
+        path = path.replace("global_", "global")
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{source}: {path}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config_text(text: str, source: str = "<config>") -> Config:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
+    return load_config_text(text, str(p))
+
+
+def resolve_header(value: str | HeaderValue) -> str:
+    """Resolve a header at request time (files may be rotated).  Never log the result."""
+    if isinstance(value, str):
+        return value
+    if value.value is not None:
+        return value.value
+    if value.file is not None:
+        return Path(value.file).read_text(encoding="utf-8").strip()
+    assert value.env is not None
+    v = os.environ.get(value.env)
+    if v is None:
+        raise ConfigError(f"environment variable {value.env} is not set")
+    return v

@@ -1,0 +1,113 @@
+"""Metric families as plain data, and their rendering to the Prometheus text format.
+
+Signal modules build `Family` objects from in-memory state; the app renders all of them once per
+refresh into bytes that every scrape then reuses.  Label values that come from the cluster (pod
+names, annotations, model names) are escaped here and bounded in length, so no signal module has
+to remember to do it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable
+
+# Long label values are cut rather than dropped: a 10 kB annotation must not become a 10 kB
+# series, but the prefix still tells an operator which object it was.
+MAX_LABEL_VALUE_LEN = 128
+
+_TYPES = {"gauge", "counter", "summary", "histogram", "info", "untyped"}
+
+
+def bound_label_value(value: object) -> str:
+    """Return `value` as a valid, bounded UTF-8 label value (before escaping)."""
+    if isinstance(value, bytes):
+        text = value.decode("utf-8", "replace")
+    else:
+        text = str(value)
+    # Surrogates (from os.fsdecode of non-UTF-8 names) cannot be encoded as UTF-8.
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    if len(text) > MAX_LABEL_VALUE_LEN:
+        text = text[: MAX_LABEL_VALUE_LEN - 3] + "..."
+    return text
+
+
+def escape_label_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def escape_help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def format_value(value: float) -> str:
+    if value != value:  # NaN
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+@dataclass
+class Family:
+    """One metric family: name, type, help, the label names, and its samples.
+
+    `samples` holds (suffix, label values, value); the suffix is "" for gauges and e.g. "_sum"
+    for summaries.  Extra labels per sample (like `quantile`) go in `extra`.
+    """
+
+    name: str
+    type: str
+    help: str
+    labelnames: tuple[str, ...] = ()
+    samples: list[tuple[str, tuple[str, ...], float, tuple[tuple[str, str], ...]]] = field(
+        default_factory=list
+    )
+
+    def __post_init__(self) -> None:
+        if self.type not in _TYPES:
+            raise ValueError(f"unknown metric type {self.type!r}")
+
+    def add(
+        self,
+        labelvalues: Iterable[object] = (),
+        value: float = 0.0,
+        suffix: str = "",
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> "Family":
+        values = tuple(bound_label_value(v) for v in labelvalues)
+        if len(values) != len(self.labelnames):
+            raise ValueError(
+                f"{self.name}: {len(values)} label values for labels {self.labelnames}"
+            )
+        self.samples.append((suffix, values, float(value), extra))
+        return self
+
+    def render(self) -> str:
+        lines = [f"# HELP {self.name} {escape_help(self.help)}", f"# TYPE {self.name} {self.type}"]
+        for suffix, values, value, extra in self.samples:
+            pairs = [
+                f'{k}="{escape_label_value(v)}"' for k, v in zip(self.labelnames, values)
+            ]
+            pairs.extend(f'{k}="{escape_label_value(v)}"' for k, v in extra)
+            labels = "{" + ",".join(pairs) + "}" if pairs else ""
+            lines.append(f"{self.name}{suffix}{labels} {format_value(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def render(families: Iterable[Family]) -> bytes:
+    """Render families to exposition bytes.  Families with the same name are merged (first wins
+    for HELP/TYPE) so two signal modules can contribute to one family without duplicate headers;
+    empty families are skipped."""
+    merged: dict[str, Family] = {}
+    for fam in families:
+        existing = merged.get(fam.name)
+        if existing is None:
+            merged[fam.name] = Family(fam.name, fam.type, fam.help, fam.labelnames, list(fam.samples))
+        else:
+            if existing.labelnames != fam.labelnames or existing.type != fam.type:
+                raise ValueError(f"conflicting definitions of {fam.name}")
+            existing.samples.extend(fam.samples)
+    return "".join(f.render() for f in merged.values() if f.samples).encode("utf-8")

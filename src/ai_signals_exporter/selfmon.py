@@ -1,0 +1,89 @@
+"""The exporter's own health: per-target up/down, per-source timings, error counters.
+
+Sources call these methods; `signals/selfmon.py` turns the data into families.  Error reasons
+are a closed vocabulary (see REASONS) so an error message never becomes a label value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The closed set of error reasons.  Anything else is recorded as "other".
+REASONS = frozenset(
+    {
+        "timeout",
+        "connect",
+        "http_status",
+        "too_large",
+        "parse",
+        "no_engine",
+        "exception",
+        "list",
+        "watch",
+        "gone",
+        "decode",
+        "storage",
+        "throttled",
+        "redirect",
+        "reset",
+        "header",
+        "read_timeout",
+        "no_chunks",
+        "config",
+        "cardinality",
+        "tls",
+    }
+)
+
+
+def bound_reason(reason: str) -> str:
+    return reason if reason in REASONS else "other"
+
+
+@dataclass
+class SourceStats:
+    last_duration: float = 0.0
+    last_success: float = 0.0  # unix time; 0 = never
+
+
+@dataclass
+class SelfMon:
+    # (source, target) -> up
+    targets: dict[tuple[str, str], bool] = field(default_factory=dict)
+    errors: dict[tuple[str, str], int] = field(default_factory=dict)
+    sources: dict[str, SourceStats] = field(default_factory=dict)
+    # kube list/watch accounting: (resource, result) -> count
+    kube_lists: dict[tuple[str, str], int] = field(default_factory=dict)
+    kube_watch_events: dict[tuple[str, str], int] = field(default_factory=dict)
+    series_dropped: dict[str, int] = field(default_factory=dict)
+    config_reload_ok: bool = True
+    config_reload_ts: float = 0.0
+
+    def target_up(self, source: str, target: str, up: bool) -> None:
+        self.targets[(source, target)] = up
+
+    def forget_targets(self, source: str, keep: set[str]) -> None:
+        """Drop targets of `source` that are no longer configured or discovered."""
+        for key in [k for k in self.targets if k[0] == source and k[1] not in keep]:
+            del self.targets[key]
+
+    def error(self, source: str, reason: str) -> None:
+        key = (source, bound_reason(reason))
+        self.errors[key] = self.errors.get(key, 0) + 1
+
+    def source_run(self, source: str, duration: float, ok: bool, now: float) -> None:
+        st = self.sources.setdefault(source, SourceStats())
+        st.last_duration = duration
+        if ok:
+            st.last_success = now
+
+    def kube_list(self, resource: str, result: str) -> None:
+        key = (resource, result)
+        self.kube_lists[key] = self.kube_lists.get(key, 0) + 1
+
+    def kube_event(self, resource: str, event_type: str) -> None:
+        key = (resource, event_type)
+        self.kube_watch_events[key] = self.kube_watch_events.get(key, 0) + 1
+
+    def dropped(self, source: str, n: int) -> None:
+        self.series_dropped[source] = self.series_dropped.get(source, 0) + n

@@ -1,0 +1,60 @@
+"""Bounded HTTP fetch of a /metrics page: one timeout, a size cap, a closed set of error reasons."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+
+class FetchError(Exception):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason  # one of selfmon.REASONS
+
+
+def new_session(limit: int) -> aiohttp.ClientSession:
+    # auto_decompress stays on: exporters may gzip.  No cookies, no env proxies for pod IPs.
+    connector = aiohttp.TCPConnector(limit=limit, ttl_dns_cache=300, enable_cleanup_closed=True)
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers={"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1", "Accept-Encoding": "gzip"},
+    )
+
+
+async def fetch_bounded(
+    session: aiohttp.ClientSession, url: str, timeout: float, max_bytes: int
+) -> bytes:
+    """GET `url` and return the body.  Raises FetchError with a bounded reason.
+
+    The whole request (connect, headers, body) shares one timeout budget; the body is read in
+    chunks and abandoned as soon as it exceeds `max_bytes`, so a huge or endless body costs at
+    most `max_bytes` of memory.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            async with session.get(url, allow_redirects=False) as resp:
+                if resp.status != 200:
+                    raise FetchError("http_status", str(resp.status))
+                declared = resp.content_length
+                if declared is not None and declared > max_bytes:
+                    raise FetchError("too_large", str(declared))
+                chunks = []
+                size = 0
+                async for chunk in resp.content.iter_chunked(65536):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise FetchError("too_large", f">{max_bytes}")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+    except FetchError:
+        raise
+    except TimeoutError:
+        raise FetchError("timeout") from None
+    except aiohttp.ClientConnectorError as exc:
+        raise FetchError("connect", str(exc)) from None
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, ConnectionResetError) as exc:
+        raise FetchError("reset", str(exc)) from None
+    except aiohttp.ClientError as exc:
+        raise FetchError("connect", str(exc)) from None

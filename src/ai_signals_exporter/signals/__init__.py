@@ -11,11 +11,19 @@ from ..expo.families import Family
 from ..state import AppState
 from . import checkpoints, gpu, selfmon, serving, streaming
 
-DERIVERS = (serving.derive, gpu.derive, checkpoints.derive, streaming.derive, selfmon.derive)
+# Area name -> derive.  The area name is the `source` label of self-metrics for that area's
+# errors and cardinality drops.
+DERIVERS = {
+    "serving": serving.derive,
+    "gpu": gpu.derive,
+    "checkpoints": checkpoints.derive,
+    "probes": streaming.derive,
+    "self": selfmon.derive,
+}
 
 
 def derive_all(state: AppState, config: Config, now: float) -> list[Family]:
     families: list[Family] = []
-    for derive in DERIVERS:
+    for derive in DERIVERS.values():
         families.extend(derive(state, config, now))
     return families

@@ -1,0 +1,213 @@
+"""Wires sources, the refresh loop and the cached exposition together.
+
+Sources run as guarded background tasks (an exception is logged and the source restarts after a
+backoff).  A refresh derives every signal from state and renders the bytes once; scrapes serve
+those bytes and never trigger I/O or recomputation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import time
+from dataclasses import dataclass, field
+
+from .config import Config, ConfigError, load_config
+from .expo.families import Family, render
+from .signals import DERIVERS
+from .sources.base import Source, TargetStatus
+from .sources.dcgm import DcgmSource
+from .sources.kube import KubeSource
+from .sources.probe import ProbeSource
+from .sources.scrape import ServingSource
+from .sources.storage import CheckpointSource
+from .state import AppState
+
+log = logging.getLogger(__name__)
+
+SOURCE_CLASSES: tuple[type[Source], ...] = (
+    KubeSource,
+    ServingSource,
+    DcgmSource,
+    CheckpointSource,
+    ProbeSource,
+)
+
+# How long the first refresh waits for the initial Kubernetes list before marking the exporter
+# ready anyway (a slow API server must not keep every other signal from being served).
+KUBE_SYNC_GRACE_SECONDS = 30.0
+# Backoff of a source task that crashed, doubling up to the maximum.
+SOURCE_RESTART_MIN = 1.0
+SOURCE_RESTART_MAX = 60.0
+
+
+@dataclass
+class Exposition:
+    """The rendered /metrics body of one refresh, and its gzip form made on first request."""
+
+    body: bytes = b""
+    rendered_at: float = 0.0
+    _gzipped: bytes | None = field(default=None, repr=False)
+
+    def gzipped(self) -> bytes:
+        if self._gzipped is None:
+            self._gzipped = gzip.compress(self.body, compresslevel=5)
+        return self._gzipped
+
+
+def apply_cardinality_limit(families: list[Family], limit: int) -> tuple[list[Family], int]:
+    """Keep at most `limit` samples across `families` (one area's output); return the number
+    dropped.  Series beyond the limit are dropped whole-sample, in output order, so the output
+    stays valid and bounded even when a cluster explodes in pods."""
+    kept, dropped, remaining = [], 0, limit
+    for fam in families:
+        n = len(fam.samples)
+        if n <= remaining:
+            kept.append(fam)
+            remaining -= n
+            continue
+        dropped += n - remaining
+        if remaining > 0:
+            kept.append(Family(fam.name, fam.type, fam.help, fam.labelnames, fam.samples[:remaining]))
+        remaining = 0
+    return kept, dropped
+
+
+class Exporter:
+    def __init__(self, config: Config, config_path: str | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.state = AppState()
+        self.state.selfmon.config_reload_ts = time.time()
+        self.sources: list[Source] = []
+        self._tasks: list[asyncio.Task] = []
+        self._refresh_task: asyncio.Task | None = None
+        self.exposition = Exposition()
+        self.ready = False
+        self.started_at = time.time()
+        self._reload_lock = asyncio.Lock()
+        self.refresh_count = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._start_sources()
+        self.refresh()  # serve self-metrics from the first second
+        self._refresh_task = asyncio.create_task(self._refresh_loop(), name="refresh")
+
+    async def stop(self) -> None:
+        if self._refresh_task:
+            self._refresh_task.cancel()
+            await asyncio.gather(self._refresh_task, return_exceptions=True)
+        await self._stop_sources()
+
+    def _start_sources(self) -> None:
+        self.sources = [cls(self.config, self.state) for cls in SOURCE_CLASSES]
+        for src in self.sources:
+            if src.enabled():
+                self._tasks.append(asyncio.create_task(self._guard(src), name=f"source:{src.name}"))
+
+    async def _stop_sources(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for src in self.sources:
+            try:
+                await src.close()
+            except Exception:  # closing must not stop the others from closing
+                log.exception("closing source %s failed", src.name)
+        self.sources = []
+
+    async def _guard(self, src: Source) -> None:
+        delay = SOURCE_RESTART_MIN
+        while True:
+            started = time.monotonic()
+            try:
+                await src.run()
+                log.warning("source %s returned; restarting", src.name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("source %s crashed; restarting in %.0fs", src.name, delay)
+                self.state.selfmon.error(src.name, "exception")
+            if time.monotonic() - started > SOURCE_RESTART_MAX:
+                delay = SOURCE_RESTART_MIN  # it ran fine for a while: not a crash loop
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, SOURCE_RESTART_MAX)
+
+    # -- refresh ---------------------------------------------------------------------------
+
+    def refresh(self, now: float | None = None) -> Exposition:
+        now = time.time() if now is None else now
+        limit = self.config.global_.max_series_per_source
+        families: list[Family] = []
+        for area, derive in DERIVERS.items():
+            try:
+                out = derive(self.state, self.config, now)
+            except Exception:  # one area's bug must not blank the whole page
+                log.exception("deriving %s signals failed", area)
+                self.state.selfmon.error(area, "exception")
+                continue
+            out, dropped = apply_cardinality_limit(out, limit)
+            if dropped:
+                self.state.selfmon.dropped(area, dropped)
+            families.extend(out)
+        self.exposition = Exposition(body=render(families), rendered_at=now)
+        self.refresh_count += 1
+        return self.exposition
+
+    def _kube_synced(self) -> bool:
+        k = self.state.kube
+        return (not self.config.kubernetes.enabled) or (k.pods_synced and k.nodes_synced)
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.global_.refresh_interval)
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("refresh failed")
+                self.state.selfmon.error("refresh", "exception")
+                continue
+            if not self.ready and (
+                self._kube_synced() or time.time() - self.started_at > KUBE_SYNC_GRACE_SECONDS
+            ):
+                self.ready = True
+
+    # -- reload ----------------------------------------------------------------------------
+
+    async def reload(self) -> tuple[bool, str]:
+        """Reload the config file.  A bad file keeps the running config and sources."""
+        if not self.config_path:
+            return False, "no config file to reload (started without --config.file)"
+        async with self._reload_lock:
+            try:
+                new = load_config(self.config_path)
+            except ConfigError as exc:
+                self.state.selfmon.config_reload_ok = False
+                self.state.selfmon.error("config", "config")
+                log.error("config reload failed, keeping the running config: %s", exc)
+                return False, str(exc)
+            self.state.selfmon.config_reload_ok = True
+            self.state.selfmon.config_reload_ts = time.time()
+            if new == self.config:
+                return True, "config unchanged"
+            await self._stop_sources()
+            self.config = new
+            self._start_sources()
+            log.info("config reloaded from %s", self.config_path)
+            return True, "config reloaded"
+
+    # -- landing page ----------------------------------------------------------------------
+
+    def target_statuses(self) -> list[TargetStatus]:
+        out: list[TargetStatus] = []
+        for src in self.sources:
+            if src.enabled():
+                try:
+                    out.extend(src.targets())
+                except Exception:
+                    log.exception("listing targets of %s failed", src.name)
+        return out

@@ -1,0 +1,215 @@
+"""Serving scrape source: fetches inference servers' /metrics and records engine snapshots.
+
+Targets come from static config and, when the Kubernetes source is running, from pods in
+`state.kube` that match `serving.discovery.label_selector` or carry the annotation
+`ai-signals.io/scrape: "true"`.  Discovery reads memory only: no API calls per scrape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from .. import engines
+from ..engines.base import UnknownEngine
+from ..labelselector import SelectorError, parse_selector
+from ..signals.serving import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity
+from ..state import PodInfo
+from .base import PeriodicSource, TargetStatus
+from .http import FetchError, fetch_bounded, new_session
+
+log = logging.getLogger(__name__)
+
+ANN_SCRAPE = "ai-signals.io/scrape"
+ANN_PORT = "ai-signals.io/port"
+ANN_PATH = "ai-signals.io/path"
+ANN_ENGINE = "ai-signals.io/engine"
+ANN_MODEL = "ai-signals.io/model"
+_ENGINES = {"auto", "vllm", "tgi", "sglang", "triton", "llamacpp"}
+
+
+@dataclass
+class Target:
+    url: str
+    engine: str
+    identity: TargetIdentity
+
+
+def _capacity(value: str | None) -> float | None:
+    try:
+        cap = float(value) if value else None
+    except ValueError:
+        return None
+    return cap if cap and cap > 0 and cap != float("inf") else None
+
+
+def target_for_pod(pod: PodInfo, default_port: int, default_path: str) -> Target | None:
+    """The scrape target of a discovered pod, or None when it cannot be scraped (no IP yet)."""
+    if pod.phase != "Running" or not pod.ip or pod.deleting:
+        return None
+    ann = pod.annotations
+    try:
+        port = int(ann.get(ANN_PORT, default_port))
+    except ValueError:
+        port = default_port
+    if not 0 < port < 65536:
+        port = default_port
+    path = ann.get(ANN_PATH, default_path)
+    if not path.startswith("/"):
+        path = "/" + path
+    engine = ann.get(ANN_ENGINE, "auto")
+    if engine not in _ENGINES:
+        engine = "auto"
+    host = f"[{pod.ip}]" if ":" in pod.ip else pod.ip
+    return Target(
+        url=f"http://{host}:{port}{path}",
+        engine=engine,
+        identity=TargetIdentity(
+            namespace=pod.namespace,
+            pod=pod.name,
+            workload_kind=pod.workload_kind,
+            workload=pod.workload,
+            model=ann.get(ANN_MODEL, ""),
+            capacity_tokens_per_second=_capacity(ann.get(CAPACITY_ANNOTATION)),
+        ),
+    )
+
+
+class ServingSource(PeriodicSource):
+    name = "serving"
+
+    def __init__(self, config, state) -> None:
+        super().__init__(config, state)
+        self.cfg = config.serving
+        self.interval = self.cfg.interval
+        self._session = None
+        self._sem = asyncio.Semaphore(self.cfg.max_concurrency)
+        self._last_error: dict[str, str] = {}
+        try:
+            self._selector = (
+                parse_selector(self.cfg.discovery.label_selector)
+                if self.cfg.discovery.label_selector
+                else None
+            )
+        except SelectorError:
+            self._selector = None  # config validation reports it; never crash the source
+        self._discovered: list[Target] = []
+        self._discovered_gen = -1
+
+    def enabled(self) -> bool:
+        return bool(self.cfg.targets) or (
+            self.config.kubernetes.enabled and self.cfg.discovery.enabled
+        )
+
+    def static_targets(self) -> list[Target]:
+        out = []
+        for t in self.cfg.targets:
+            lab = t.labels
+            out.append(
+                Target(
+                    url=t.url,
+                    engine=t.engine,
+                    identity=TargetIdentity(
+                        namespace=lab.get("namespace", ""),
+                        pod=lab.get("pod", ""),
+                        workload_kind=lab.get("workload_kind", ""),
+                        workload=lab.get("workload", ""),
+                        model=lab.get("model", ""),
+                        capacity_tokens_per_second=t.capacity_tokens_per_second,
+                    ),
+                )
+            )
+        return out
+
+    def discovered_targets(self) -> list[Target]:
+        kube = self.state.kube
+        if not (self.config.kubernetes.enabled and self.cfg.discovery.enabled):
+            return []
+        if kube.generation == self._discovered_gen:
+            return self._discovered
+        namespaces = set(self.cfg.discovery.namespaces)
+        found = []
+        for pod in kube.pods.values():
+            if namespaces and pod.namespace not in namespaces:
+                continue
+            wanted = pod.annotations.get(ANN_SCRAPE) == "true" or (
+                self._selector is not None and self._selector.matches(pod.labels)
+            )
+            if not wanted or pod.annotations.get(ANN_SCRAPE) == "false":
+                continue
+            t = target_for_pod(pod, self.cfg.discovery.default_port, self.cfg.discovery.default_path)
+            if t is not None:
+                found.append(t)
+        self._discovered, self._discovered_gen = found, kube.generation
+        return found
+
+    def current_targets(self) -> dict[str, Target]:
+        targets = {t.url: t for t in self.discovered_targets()}
+        targets.update({t.url: t for t in self.static_targets()})  # static config wins
+        return targets
+
+    async def run_once(self) -> None:
+        if self._session is None:
+            self._session = new_session(self.cfg.max_concurrency)
+        targets = self.current_targets()
+        # Forget targets that went away (pod deleted) so their series disappear.
+        for url in [u for u in self.state.serving if u not in targets]:
+            del self.state.serving[url]
+            self._last_error.pop(url, None)
+        self.state.selfmon.forget_targets(self.name, set(targets))
+        await asyncio.gather(*(self._scrape(t) for t in targets.values()))
+
+    async def _scrape(self, target: Target) -> None:
+        async with self._sem:
+            try:
+                body = await fetch_bounded(
+                    self._session, target.url, self.cfg.timeout, self.cfg.max_response_bytes
+                )
+                ts = time.time()
+                engine, snapshot = engines.extract(body, target.engine)
+            except FetchError as exc:
+                self._fail(target, exc.reason)
+                return
+            except UnknownEngine:
+                self._fail(target, "no_engine")
+                return
+            except Exception:  # a parser bug must not take the other targets down
+                log.exception("serving: extracting %s failed", target.url)
+                self._fail(target, "parse")
+                return
+        history = self.state.serving.get(target.url)
+        if history is None or history.engine != engine:
+            history = TargetHistory(url=target.url, identity=target.identity, engine=engine)
+            self.state.serving[target.url] = history
+        history.identity = target.identity  # pod relabelled / capacity annotation changed
+        history.append(ts, snapshot, keep_seconds=self.cfg.window + 2 * self.cfg.interval)
+        self._last_error.pop(target.url, None)
+        self.state.selfmon.target_up(self.name, target.url, True)
+
+    def _fail(self, target: Target, reason: str) -> None:
+        self._last_error[target.url] = reason
+        self.state.selfmon.target_up(self.name, target.url, False)
+        self.state.selfmon.error(self.name, reason)
+
+    def targets(self) -> list[TargetStatus]:
+        out = []
+        for url in self.current_targets():
+            hist = self.state.serving.get(url)
+            up = self.state.selfmon.targets.get((self.name, url))
+            out.append(
+                TargetStatus(
+                    source=self.name,
+                    target=url,
+                    up=up,
+                    last_success=hist.last_success if hist else 0.0,
+                    last_error=self._last_error.get(url, ""),
+                )
+            )
+        return out
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

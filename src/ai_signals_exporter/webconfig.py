@@ -1,0 +1,147 @@
+"""`--web.config.file`: TLS and basic auth in the Prometheus exporter-toolkit format.
+
+    tls_server_config:
+      cert_file: server.crt
+      key_file: server.key
+      client_auth_type: RequireAndVerifyClientCert   # optional
+      client_ca_file: ca.crt                          # optional
+      min_version: TLS12                              # optional
+    basic_auth_users:
+      alice: $2y$10$...                               # bcrypt hash
+    http_server_config:
+      headers: {X-Frame-Options: deny}                # optional
+
+Paths are relative to the web config file, as in exporter-toolkit.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ssl
+from pathlib import Path
+from typing import Literal
+
+import bcrypt
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .config import ConfigError, _format_errors
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+ClientAuth = Literal[
+    "NoClientCert",
+    "RequestClientCert",
+    "RequireAnyClientCert",
+    "VerifyClientCertIfGiven",
+    "RequireAndVerifyClientCert",
+]
+
+
+class TLSServerConfig(_Strict):
+    cert_file: str
+    key_file: str
+    client_auth_type: ClientAuth = "NoClientCert"
+    client_ca_file: str | None = None
+    min_version: Literal["TLS12", "TLS13"] = "TLS12"
+
+
+class HTTPServerConfig(_Strict):
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class WebConfig(_Strict):
+    tls_server_config: TLSServerConfig | None = None
+    basic_auth_users: dict[str, str] = Field(default_factory=dict)
+    http_server_config: HTTPServerConfig = Field(default_factory=HTTPServerConfig)
+    base_dir: Path = Path(".")
+
+    def path(self, p: str) -> Path:
+        q = Path(p)
+        return q if q.is_absolute() else self.base_dir / q
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        tls = self.tls_server_config
+        if tls is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = (
+            ssl.TLSVersion.TLSv1_3 if tls.min_version == "TLS13" else ssl.TLSVersion.TLSv1_2
+        )
+        ctx.load_cert_chain(self.path(tls.cert_file), self.path(tls.key_file))
+        if tls.client_ca_file:
+            ctx.load_verify_locations(self.path(tls.client_ca_file))
+        ctx.verify_mode = {
+            "NoClientCert": ssl.CERT_NONE,
+            "RequestClientCert": ssl.CERT_OPTIONAL,
+            "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+            "RequireAnyClientCert": ssl.CERT_REQUIRED,
+            "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+        }[tls.client_auth_type]
+        return ctx
+
+
+def load_web_config(path: str) -> WebConfig:
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: top level must be a mapping")
+    try:
+        cfg = WebConfig.model_validate({**data, "base_dir": p.parent})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(str(p), exc)) from None
+    for user, hashed in cfg.basic_auth_users.items():
+        if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+            raise ConfigError(f"{p}: basic_auth_users.{user}: not a bcrypt hash")
+    if cfg.tls_server_config is not None:
+        try:
+            cfg.ssl_context()
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"{p}: tls_server_config: {exc}") from None
+    return cfg
+
+
+class BasicAuth:
+    """Checks `Authorization: Basic` against bcrypt hashes.
+
+    bcrypt is slow by design (~50-250 ms); Prometheus sends the same credentials every scrape, so
+    successful checks are cached by a keyed digest of the credentials (as exporter-toolkit does).
+    A failed check is never cached, so a wrong password always costs a full bcrypt round.
+    """
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = {u: h.encode() for u, h in users.items()}
+        self._key = hashlib.sha256(repr(sorted(users.items())).encode()).digest()
+        self._ok: set[bytes] = set()
+
+    def check(self, header: str | None) -> bool:
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        digest = hmac.new(self._key, f"{user}\0{password}".encode(), "sha256").digest()
+        if digest in self._ok:
+            return True
+        hashed = self.users.get(user)
+        # Compare against a dummy hash for unknown users so timing doesn't reveal who exists.
+        ok = bcrypt.checkpw(password.encode(), hashed or _DUMMY_HASH) and hashed is not None
+        if ok:
+            if len(self._ok) > 1024:
+                self._ok.clear()
+            self._ok.add(digest)
+        return ok
+
+
+_DUMMY_HASH = bcrypt.hashpw(b"dummy", bcrypt.gensalt(rounds=10))

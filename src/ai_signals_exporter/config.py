@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+\s*$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -229,13 +237,14 @@ class Config(Strict):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    @model_validator(mode="after")
-    def _unique_probes(self) -> "Config":
-        names = [p.name for p in self.probes]
+    @field_validator("probes")
+    @classmethod
+    def _unique_probes(cls, probes: list[Probe]) -> list[Probe]:
+        names = [p.name for p in probes]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"duplicate probe names: {sorted(dup)}")
-        return self
+        return probes
 
 
 class ConfigError(Exception):

@@ -1,0 +1,126 @@
+"""The probe against the simulator: a clean Python proxy path and a buffering one, end to end
+through ProbeSource, signals and exposition, checked against the backend's own send times."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from aiohttp import web
+
+from ai_signals_exporter.config import Config
+from ai_signals_exporter.expo.families import render
+from ai_signals_exporter.signals.streaming import derive
+from ai_signals_exporter.sim.streaming import PythonProxy, StreamingBackend, StreamPlan, attach
+from ai_signals_exporter.sources.probe import ProbeSource
+from ai_signals_exporter.state import AppState
+
+# Loopback, same process: the probe's arrival times and the backend's send times differ by the
+# event loop's scheduling only.  50 ms covers a loaded 2-core CI machine.
+TOL = 0.05
+
+
+class _Cluster:
+    """The part of SimCluster that `attach` uses: serve apps on loopback, collect config."""
+
+    def __init__(self) -> None:
+        self.config: dict = {}
+        self.runners: list[web.AppRunner] = []
+
+    async def serve(self, app: web.Application) -> str:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.runners.append(runner)
+        port = site._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def close(self) -> None:
+        for r in self.runners:
+            await r.cleanup()
+
+
+@pytest.fixture
+async def cluster():
+    c = _Cluster()
+    yield c
+    await c.close()
+
+
+async def test_attach_buffered_and_clean_paths(cluster):
+    backend = await attach(cluster, ttft=0.2, tokens=8, tokens_per_second=8.0, buffering_threshold="500ms")
+    config = Config.model_validate(cluster.config)
+    state = AppState()
+    source = ProbeSource(config, state)
+    try:
+        t0 = time.monotonic()
+        await asyncio.gather(*(source.run_probe(p) for p in config.probes))
+    finally:
+        await source.close()
+    families = {f.name: f for f in derive(state, config, time.time())}
+    buffered = {s[1][0]: s[2] for s in families["ai_stream_buffered"].samples}
+    delay = {s[1][0]: s[2] for s in families["ai_stream_buffering_delay_seconds"].samples}
+    assert buffered == {"chat-buffered": 1.0, "chat-clean": 0.0}
+
+    # Ground truth: the buffering path delivers the first token when the backend sent the last.
+    sent = backend.last("chat-buffered-ingress")
+    true_delay = sent.sends[-1] - sent.sends[0]  # ~7/8 s
+    assert delay["chat-buffered"] == pytest.approx(true_delay, abs=2 * TOL)
+    assert abs(delay["chat-clean"]) < TOL
+
+    obs = state.probes["chat-clean"]
+    sent = backend.last("chat-clean-ingress")
+    assert obs.ingress.ok and obs.ingress.chunks == 8
+    # The probe clock started before connecting; the backend's just after the request arrived.
+    assert t0 <= sent.received
+    assert obs.ingress.first_chunk == pytest.approx(sent.sends[0] - t0, abs=TOL)
+    assert obs.ingress.max_gap == pytest.approx(1 / 8, abs=TOL)
+    text = render(list(families.values())).decode()
+    assert 'ai_stream_probe_success{probe="chat-buffered",route="ingress"} 1' in text
+    assert 'ai_stream_chunks{probe="chat-buffered",route="direct"} 8' in text
+
+
+async def test_source_run_loop_probes_on_interval_and_secret_stays_hidden(cluster, monkeypatch):
+    backend = StreamingBackend(StreamPlan(ttft=0.0, tokens=3, tokens_per_second=100))
+    base = await cluster.serve(backend.app())
+    monkeypatch.setenv("SIM_PROBE_KEY", "sk-very-secret")
+    config = Config.model_validate(
+        {
+            "probes": [
+                {
+                    "name": "p",
+                    "url": f"{base}/v1/completions?api_key=qsecret&key=p",
+                    "headers": {"Authorization": {"env": "SIM_PROBE_KEY"}},
+                    "body": "{}",
+                    "interval": "100ms",
+                    "timeout": "100ms",
+                },
+                {
+                    "name": "q",
+                    "url": f"http://user:pw@{base[7:]}/stream?key=q",
+                    "interval": "100ms",
+                    "timeout": "100ms",
+                },
+            ]
+        }
+    )
+    state = AppState()
+    source = ProbeSource(config, state)
+    task = asyncio.create_task(source.run())
+    try:
+        await asyncio.sleep(0.35)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await source.close()
+    # Each probe on its own 100 ms schedule, the first run at once: 4 runs in 0.35 s, give or take.
+    for key in ("p", "q"):
+        assert 3 <= sum(s.key == key for s in backend.streams) <= 5
+    assert state.selfmon.targets[("probes", "p/ingress")] is True
+    assert state.selfmon.targets[("probes", "q/ingress")] is True
+    shown = repr(source.targets())
+    assert "p/ingress" in shown and "/v1/completions" in shown
+    for secret in ("sk-very-secret", "qsecret", "pw"):
+        assert secret not in shown

@@ -1,7 +1,131 @@
-"""Placeholder: the gpu signal area lands in its own change."""
+"""GPU waste: idle GPUs and mis-scheduled pods on GPU nodes.
+
+Joins fresh dcgm-exporter readings (`state.dcgm`, idle stretches in `state.gpu["idle"]`, both
+written by sources/dcgm.py) with node and pod state (`state.kube`).  Pure: no I/O, no mutation.
+
+Per-GPU series come from dcgm alone, so they work with Kubernetes disabled (node = the target's
+`node` or the payload's Hostname).  Per-node series need the node list; the idle count needs
+fresh dcgm data for the node (no data is unknown, not idle).
+"""
 
 from __future__ import annotations
 
+from ..config import Config
+from ..expo.families import Family
+from ..gpu.idle import idle_seconds, is_idle
+from ..gpu.nodes import gpu_nodes
+from ..gpu.observation import fresh_readings, stale_after
+from ..gpu.pricing import mig_fraction, price_for
+from ..state import AppState
 
-def derive(state, config, now):
-    return []
+GPU_LABELS = ("node", "gpu", "uuid", "gpu_model", "namespace", "pod")
+NODE_LABELS = ("node",)
+
+
+def _families() -> dict[str, Family]:
+    f = [
+        Family(
+            "ai_gpu_idle_seconds", "gauge",
+            "Continuous time this GPU (or MIG instance) has stayed below gpu.idle_threshold "
+            "utilisation, 0 when busy. Counted from the first idle reading this exporter saw; "
+            "an allocated GPU that idles for long wastes the most expensive hardware.",
+            GPU_LABELS,
+        ),
+        Family(
+            "ai_gpu_utilization_ratio", "gauge",
+            "GPU utilisation 0..1: DCGM_FI_DEV_GPU_UTIL/100, or DCGM_FI_PROF_GR_ENGINE_ACTIVE on "
+            "MIG instances (gpu=\"index/GPU_I_ID\"). A time-sliced device appears once.",
+            GPU_LABELS,
+        ),
+        Family(
+            "ai_gpu_node_tainted", "gauge",
+            "1 if the GPU node has the gpu.taint_key taint with effect NoSchedule or NoExecute. "
+            "Untainted GPU nodes attract CPU-only pods that then block GPU workloads.",
+            NODE_LABELS,
+        ),
+        Family(
+            "ai_gpu_node_allocatable_gpus", "gauge",
+            "Schedulable GPU units on the node: allocatable gpu.resource_name plus nvidia.com/mig-* "
+            "instances (time-slicing replicas count as advertised).",
+            NODE_LABELS,
+        ),
+        Family(
+            "ai_gpu_node_requested_gpus", "gauge",
+            "GPU units requested by running or bound pending pods on the node, counted the way "
+            "the scheduler does (max of init containers and the sum of containers).",
+            NODE_LABELS,
+        ),
+        Family(
+            "ai_gpu_node_idle_gpus", "gauge",
+            "GPUs (and MIG instances) on the node below gpu.idle_threshold for at least "
+            "gpu.idle_after, per fresh dcgm-exporter data; absent when the node has none.",
+            NODE_LABELS,
+        ),
+        Family(
+            "ai_gpu_node_non_gpu_pods", "gauge",
+            "Running pods on the GPU node that request no GPU, DaemonSet and static pods "
+            "excluded: workloads taking CPU and memory from GPU jobs on expensive nodes.",
+            NODE_LABELS,
+        ),
+        Family(
+            "ai_gpu_node_unhealthy_gpus", "gauge",
+            "GPU capacity minus allocatable: devices the NVIDIA device plugin withdrew as "
+            "unhealthy (e.g. after non-application XID errors).",
+            NODE_LABELS,
+        ),
+        Family(
+            "ai_gpu_idle_cost_per_hour", "gauge",
+            "Price per hour of the GPUs idle for at least gpu.idle_after on the node, by GPU "
+            "model, from gpu.price_per_gpu_hour (a MIG instance costs its share of the GPU).",
+            ("node", "gpu_model"),
+        ),
+    ]
+    return {x.name: x for x in f}
+
+
+def derive(state: AppState, config: Config, now: float) -> list[Family]:
+    g = config.gpu
+    scope = config.kubernetes.node_scope or None
+    fams = _families()
+    kube = state.kube
+    nodes = (
+        gpu_nodes(kube, g.resource_name, g.taint_key, scope) if kube.nodes_synced else {}
+    )
+    readings = fresh_readings(state.dcgm, now, stale_after(g.interval), scope)
+    tracks = state.gpu.get("idle", {})
+
+    idle_per_node: dict[str, int] = {}
+    cost: dict[tuple[str, str], float] = {}
+    for key, (node, r) in sorted(readings.items(), key=lambda kv: (kv[1][0], kv[1][1].series_gpu)):
+        kn = nodes.get(node)
+        model = (kn.model if kn is not None and kn.model else "") or r.model
+        # Several pods on one time-sliced device: the first in sorted order labels the series,
+        # so the labels stay stable while the set of sharers does not change.
+        ns, pod = r.pods[0] if r.pods else ("", "")
+        labels = (node, r.series_gpu, r.uuid, model, ns, pod)
+        t = tracks.get(key)
+        # The track and the reading come from the same scrape; if they ever disagree the reading
+        # wins (a busy reading is never reported idle).
+        secs = idle_seconds(t, now) if is_idle(r.util, g.idle_threshold) else 0.0
+        fams["ai_gpu_idle_seconds"].add(labels, secs)
+        fams["ai_gpu_utilization_ratio"].add(labels, r.util)
+        idle_long = secs >= g.idle_after and secs > 0
+        idle_per_node[node] = idle_per_node.get(node, 0) + (1 if idle_long else 0)
+        price = price_for(model, g.price_per_gpu_hour)
+        if price is not None:
+            share = mig_fraction(r.profile, model) if r.is_mig else 1.0
+            ck = (node, model)
+            cost[ck] = cost.get(ck, 0.0) + (price * share if idle_long else 0.0)
+
+    for name, n in sorted(nodes.items()):
+        fams["ai_gpu_node_tainted"].add((name,), 1 if n.tainted else 0)
+        fams["ai_gpu_node_allocatable_gpus"].add((name,), n.allocatable)
+        fams["ai_gpu_node_unhealthy_gpus"].add((name,), n.unhealthy)
+        if kube.pods_synced:
+            fams["ai_gpu_node_requested_gpus"].add((name,), n.requested)
+            fams["ai_gpu_node_non_gpu_pods"].add((name,), n.non_gpu_pods)
+    for name, count in sorted(idle_per_node.items()):
+        fams["ai_gpu_node_idle_gpus"].add((name,), count)
+    for (name, model), value in sorted(cost.items()):
+        fams["ai_gpu_idle_cost_per_hour"].add((name, model), round(value, 6))
+    return list(fams.values())

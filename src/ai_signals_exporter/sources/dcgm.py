@@ -1,12 +1,132 @@
-"""Placeholder: the gpu source lands in its own change."""
+"""Scrape dcgm-exporter endpoints: static `gpu.dcgm_targets` plus, with Kubernetes enabled, the
+dcgm-exporter pods found in `state.kube`.
+
+Per target the latest good observation goes to `state.dcgm[url]`; a failing target keeps it
+(with its timestamp, so the signal drops it once stale).  Idle stretches are tracked here, at
+ingest, in `state.gpu["idle"]`, so `signals/gpu.py` stays a pure function of state and a clock.
+"""
 
 from __future__ import annotations
 
-from .base import Source
+import asyncio
+import time
+
+import aiohttp
+
+from ..config import Config
+from ..expo.parse import parse_families
+from ..gpu.discovery import DcgmEndpoint, discover
+from ..gpu.idle import prune, track
+from ..gpu.observation import DcgmObservation, stale_after
+from ..gpu.readings import WANTED, extract_readings
+from ..state import AppState
+from .base import PeriodicSource, TargetStatus
+from .http import FetchError, fetch_bounded, new_session
+
+IDLE_KEY = "idle"  # state.gpu[IDLE_KEY]: {GpuKey: IdleTrack}
 
 
-class DcgmSource(Source):
+class DcgmSource(PeriodicSource):
     name = "gpu"
 
+    def __init__(self, config: Config, state: AppState) -> None:
+        super().__init__(config, state)
+        self.interval = config.gpu.interval
+        self._session: aiohttp.ClientSession | None = None
+        self._discovered: list[DcgmEndpoint] = []
+        self._kube_generation = -1
+
     def enabled(self) -> bool:
-        return False
+        g = self.config.gpu
+        return bool(g.dcgm_targets) or (self.config.kubernetes.enabled and g.discovery.enabled)
+
+    def endpoints(self) -> list[DcgmEndpoint]:
+        """Static targets first; a discovered pod with the same URL adds nothing."""
+        g = self.config.gpu
+        out = {t.url: DcgmEndpoint(t.url, t.node) for t in g.dcgm_targets}
+        kube = self.state.kube
+        if self.config.kubernetes.enabled and g.discovery.enabled and kube.pods:
+            if kube.generation != self._kube_generation:  # rescan only when pods changed
+                d = g.discovery
+                self._discovered = discover(
+                    kube, d.label_selector, d.namespaces, d.port, d.path,
+                    self.config.kubernetes.node_scope,
+                )
+                self._kube_generation = kube.generation
+            for ep in self._discovered:
+                out.setdefault(ep.url, ep)
+        return list(out.values())
+
+    async def run_once(self) -> None:
+        endpoints = self.endpoints()
+        keep = {e.url for e in endpoints}
+        for url in [u for u in self.state.dcgm if u not in keep]:
+            del self.state.dcgm[url]
+        self.state.selfmon.forget_targets(self.name, keep)
+        if self._session is None or self._session.closed:
+            self._session = new_session(self.config.gpu.max_concurrency)
+        sem = asyncio.Semaphore(self.config.gpu.max_concurrency)
+        await asyncio.gather(*(self._scrape(ep, sem) for ep in endpoints))
+        prune(self._tracks(), time.time(), stale_after(self.interval))
+
+    def _tracks(self) -> dict:
+        return self.state.gpu.setdefault(IDLE_KEY, {})
+
+    async def _scrape(self, ep: DcgmEndpoint, sem: asyncio.Semaphore) -> None:
+        g = self.config.gpu
+        assert self._session is not None
+        async with sem:
+            try:
+                body = await fetch_bounded(self._session, ep.url, g.timeout, g.max_response_bytes)
+            except FetchError as exc:
+                self._failed(ep, exc.reason)
+                return
+        ts = time.time()
+        # Anything without a single DCGM field is not a dcgm-exporter (wrong port or path).
+        if b"DCGM_FI_" not in body:
+            self._failed(ep, "parse")
+            return
+        readings = extract_readings(parse_families(body, WANTED), ep.own_pod, ep.node or "")
+        readings = self._bounded(ep.url, readings)
+        tracks = self._tracks()
+        max_gap = stale_after(self.interval)
+        for r in readings:
+            tracks[r.key] = track(tracks.get(r.key), r.util, g.idle_threshold, ts, max_gap)
+        self.state.dcgm[ep.url] = DcgmObservation(ep.url, ep.node, ts, tuple(readings), up=True)
+        self.state.selfmon.target_up(self.name, ep.url, True)
+
+    def _bounded(self, url: str, readings: list) -> list:
+        """Cardinality guard across all targets of this source."""
+        limit = self.config.global_.max_series_per_source
+        others = sum(len(o.readings) for u, o in self.state.dcgm.items() if u != url)
+        room = max(0, limit - others)
+        if len(readings) > room:
+            self.state.selfmon.dropped(self.name, len(readings) - room)
+            self.state.selfmon.error(self.name, "cardinality")
+            return readings[:room]
+        return readings
+
+    def _failed(self, ep: DcgmEndpoint, reason: str) -> None:
+        prev = self.state.dcgm.get(ep.url)
+        if prev is None:
+            obs = DcgmObservation(ep.url, ep.node, 0.0, (), up=False, last_error=reason)
+        else:  # keep the last good readings and their timestamp
+            obs = DcgmObservation(prev.url, ep.node, prev.ts, prev.readings, False, reason)
+        self.state.dcgm[ep.url] = obs
+        self.state.selfmon.target_up(self.name, ep.url, False)
+        self.state.selfmon.error(self.name, reason)
+
+    def targets(self) -> list[TargetStatus]:
+        out = []
+        for ep in self.endpoints():
+            obs = self.state.dcgm.get(ep.url)
+            if obs is None:
+                out.append(TargetStatus(self.name, ep.url, None))
+            else:
+                out.append(TargetStatus(self.name, ep.url, obs.up, obs.ts, obs.last_error))
+        return out
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None

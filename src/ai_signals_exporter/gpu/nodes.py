@@ -1,0 +1,96 @@
+"""Joins over Kubernetes state: which nodes carry GPUs, their taints, requests, and the pods
+that should not be there.
+
+GPU units are schedulable devices: whole GPUs of the configured resource (``nvidia.com/gpu`` by
+default) plus MIG instances exposed as ``nvidia.com/mig-<profile>`` (mixed strategy).  With
+time-slicing the device plugin advertises replicas, so allocatable and requests count replicas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..state import KubeState, NodeInfo, PodInfo
+
+MIG_PREFIX = "nvidia.com/mig-"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # set by GPU feature discovery
+_TAINT_EFFECTS = frozenset({"NoSchedule", "NoExecute"})  # PreferNoSchedule keeps nobody off
+_HOLDING_PHASES = frozenset({"Running", "Pending"})  # bound Pending pods already hold devices
+
+
+def gpu_units(resources: dict[str, int], resource_name: str) -> int:
+    return resources.get(resource_name, 0) + sum(
+        v for k, v in resources.items() if k.startswith(MIG_PREFIX)
+    )
+
+
+def is_gpu_node(node: NodeInfo, resource_name: str) -> bool:
+    return node.allocatable.get(resource_name, 0) > 0 or any(
+        k.startswith(MIG_PREFIX) for k in node.allocatable
+    )
+
+
+def is_tainted(node: NodeInfo, taint_key: str) -> bool:
+    return any(t.key == taint_key and t.effect in _TAINT_EFFECTS for t in node.taints)
+
+
+def holds_gpus(pod: PodInfo, resource_name: str) -> bool:
+    return gpu_units(pod.requests, resource_name) > 0
+
+
+def is_non_gpu_pod(pod: PodInfo, resource_name: str) -> bool:
+    """A running workload pod without GPUs.  DaemonSet pods (device plugin, dcgm-exporter, log
+    agents) and static pods belong on every node and are not mis-scheduling."""
+    return (
+        pod.phase == "Running"
+        and not pod.is_daemonset
+        and not pod.is_static
+        and not holds_gpus(pod, resource_name)
+    )
+
+
+@dataclass(slots=True)
+class NodeGpus:
+    name: str
+    tainted: bool
+    allocatable: int
+    capacity: int
+    requested: int = 0
+    non_gpu_pods: int = 0
+    model: str = ""
+
+    @property
+    def unhealthy(self) -> int:
+        # The device plugin reports an unhealthy device and the kubelet drops it from
+        # allocatable while capacity keeps it.
+        return max(0, self.capacity - self.allocatable)
+
+
+def gpu_nodes(
+    kube: KubeState, resource_name: str, taint_key: str, node_scope: str | None = None
+) -> dict[str, NodeGpus]:
+    """Per GPU node: taint, allocatable, requested units and non-GPU pods.  One pass over pods."""
+    out: dict[str, NodeGpus] = {}
+    for node in kube.nodes.values():
+        if node_scope and node.name != node_scope:
+            continue
+        if not is_gpu_node(node, resource_name):
+            continue
+        out[node.name] = NodeGpus(
+            name=node.name,
+            tainted=is_tainted(node, taint_key),
+            allocatable=gpu_units(node.allocatable, resource_name),
+            capacity=gpu_units(node.capacity, resource_name),
+            model=node.labels.get(GPU_PRODUCT_LABEL, ""),
+        )
+    if not out:
+        return out
+    for pod in kube.pods.values():
+        n = out.get(pod.node)
+        if n is None:
+            continue
+        if pod.phase in _HOLDING_PHASES:
+            n.requested += gpu_units(pod.requests, resource_name)
+        if is_non_gpu_pod(pod, resource_name):
+            n.non_gpu_pods += 1
+    return out

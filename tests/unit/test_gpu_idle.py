@@ -1,0 +1,54 @@
+"""Idle stretches tracked at ingest: busy -> idle -> busy, gaps, pruning."""
+
+from __future__ import annotations
+
+from ai_signals_exporter.gpu.idle import IdleTrack, idle_seconds, prune, track
+
+THRESHOLD = 0.05
+GAP = 45.0
+
+
+def run(readings: list[tuple[float, float]]) -> list[IdleTrack]:
+    t = None
+    out = []
+    for ts, util in readings:
+        t = track(t, util, THRESHOLD, ts, GAP)
+        out.append(t)
+    return out
+
+
+def test_busy_idle_busy_resets():
+    ts = run([(0, 0.9), (15, 0.01), (30, 0.0), (45, 0.04), (60, 0.5), (75, 0.0)])
+    assert [t.since for t in ts] == [None, 15, 15, 15, None, 75]
+    assert idle_seconds(ts[3], now=50) == 35
+    assert idle_seconds(ts[4], now=62) == 0  # busy again
+    assert idle_seconds(ts[5], now=80) == 5  # a new stretch, not 65 s
+
+
+def test_threshold_is_exclusive():
+    (t,) = run([(0, THRESHOLD)])
+    assert t.since is None
+    (t,) = run([(0, THRESHOLD - 1e-9)])
+    assert t.since == 0
+
+
+def test_first_reading_idle_starts_the_clock_there():
+    (t,) = run([(100, 0.0)])
+    assert idle_seconds(t, now=130) == 30
+
+
+def test_gap_longer_than_max_gap_restarts_stretch():
+    ts = run([(0, 0.0), (15, 0.0), (15 + GAP + 1, 0.0)])
+    assert ts[1].since == 0
+    assert ts[2].since == 15 + GAP + 1
+
+
+def test_clock_never_negative():
+    assert idle_seconds(IdleTrack(100.0, 100.0), now=90) == 0
+    assert idle_seconds(None, now=90) == 0
+
+
+def test_prune_forgets_gpus_not_seen():
+    tracks = {("a", ""): IdleTrack(0.0, 0.0), ("b", ""): IdleTrack(None, 95.0)}
+    prune(tracks, now=100, max_age=45)
+    assert list(tracks) == [("b", "")]

@@ -1,7 +1,78 @@
-"""Placeholder: the checkpoints signal area lands in its own change."""
+"""Checkpoint signals: age of the last *complete* checkpoint and saves that never finished.
+
+Pure: reads `state.checkpoints` (sources/storage.py `StoreObservation`) and the clock.  A store
+that could not be listed keeps its last good verdict, so the age keeps growing from the last
+complete checkpoint the exporter actually saw instead of vanishing.
+"""
 
 from __future__ import annotations
 
+from ..checkpoints.model import learned_interval
+from ..config import Config
+from ..expo.families import Family
+from ..state import AppState
 
-def derive(state, config, now):
-    return []
+LABELS = ("store", "namespace", "job", "layout")
+
+
+def expected_interval(obs, history: tuple[float, ...]) -> float | None:
+    """Configured, else the median spacing of recent complete checkpoints."""
+    if obs.expected_interval is not None:
+        return float(obs.expected_interval)
+    return learned_interval(history)
+
+
+def derive(state: AppState, config: Config, now: float) -> list[Family]:
+    last_ts = Family(
+        "ai_checkpoint_last_complete_timestamp_seconds", "gauge",
+        "Commit time of the newest complete checkpoint (from its commit marker, not a directory mtime).",
+        LABELS,
+    )
+    age = Family(
+        "ai_checkpoint_age_seconds", "gauge",
+        "Seconds since the newest complete checkpoint was committed: work lost if the job dies now.",
+        LABELS,
+    )
+    step = Family("ai_checkpoint_last_step", "gauge", "Training step of the newest complete checkpoint.", LABELS)
+    size = Family("ai_checkpoint_size_bytes", "gauge", "Total bytes of the newest complete checkpoint.", LABELS)
+    in_prog = Family(
+        "ai_checkpoint_in_progress", "gauge",
+        "1 while a save newer than the last complete checkpoint has not committed (saving, or torn by an interruption).",
+        LABELS,
+    )
+    in_prog_age = Family(
+        "ai_checkpoint_in_progress_age_seconds", "gauge",
+        "Seconds since the uncommitted save started; far above the usual save time means it was abandoned. 0 when none.",
+        LABELS,
+    )
+    interval = Family(
+        "ai_checkpoint_expected_interval_seconds", "gauge",
+        "Expected spacing of checkpoints: configured, or the median spacing of recent complete ones.",
+        LABELS,
+    )
+    dangling = Family(
+        "ai_checkpoint_pointer_dangling", "gauge",
+        "1 when a latest-pointer (latest, tracker file, last.ckpt, latest-rank0.pt) names a missing or incomplete checkpoint.",
+        LABELS,
+    )
+    for name in sorted(state.checkpoints):
+        obs = state.checkpoints[name]
+        v = obs.verdict
+        if v is None:  # never listed successfully: target_up says why
+            continue
+        labels = (obs.name, obs.namespace, obs.job, v.layout)
+        if v.last_complete_ts is not None:
+            last_ts.add(labels, v.last_complete_ts)
+            age.add(labels, max(0.0, now - v.last_complete_ts))
+            if v.size_bytes is not None:
+                size.add(labels, v.size_bytes)
+        if v.last_step is not None:
+            step.add(labels, v.last_step)
+        in_prog.add(labels, 1 if v.in_progress else 0)
+        since = v.in_progress_since
+        in_prog_age.add(labels, max(0.0, now - since) if v.in_progress and since is not None else 0)
+        iv = expected_interval(obs, v.complete_history_ts)
+        if iv is not None:
+            interval.add(labels, iv)
+        dangling.add(labels, 1 if v.pointer_dangling else 0)
+    return [last_ts, age, step, size, in_prog, in_prog_age, interval, dangling]

@@ -1,12 +1,178 @@
-"""Placeholder: the checkpoints source lands in its own change."""
+"""Checkpoint stores: list each store on the checkpoints interval and keep a verdict per store.
+
+Stores come from `checkpoints.stores` and, with Kubernetes enabled, from pods annotated
+`ai-signals.io/checkpoint-uri` (optionally `ai-signals.io/checkpoint-layout`); a discovered
+store is named `<namespace>/<workload>` and labelled with the pod's namespace and workload, so
+all pods of one training job share one store.
+
+A scan that fails marks the store down and counts a bounded reason, and the last good verdict
+stays in `state.checkpoints` with its scan time: a store that cannot be listed must not make the
+last complete checkpoint look younger or vanish.
+"""
 
 from __future__ import annotations
 
-from .base import Source
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import get_args
+
+from ..checkpoints.layouts import detect
+from ..checkpoints.model import Verdict
+from ..checkpoints.stores import ScanError, Tree, open_tree, scan, scheme_of
+from ..config import CheckpointStore, Config, Layout
+from ..state import AppState
+from .base import PeriodicSource, TargetStatus
+
+log = logging.getLogger(__name__)
+
+URI_ANNOTATION = "ai-signals.io/checkpoint-uri"
+LAYOUT_ANNOTATION = "ai-signals.io/checkpoint-layout"
+_LAYOUTS = set(get_args(Layout))
+_URI_PREFIXES = ("file://", "s3://", "gs://", "az://", "abfs://")
 
 
-class CheckpointSource(Source):
+@dataclass
+class StoreObservation:
+    """`state.checkpoints[name]`: the latest verdict for one store and how it was obtained."""
+
+    name: str
+    uri: str
+    namespace: str
+    job: str
+    layout: str  # configured layout ("auto" or a fixed one)
+    expected_interval: float | None
+    verdict: Verdict | None = None  # last good verdict; None until a scan succeeded
+    scanned_at: float = 0.0  # unix time of that verdict
+    up: bool | None = None
+    last_error: str = ""
+    objects: int = 0
+    discovered: bool = False
+
+
+@dataclass
+class _Store:
+    spec: CheckpointStore
+    namespace: str
+    job: str
+    discovered: bool
+    tree: Tree | None = field(default=None, repr=False)
+    tree_key: tuple = ()
+
+
+def discovered_stores(state: AppState) -> list[tuple[CheckpointStore, str, str]]:
+    """(store, namespace, job) for every annotated pod, one per namespace/workload."""
+    out: dict[str, tuple[CheckpointStore, str, str]] = {}
+    for pod in state.kube.pods.values():
+        uri = pod.annotations.get(URI_ANNOTATION, "").strip()
+        if not uri or pod.deleting or not uri.startswith(_URI_PREFIXES):
+            continue
+        job = pod.workload or pod.name
+        name = f"{pod.namespace}/{job}"
+        if name in out:
+            continue
+        layout = pod.annotations.get(LAYOUT_ANNOTATION, "auto").strip() or "auto"
+        if layout not in _LAYOUTS:
+            state.selfmon.error(CheckpointSource.name, "config")
+            layout = "auto"
+        spec = CheckpointStore(name=name, uri=uri, layout=layout)  # type: ignore[arg-type]
+        out[name] = (spec, pod.namespace, job)
+    return list(out.values())
+
+
+class CheckpointSource(PeriodicSource):
     name = "checkpoints"
 
+    def __init__(self, config: Config, state: AppState) -> None:
+        super().__init__(config, state)
+        self.cfg = config.checkpoints
+        self.interval = self.cfg.interval
+        self._stores: dict[str, _Store] = {}
+
     def enabled(self) -> bool:
-        return False
+        return bool(self.cfg.stores) or (
+            self.config.kubernetes.enabled and self.cfg.discovery.enabled
+        )
+
+    def _current(self) -> dict[str, _Store]:
+        wanted: dict[str, _Store] = {}
+        for spec in self.cfg.stores:
+            wanted[spec.name] = _Store(
+                spec, spec.labels.get("namespace", ""), spec.labels.get("job", spec.name), False
+            )
+        if self.config.kubernetes.enabled and self.cfg.discovery.enabled:
+            for spec, ns, job in discovered_stores(self.state):
+                # A configured store of the same name wins: config is the override.
+                wanted.setdefault(spec.name, _Store(spec, ns, job, True))
+        # Keep open clients (connection pools) for stores whose URI and options did not change.
+        for name, st in wanted.items():
+            old = self._stores.get(name)
+            if old is not None and old.tree_key == (st.spec.uri, tuple(sorted(st.spec.options.items()))):
+                st.tree, st.tree_key = old.tree, old.tree_key
+        return wanted
+
+    async def run_once(self) -> None:
+        self._stores = self._current()
+        names = set(self._stores)
+        for gone in [n for n in self.state.checkpoints if n not in names]:
+            del self.state.checkpoints[gone]
+        self.state.selfmon.forget_targets(self.name, names)
+        sem = asyncio.Semaphore(self.cfg.max_concurrency)
+
+        async def guarded(st: _Store) -> None:
+            async with sem:
+                await self.scan_store(st)
+
+        await asyncio.gather(*(guarded(st) for st in self._stores.values()))
+
+    async def scan_store(self, st: _Store) -> None:
+        spec = st.spec
+        obs = self.state.checkpoints.get(spec.name)
+        if obs is None or obs.uri != spec.uri:
+            obs = StoreObservation(
+                spec.name, spec.uri, st.namespace, st.job, spec.layout, spec.expected_interval,
+                discovered=st.discovered,
+            )
+        obs.namespace, obs.job, obs.layout = st.namespace, st.job, spec.layout
+        obs.expected_interval = spec.expected_interval
+        self.state.checkpoints[spec.name] = obs
+        try:
+            async with asyncio.timeout(self.cfg.timeout):
+                if st.tree is None:
+                    st.tree = open_tree(spec.uri, spec.options, self.cfg.timeout)
+                    st.tree_key = (spec.uri, tuple(sorted(spec.options.items())))
+                listing = await scan(st.tree, self.cfg.max_objects, self.cfg.page_size)
+        except (TimeoutError, asyncio.TimeoutError):
+            self._failed(obs, "timeout")
+            return
+        except ScanError as exc:
+            log.warning("checkpoints: store %s: %s", spec.name, exc)
+            self._failed(obs, exc.reason)
+            return
+        now = time.time()
+        obs.verdict = detect(
+            listing, now, obs.verdict, spec.layout, scheme=scheme_of(spec.uri)
+        )
+        obs.scanned_at = now
+        obs.objects = len(listing)
+        obs.up = True
+        obs.last_error = ""
+        self.state.selfmon.target_up(self.name, spec.name, True)
+
+    def _failed(self, obs: StoreObservation, reason: str) -> None:
+        obs.up = False
+        obs.last_error = reason
+        self.state.selfmon.target_up(self.name, obs.name, False)
+        self.state.selfmon.error(self.name, reason)
+
+    def targets(self) -> list[TargetStatus]:
+        return [
+            TargetStatus(self.name, obs.name, obs.up, obs.scanned_at, obs.last_error)
+            for obs in self.state.checkpoints.values()
+        ]
+
+    async def close(self) -> None:
+        # obstore clients hold no open sockets we must close explicitly; drop them.
+        for st in self._stores.values():
+            st.tree = None

@@ -1,0 +1,244 @@
+"""Listing checkpoint stores: local disk and object storage, into one `Listing` shape.
+
+Object storage goes through obstore (Rust `object_store`): one library for S3, GCS and Azure with
+each cloud's standard credential chain and environment variables (`AWS_ENDPOINT_URL`,
+`AWS_ALLOW_HTTP`, `GOOGLE_APPLICATION_CREDENTIALS`, `AZURE_STORAGE_ACCOUNT_NAME`, ...), so no
+request signing lives here.  `file://` is walked with `os.scandir` instead of obstore's
+LocalStore because LocalStore follows symlinks silently, and the symlinks are the point:
+Lightning's `last.ckpt` and Composer's `latest-rank0.pt` are symlinks whose target must exist.
+
+Every scan is bounded: `max_objects` (a larger store fails with reason "too_large" rather than
+be judged on a partial listing, where a missing `.metadata` would look like a torn save),
+`page_size` objects per batch handed to Python, and the caller's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from datetime import timedelta
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from .layouts import TAIL_BYTES, plan_reads
+from .model import Entry, Listing
+
+
+class ScanError(Exception):
+    """A scan that failed; `reason` is one of selfmon.REASONS."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+class Tree(Protocol):
+    scheme: str
+
+    async def list(self, max_objects: int, page_size: int) -> list[Entry]: ...
+
+    async def read(self, path: str, size: int) -> bytes: ...
+
+    async def tail(self, path: str, size: int, n: int) -> bytes: ...
+
+
+def scheme_of(uri: str) -> str:
+    scheme = uri.split("://", 1)[0].lower()
+    return {"abfs": "az", "abfss": "az", "azure": "az", "s3a": "s3", "gcs": "gs"}.get(scheme, scheme)
+
+
+# --- local disk ---------------------------------------------------------------------------------
+
+
+def _walk(root: str, max_objects: int, deadline: float) -> list[Entry]:
+    if not os.path.isdir(root):
+        raise ScanError("storage", f"{root}: not a directory")
+    out: list[Entry] = []
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            it = os.scandir(os.path.join(root, rel_dir) if rel_dir else root)
+        except FileNotFoundError:  # removed between listing its parent and now (rotation)
+            continue
+        except OSError as exc:
+            raise ScanError("storage", str(exc)) from None
+        with it:
+            for de in it:
+                rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
+                try:
+                    if de.is_symlink():
+                        out.append(_link_entry(root, rel, de.path))
+                    elif de.is_dir(follow_symlinks=False):
+                        stack.append(rel)
+                        continue
+                    elif de.is_file(follow_symlinks=False):
+                        st = de.stat(follow_symlinks=False)
+                        out.append(Entry(rel, st.st_size, st.st_mtime))
+                    else:
+                        continue
+                except FileNotFoundError:
+                    continue
+                if len(out) > max_objects:
+                    raise ScanError("too_large", f"more than {max_objects} objects")
+                if len(out) % 1024 == 0 and time.monotonic() > deadline:
+                    raise ScanError("timeout")
+    return out
+
+
+def _link_entry(root: str, rel: str, full: str) -> Entry:
+    """A symlink as an entry: its target relative to the root, and the target's size and mtime
+    (what a reader of the link gets); a dangling link keeps its own mtime and size 0."""
+    target = os.readlink(full)
+    if os.path.isabs(target):
+        norm = os.path.relpath(target, root)
+    else:
+        norm = os.path.normpath(os.path.join(os.path.dirname(rel), target))
+    norm = norm.replace(os.sep, "/")
+    try:
+        st = os.stat(full)
+        return Entry(rel, 0 if os.path.isdir(full) else st.st_size, st.st_mtime, link=norm)
+    except OSError:
+        return Entry(rel, 0, os.lstat(full).st_mtime, link=norm)
+
+
+def _read(path: str, n: int | None) -> bytes:
+    with open(path, "rb") as f:
+        if n is None:
+            return f.read()
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - n))
+        return f.read()
+
+
+class LocalTree:
+    scheme = "file"
+
+    def __init__(self, uri: str) -> None:
+        self.root = unquote(urlsplit(uri).path) or "/"
+        self.deadline_s = 30.0
+
+    async def list(self, max_objects: int, page_size: int) -> list[Entry]:
+        deadline = time.monotonic() + self.deadline_s
+        return await asyncio.to_thread(_walk, self.root, max_objects, deadline)
+
+    async def read(self, path: str, size: int) -> bytes:
+        return await asyncio.to_thread(_read, os.path.join(self.root, path), None)
+
+    async def tail(self, path: str, size: int, n: int) -> bytes:
+        return await asyncio.to_thread(_read, os.path.join(self.root, path), n)
+
+
+# --- object storage -----------------------------------------------------------------------------
+
+# obstore splits settings between the store config and the HTTP client; a store's `options:` map
+# is one flat map in our config, so route each key to the side that knows it.
+_CLIENT_KEYS = {
+    "allow_http", "allow_invalid_certificates", "connect_timeout", "default_content_type",
+    "http1_only", "http2_keep_alive_interval", "http2_keep_alive_timeout",
+    "http2_keep_alive_while_idle", "http2_only", "pool_idle_timeout", "pool_max_idle_per_host",
+    "proxy_url", "timeout", "user_agent",
+}
+
+
+def _obstore_error_reason(exc: BaseException) -> str:
+    text = str(exc)
+    if any(s in text for s in ("SlowDown", "429", "503", "TooManyRequests", "Throttl", "RequestLimitExceeded")):
+        return "throttled"
+    if "timed out" in text.lower() or "timeout" in text.lower():
+        return "timeout"
+    return "storage"
+
+
+class ObjectTree:
+    def __init__(self, uri: str, options: dict[str, str], timeout: float) -> None:
+        from obstore.store import from_url
+
+        self.scheme = scheme_of(uri)
+        config: dict[str, Any] = {}
+        client: dict[str, Any] = {
+            "timeout": f"{max(1, int(timeout))}s",
+            "connect_timeout": f"{max(1, min(5, int(timeout)))}s",
+        }
+        for key, value in options.items():
+            (client if key.lower() in _CLIENT_KEYS else config)[key.lower()] = value
+        # Retries must fit inside one scan's timeout; the next scan is the real retry.
+        retry = {
+            "max_retries": 2,
+            "retry_timeout": timedelta(seconds=max(1.0, timeout / 2)),
+            "backoff": {
+                "init_backoff": timedelta(milliseconds=100),
+                "max_backoff": timedelta(seconds=2),
+                "base": 2.0,
+            },
+        }
+        try:
+            self.store = from_url(uri, config=config or None, client_options=client, retry_config=retry)
+        except Exception as exc:  # bad option names or values: a config problem, not an outage
+            raise ScanError("config", str(exc)) from None
+
+    async def list(self, max_objects: int, page_size: int) -> list[Entry]:
+        import obstore
+
+        out: list[Entry] = []
+        try:
+            async for batch in obstore.list(self.store, chunk_size=page_size):
+                for meta in batch:
+                    out.append(Entry(meta["path"], int(meta["size"]), meta["last_modified"].timestamp()))
+                if len(out) > max_objects:
+                    raise ScanError("too_large", f"more than {max_objects} objects")
+        except ScanError:
+            raise
+        except Exception as exc:
+            raise ScanError(_obstore_error_reason(exc), str(exc)) from None
+        return out
+
+    async def read(self, path: str, size: int) -> bytes:
+        import obstore
+
+        result = await obstore.get_async(self.store, path)
+        return bytes(await result.bytes_async())
+
+    async def tail(self, path: str, size: int, n: int) -> bytes:
+        import obstore
+
+        start = max(0, size - n)
+        return bytes(await obstore.get_range_async(self.store, path, start=start, end=size))
+
+
+def open_tree(uri: str, options: dict[str, str], timeout: float) -> Tree:
+    if scheme_of(uri) == "file":
+        tree = LocalTree(uri)
+        tree.deadline_s = timeout
+        return tree
+    return ObjectTree(uri, options, timeout)
+
+
+async def scan(tree: Tree, max_objects: int, page_size: int) -> Listing:
+    """List the store, then make the few small reads the layouts need."""
+    entries = await tree.list(max_objects, page_size)
+    by_path = {e.path: e for e in entries}
+    wanted, tails = plan_reads(entries)
+
+    async def one(path: str, tail: bool) -> tuple[str, bytes | None]:
+        e = by_path[path]
+        try:
+            if tail:
+                return path, await tree.tail(path, e.size, TAIL_BYTES)
+            return path, await tree.read(path, e.size)
+        except (FileNotFoundError, IsADirectoryError):
+            return path, None  # rotated away since the listing: judged as absent content
+        except OSError as exc:
+            raise ScanError("storage", str(exc)) from None
+        except Exception as exc:
+            name = type(exc).__name__
+            if name == "NotFoundError":
+                return path, None
+            raise ScanError(_obstore_error_reason(exc), str(exc)) from None
+
+    got = await asyncio.gather(*(one(p, False) for p in wanted), *(one(p, True) for p in tails))
+    contents = {p: b for p, b in got[: len(wanted)] if b is not None}
+    tail_bytes = {p: b for p, b in got[len(wanted) :] if b is not None}
+    return Listing(entries, contents, tail_bytes)

@@ -1,0 +1,170 @@
+"""Layout rules on fixture trees: every layout complete, interrupted, overwritten, dangling."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from ai_signals_exporter.checkpoints import Entry, Listing, detect, learned_interval, plan_reads
+from ai_signals_exporter.checkpoints.layouts import sniff, zip_complete
+from ai_signals_exporter.checkpoints.model import merge_history
+from ai_signals_exporter.checkpoints.stores import LocalTree, ScanError, scan
+from tests.helpers.checkpoint_trees import CASES, Case, build, torn_zip, zip_bytes
+
+
+async def _listing(root) -> Listing:
+    return await scan(LocalTree(f"file://{root}"), max_objects=10_000, page_size=100)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_layout_case(case: Case, tmp_path):
+    base = time.time() - 10_000
+    tree = build(case, tmp_path, base)
+    listing = await _listing(tmp_path)
+    now = time.time()
+    first = detect(listing, now, None, case.layout)
+    v = detect(listing, now + 1, first, case.layout)  # second scan: torch.save needs two
+    assert v.layout == case.layout
+    assert v.last_step == case.step
+    if case.marker_ts is not None:
+        expected_ts = case.marker_ts(tree)
+    else:
+        expected_ts = listing.entries[case.marker].mtime if case.marker else None
+    assert v.last_complete_ts == pytest.approx(expected_ts, abs=1e-3)
+    assert v.in_progress is case.in_progress
+    if case.in_progress:
+        assert v.in_progress_since == pytest.approx(tree.t(case.since), abs=1e-3)
+    assert v.pointer_dangling is case.dangling
+    assert v.size_bytes and v.size_bytes > 0
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_auto_detects_layout(case: Case, tmp_path):
+    build(case, tmp_path, time.time() - 10_000)
+    listing = await _listing(tmp_path)
+    assert sniff(listing) == (case.sniffs_as or case.layout)
+    v = detect(listing, time.time(), None, "auto")
+    assert v.layout == (case.sniffs_as or case.layout)
+
+
+async def test_age_from_marker_not_directory_mtime(tmp_path):
+    # Rotation deletes an old checkpoint and touches the parent directory; the age must not move.
+    case = next(c for c in CASES if c.id == "hf_trainer-complete")
+    tree = build(case, tmp_path, time.time() - 5000)
+    os.utime(tmp_path / "checkpoint-200")  # directory mtime = now
+    os.utime(tmp_path)
+    v = detect(await _listing(tmp_path), time.time(), None, "hf_trainer")
+    assert v.last_complete_ts == pytest.approx(tree.t(3), abs=1e-3)
+
+
+def test_fresh_torch_save_needs_two_equal_scans():
+    now = 1_000_000.0
+    e = Entry("model_step_5.pt", 1000, now - 5)
+    listing = Listing([e], tails={e.path: zip_bytes()})
+    first = detect(listing, now, None, "torch_save")
+    assert first.last_complete_ts is None and first.in_progress
+    second = detect(listing, now + 15, first, "torch_save")
+    assert second.last_complete_ts == e.mtime and not second.in_progress
+    # Grew between scans: still being written.
+    grown = Entry("model_step_5.pt", 2000, now + 10)
+    third = detect(Listing([grown], tails={e.path: zip_bytes()}), now + 30, first, "torch_save")
+    assert third.last_complete_ts is None and third.in_progress
+    assert third.in_progress_since == first.in_progress_since  # the save started no later than first seen
+
+
+def test_old_torch_save_trusted_on_first_scan_but_not_torn():
+    now = 1_000_000.0
+    ok = Entry("a_1.pt", 1000, now - 3600)
+    torn = Entry("a_2.pt", 1000, now - 3000)
+    v = detect(Listing([ok, torn], tails={ok.path: zip_bytes(), torn.path: torn_zip()}), now, None, "torch_save")
+    assert v.last_step == 1 and v.in_progress and v.in_progress_since == torn.mtime
+
+
+def test_zip_tail_check():
+    assert zip_complete(zip_bytes()[-256:])
+    assert not zip_complete(torn_zip()[-256:])
+    assert not zip_complete(b"")
+    assert not zip_complete(zip_bytes()[-256:-1])
+
+
+def test_orbax_on_gcs_requires_commit_file():
+    meta = json.dumps({"init_timestamp_nsecs": 10**18}).encode()
+    entries = [
+        Entry("100/_CHECKPOINT_METADATA", 10, 1000.0), Entry("100/commit_success.txt", 1, 1010.0),
+        Entry("200/_CHECKPOINT_METADATA", 10, 2000.0), Entry("200/default/x", 10, 1990.0),
+    ]
+    listing = Listing(entries, contents={"200/_CHECKPOINT_METADATA": meta})
+    gcs = detect(listing, 3000.0, None, "orbax", scheme="gs")
+    assert gcs.last_step == 100 and gcs.last_complete_ts == 1010.0 and gcs.in_progress
+    assert gcs.in_progress_since == 1e9
+    posix = detect(listing, 3000.0, None, "orbax", scheme="file")
+    assert posix.last_step == 200 and not posix.in_progress
+
+
+def test_orbax_on_s3_requires_commit_time():
+    meta = json.dumps({"init_timestamp_nsecs": 1_500 * 10**9}).encode()
+    entries = [Entry("7/_CHECKPOINT_METADATA", 10, 1600.0), Entry("7/d/x", 10, 1550.0)]
+    v = detect(Listing(entries, contents={"7/_CHECKPOINT_METADATA": meta}), 2000.0, None, "orbax", scheme="s3")
+    assert v.last_complete_ts is None and v.in_progress and v.in_progress_since == 1500.0
+
+
+def test_history_and_learned_interval():
+    assert learned_interval(()) is None
+    assert learned_interval((100.0,)) is None
+    # One missed save must not teach that a double gap is normal.
+    assert learned_interval((0.0, 600.0, 1200.0, 2400.0, 3000.0)) == 600.0
+    assert merge_history((100.0, 200.0), (200.4, 300.0)) == (100.0, 200.4, 300.0)
+    assert len(merge_history(range(0, 100_000, 10), ())) == 16
+
+
+def test_history_accumulates_across_scans_after_rotation():
+    def listing(steps):
+        return Listing([Entry(f"step_{s}/.metadata", 1, float(s)) for s in steps]
+                       + [Entry(f"step_{s}/__0_0.distcp", 1, s - 1.0) for s in steps])
+
+    v1 = detect(listing([600, 1200]), 1300.0, None, "dcp")
+    v2 = detect(listing([1200, 1800]), 1900.0, v1, "dcp")  # step 600 rotated away
+    assert v2.complete_history_ts == (600.0, 1200.0, 1800.0)
+    assert learned_interval(v2.complete_history_ts) == 600.0
+
+
+def test_plan_reads_is_bounded_and_newest_first():
+    entries = [Entry(f"global_step{i}/latest", 10, float(i)) for i in range(100)]
+    entries += [Entry(f"m_{i}.pt", 10_000, float(i)) for i in range(100)]
+    entries += [Entry("huge/latest", 10**9, 1e9)]
+    full, tails = plan_reads(entries, max_contents=5, max_tails=3)
+    assert full == [f"global_step{i}/latest" for i in (99, 98, 97, 96, 95)]
+    assert tails == ["m_99.pt", "m_98.pt", "m_97.pt"]
+
+
+def test_unknown_store_is_empty():
+    v = detect(Listing([Entry("README.md", 10, 1.0)]), 10.0, None, "auto")
+    assert v.layout == "unknown" and v.last_complete_ts is None and not v.in_progress
+
+
+async def test_local_scan_bounded_and_missing_root(tmp_path):
+    for i in range(30):
+        (tmp_path / f"f{i}").write_bytes(b"x")
+    with pytest.raises(ScanError) as exc:
+        await scan(LocalTree(f"file://{tmp_path}"), max_objects=10, page_size=5)
+    assert exc.value.reason == "too_large"
+    with pytest.raises(ScanError) as exc:
+        await scan(LocalTree(f"file://{tmp_path}/nope"), max_objects=10, page_size=5)
+    assert exc.value.reason == "storage"
+
+
+async def test_symlink_entries(tmp_path):
+    (tmp_path / "a.ckpt").write_bytes(zip_bytes())
+    (tmp_path / "last.ckpt").symlink_to("a.ckpt")
+    (tmp_path / "gone.ckpt").symlink_to("missing.ckpt")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "abs").symlink_to(tmp_path / "a.ckpt")
+    listing = await _listing(tmp_path)
+    assert listing.entries["last.ckpt"].link == "a.ckpt"
+    assert listing.entries["last.ckpt"].size == len(zip_bytes())
+    assert listing.entries["d/abs"].link == "a.ckpt"
+    assert listing.entries["gone.ckpt"].size == 0
+    assert "last.ckpt" in listing.tails and zip_complete(listing.tails["last.ckpt"])

@@ -19,6 +19,7 @@ from ..gpu.discovery import DcgmEndpoint, discover
 from ..gpu.idle import prune, track
 from ..gpu.observation import DcgmObservation, stale_after
 from ..gpu.readings import WANTED, extract_readings
+from ..labelselector import SelectorError
 from ..state import AppState
 from .base import PeriodicSource, TargetStatus
 from .http import FetchError, fetch_bounded, new_session
@@ -48,10 +49,14 @@ class DcgmSource(PeriodicSource):
         if self.config.kubernetes.enabled and g.discovery.enabled and kube.pods:
             if kube.generation != self._kube_generation:  # rescan only when pods changed
                 d = g.discovery
-                self._discovered = discover(
-                    kube, d.label_selector, d.namespaces, d.port, d.path,
-                    self.config.kubernetes.node_scope,
-                )
+                try:
+                    self._discovered = discover(
+                        kube, d.label_selector, d.namespaces, d.port, d.path,
+                        self.config.kubernetes.node_scope,
+                    )
+                except SelectorError:
+                    self._discovered = []
+                    self.state.selfmon.error(self.name, "config")
                 self._kube_generation = kube.generation
             for ep in self._discovered:
                 out.setdefault(ep.url, ep)

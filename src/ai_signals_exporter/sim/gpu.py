@@ -1,0 +1,285 @@
+"""Simulated GPU nodes with dcgm-exporter endpoints.
+
+`DcgmSim` holds GPU nodes and their devices; every node gets a dcgm-exporter `/metrics` endpoint
+in the GPU Operator's format (HELP/TYPE lines, label order of dcgm-exporter 4.x, `Hostname`,
+pod labels only on allocated devices, blank fields dropped).  Each device's utilisation follows
+a load function of time, so a GPU can be busy, idle, or go busy -> idle -> busy.
+
+`default_fleet()` covers every case the GPU signals handle: a tainted and an untainted H100 node
+(idle allocated and idle free GPUs, a CPU-only pod and an unhealthy GPU on the untainted one), a
+MIG node (mixed strategy), and a time-sliced L4 node shared by three pods whose exporter uses the
+newer lowercase `hostname` label.
+
+    sim = await attach(cluster)        # serves endpoints, adds nodes/pods, extends config
+    sim.set_load("gpu-h100-a", 0, lambda t: 0.0)   # make a GPU idle from now on
+    sim.set_down("gpu-h100-b", True)                # its exporter answers 503
+"""
+
+from __future__ import annotations
+
+import math
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aiohttp import web
+
+from .objects import make_node, make_pod
+
+Load = Callable[[float], float]  # unix time -> utilisation 0..1
+
+DRIVER = "580.105.08"
+_FIELDS = (
+    ("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz)."),
+    ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C)."),
+    ("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W)."),
+    ("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %)."),
+    ("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB)."),
+    ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gauge", "Ratio of time the graphics engine is active."),
+)
+
+
+def idle(_: float) -> float:
+    return 0.0
+
+
+def wave(period: float = 300.0, low: float = 0.35, high: float = 0.95, phase: float = 0.0) -> Load:
+    """A serving-like load: smooth daily-curve stand-in between `low` and `high`."""
+    mid, amp = (high + low) / 2, (high - low) / 2
+    return lambda t: mid + amp * math.sin(2 * math.pi * (t / period + phase))
+
+
+def duty(busy_s: float = 60.0, idle_s: float = 90.0, level: float = 0.9) -> Load:
+    """A batch job: busy for `busy_s`, then idle for `idle_s`, repeating (busy -> idle -> busy)."""
+    period = busy_s + idle_s
+    return lambda t: level if (t % period) < busy_s else 0.0
+
+
+@dataclass
+class SimDevice:
+    index: int
+    uuid: str
+    load: Load = idle
+    pods: list[tuple[str, str]] = field(default_factory=list)  # (namespace, pod) sharing it
+    mig: tuple[str, str] | None = None  # (GPU_I_ID, GPU_I_PROFILE) of a MIG instance
+
+    def labels(self, node: "SimNode") -> list[str]:
+        """One label string per exported series: one, or one per sharing pod (time-slicing)."""
+        base = (
+            f'gpu="{self.index}",UUID="{self.uuid}",'
+            f'pci_bus_id="00000000:{0x18 + 0x11 * self.index:02X}:00.0",'
+            f'device="nvidia{self.index}",modelName="{node.model}",'
+        )
+        if self.mig:
+            base += f'GPU_I_PROFILE="{self.mig[1]}",GPU_I_ID="{self.mig[0]}",'
+        base += f'{node.host_label}="{node.name}",DCGM_FI_DRIVER_VERSION="{DRIVER}"'
+        if not self.pods:
+            return [base]
+        if len(self.pods) == 1:
+            ns, pod = self.pods[0]
+            return [base + f',container="main",namespace="{ns}",pod="{pod}",pod_uid=""']
+        return [
+            base + f',container="main",namespace="{ns}",pod="{pod}",pod_uid="",vgpu="{i}"'
+            for i, (ns, pod) in enumerate(self.pods)
+        ]
+
+
+@dataclass
+class SimNode:
+    name: str
+    model: str  # dcgm modelName
+    product: str  # GPU feature discovery nvidia.com/gpu.product
+    devices: list[SimDevice]
+    tainted: bool = True
+    host_label: str = "Hostname"  # "hostname" on dcgm-exporter main (#655)
+    down: bool = False
+    unhealthy: int = 0
+
+    def payload(self, now: float) -> bytes:
+        rows: dict[str, list[str]] = {name: [] for name, _, _ in _FIELDS}
+        for d in self.devices:
+            util = min(1.0, max(0.0, d.load(now)))
+            values = {
+                "DCGM_FI_DEV_SM_CLOCK": "1980" if util > 0 else "345",
+                "DCGM_FI_DEV_GPU_TEMP": str(int(45 + 25 * util)),
+                "DCGM_FI_DEV_POWER_USAGE": f"{75 + 620 * util:.6f}",
+                "DCGM_FI_DEV_FB_USED": str(74210 if d.pods else 480),
+                "DCGM_FI_PROF_GR_ENGINE_ACTIVE": f"{util:.6f}",
+            }
+            if d.mig is None:  # no GPU_UTIL on MIG instances
+                values["DCGM_FI_DEV_GPU_UTIL"] = str(round(util * 100))
+            for labels in d.labels(self):
+                for name, value in values.items():
+                    rows[name].append(f"{name}{{{labels}}} {value}")
+        out = []
+        for name, typ, help_ in _FIELDS:
+            if rows[name]:
+                out.append(f"# HELP {name} {help_}\n# TYPE {name} {typ}")
+                out.extend(rows[name])
+        return ("\n".join(out) + "\n").encode()
+
+
+def _uuid(node: str, index: int) -> str:
+    return "GPU-" + str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{node}/gpu{index}"))
+
+
+class DcgmSim:
+    def __init__(self) -> None:
+        self.nodes: dict[str, SimNode] = {}
+        self.pods: list[dict[str, Any]] = []  # Pod JSON for the test API server
+        self.node_objects: list[dict[str, Any]] = []
+
+    def add_node(
+        self,
+        name: str,
+        gpus: int = 8,
+        *,
+        model: str = "NVIDIA H100 80GB HBM3",
+        product: str = "NVIDIA-H100-80GB-HBM3",
+        tainted: bool = True,
+        unhealthy: int = 0,
+        host_label: str = "Hostname",
+        load: Load = idle,
+        mig: dict[int, list[tuple[str, str]]] | None = None,
+        replicas: int = 1,
+    ) -> SimNode:
+        """A GPU node.  `mig` maps a GPU index to its instances [(GPU_I_ID, profile)]; those
+        GPUs are exposed as nvidia.com/mig-<profile> resources.  `replicas` > 1 is time-slicing:
+        the device plugin advertises each GPU that many times."""
+        mig = mig or {}
+        devices: list[SimDevice] = []
+        for i in range(gpus):
+            if i in mig:
+                devices += [SimDevice(i, _uuid(name, i), load, mig=inst) for inst in mig[i]]
+            else:
+                devices.append(SimDevice(i, _uuid(name, i), load))
+        node = SimNode(name, model, product, devices, tainted, host_label, unhealthy=unhealthy)
+        self.nodes[name] = node
+        whole = gpus - len(mig)
+        obj = make_node(
+            name, gpus=whole * replicas, gpu_product=product, unhealthy_gpus=unhealthy,
+            taints=None if not tainted else [
+                {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+            ],
+        )
+        if mig:
+            counts: dict[str, int] = {}
+            for insts in mig.values():
+                for _, profile in insts:
+                    counts[f"nvidia.com/mig-{profile}"] = counts.get(f"nvidia.com/mig-{profile}", 0) + 1
+            for k, v in counts.items():
+                obj["status"]["capacity"][k] = str(v)
+                obj["status"]["allocatable"][k] = str(v)
+            obj["metadata"]["labels"]["nvidia.com/mig.strategy"] = "mixed"
+        self.node_objects.append(obj)
+        # dcgm-exporter itself runs as a DaemonSet pod on every GPU node.
+        self.pods.append(make_pod(
+            "gpu-operator", f"nvidia-dcgm-exporter-{_uuid(name, -1)[4:9]}", node=name,
+            owner=("DaemonSet", "nvidia-dcgm-exporter"), labels={"app": "nvidia-dcgm-exporter"},
+            container_port=9400,
+        ))
+        return node
+
+    def allocate(
+        self, node: str, devices: list[SimDevice], namespace: str, pod: str,
+        owner: tuple[str, str] | None = None, resource: str = "nvidia.com/gpu",
+    ) -> None:
+        """Give `devices` to a new pod.  Giving a device to several pods is time-slicing: each
+        pod holds one replica of it."""
+        for d in devices:
+            d.pods.append((namespace, pod))
+        self.pods.append(make_pod(namespace, pod, node=node, owner=owner, gpu=len(devices),
+                                  resource_name=resource))
+
+    def add_cpu_pod(self, node: str, namespace: str, pod: str, owner: tuple[str, str] | None = None) -> None:
+        self.pods.append(make_pod(namespace, pod, node=node, owner=owner))
+
+    def device(self, node: str, index: int, instance: str | None = None) -> SimDevice:
+        for d in self.nodes[node].devices:
+            if d.index == index and (instance is None or (d.mig and d.mig[0] == instance)):
+                return d
+        raise KeyError((node, index, instance))
+
+    def set_load(self, node: str, index: int, load: Load) -> None:
+        for d in self.nodes[node].devices:
+            if d.index == index:
+                d.load = load
+
+    def set_down(self, node: str, down: bool) -> None:
+        self.nodes[node].down = down
+
+    def app(self, node: str, clock: Callable[[], float] | None = None) -> web.Application:
+        import time
+
+        now = clock or time.time
+        sim_node = self.nodes[node]
+
+        async def metrics(_: web.Request) -> web.Response:
+            if sim_node.down:
+                return web.Response(status=503, text="dcgm: not ready\n")
+            return web.Response(body=sim_node.payload(now()), content_type="text/plain",
+                                charset="utf-8")
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        return app
+
+
+def default_fleet(load: Load | None = None) -> DcgmSim:
+    """Four GPU nodes showing every GPU signal (see the module docstring)."""
+    load = load or wave()
+    sim = DcgmSim()
+    a = sim.add_node("gpu-h100-a", 8, tainted=True)
+    sim.allocate("gpu-h100-a", a.devices[0:4], "llm", "llama-70b-0", ("StatefulSet", "llama-70b"))
+    for d in a.devices[0:4]:
+        d.load = load
+    sim.allocate("gpu-h100-a", a.devices[4:5], "research", "notebook-0", ("StatefulSet", "notebook"))
+    a.devices[4].load = idle  # allocated, holding memory, doing nothing
+    sim.allocate("gpu-h100-a", a.devices[5:6], "batch", "embed-job-0", ("Job", "embed-job"))
+    a.devices[5].load = duty()  # busy -> idle -> busy
+    # devices 6, 7: free and idle
+
+    b = sim.add_node("gpu-h100-b", 8, tainted=False, unhealthy=1)
+    sim.allocate("gpu-h100-b", b.devices[0:2], "llm", "mistral-7b-0", ("StatefulSet", "mistral-7b"))
+    for d in b.devices[0:2]:
+        d.load = wave(phase=0.25)
+    sim.add_cpu_pod("gpu-h100-b", "web", "frontend-0", ("StatefulSet", "frontend"))  # mis-scheduled
+
+    m = sim.add_node(
+        "gpu-a100-mig", 2, model="NVIDIA A100-SXM4-40GB", product="NVIDIA-A100-SXM4-40GB",
+        mig={0: [("1", "3g.20gb"), ("5", "2g.10gb"), ("13", "1g.5gb")]},
+    )
+    inst = sim.device("gpu-a100-mig", 0, "1")
+    sim.allocate("gpu-a100-mig", [inst], "llm", "phi-3-0", ("StatefulSet", "phi-3"),
+                 resource="nvidia.com/mig-3g.20gb")
+    inst.load = load
+    m.devices[-1].load = wave(period=600, low=0.1, high=0.6)  # the whole GPU 1
+
+    s = sim.add_node("gpu-l4-shared", 1, model="NVIDIA L4", product="NVIDIA-L4",
+                     host_label="hostname", replicas=4)
+    for pod in ("jupyter-alice", "jupyter-bob", "jupyter-carol"):  # one replica each
+        sim.allocate("gpu-l4-shared", s.devices, "dev", pod, ("StatefulSet", pod))
+    s.devices[0].load = duty(busy_s=20, idle_s=40, level=0.45)
+    return sim
+
+
+DEFAULT_PRICES = {"NVIDIA-H100-80GB-HBM3": 4.0, "NVIDIA-A100-SXM4-40GB": 2.0, "default": 0.8}
+
+
+async def attach(cluster: Any, *, load: Load | None = None, sim: DcgmSim | None = None,
+                 prices: dict[str, float] | None = None) -> DcgmSim:
+    """Serve one dcgm-exporter endpoint per simulated GPU node, add the nodes and pods to the
+    test API server and static `gpu.dcgm_targets` (with `node`) plus prices to the config."""
+    sim = sim or default_fleet(load)
+    gpu_cfg = cluster.config.setdefault("gpu", {})
+    targets = gpu_cfg.setdefault("dcgm_targets", [])
+    for name in sim.nodes:
+        base = (await cluster.serve(sim.app(name))).rstrip("/")
+        targets.append({"url": f"{base}/metrics", "node": name})
+    gpu_cfg.setdefault("price_per_gpu_hour", dict(prices or DEFAULT_PRICES))
+    if getattr(cluster, "kubernetes", False):
+        for obj in sim.node_objects + sim.pods:
+            cluster.kube.add(obj)
+        # Discovered pods would point at simulated pod IPs: scrape the static targets only.
+        gpu_cfg.setdefault("discovery", {})["enabled"] = False
+    return sim

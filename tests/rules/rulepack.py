@@ -1,0 +1,137 @@
+"""Helpers shared by the rule-pack tests: where things are, loading rules, and the lint checks.
+
+The checks are plain functions returning a list of problems, so the tests can also show that a
+bad rule is rejected.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+RULES_DIR = REPO / "rules"
+RULE_TESTS_DIR = RULES_DIR / "tests"
+RUNBOOKS = REPO / "docs" / "runbooks.md"
+DEPLOY = REPO / "deploy"
+DASHBOARDS = REPO / "dashboards"
+SHARED = REPO.parent / "shared"
+
+RUNBOOK_BASE = "https://github.com/ai-signals-exporter/ai-signals-exporter/blob/main/docs/runbooks.md"
+SEVERITIES = {"critical", "warning", "info"}
+SCOPES = {"gpu", "node"}
+ALERT_NAME_RE = re.compile(r"^[A-Z][a-zA-Z0-9]+$")
+# level:metric:operations (Prometheus recording-rule naming convention).
+RECORD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*:[a-zA-Z0-9_]+:[a-z0-9_]+$")
+# Anything that makes a label value depend on the query result or on templating.
+TEMPLATED_RE = re.compile(r"\{\{|\$value|\$labels|humanize")
+
+# The ai_* metrics of the contract in DESIGN.md; rules may use nothing else of ours.
+CONTRACT_METRICS = {
+    "ai_serving_generation_tokens_per_second", "ai_serving_prompt_tokens_per_second",
+    "ai_serving_requests_per_second", "ai_serving_requests_running", "ai_serving_requests_waiting",
+    "ai_serving_kv_cache_usage_ratio", "ai_serving_time_to_first_token_seconds",
+    "ai_serving_token_capacity_ratio",
+    "ai_gpu_idle_seconds", "ai_gpu_utilization_ratio", "ai_gpu_node_tainted",
+    "ai_gpu_node_allocatable_gpus", "ai_gpu_node_requested_gpus", "ai_gpu_node_idle_gpus",
+    "ai_gpu_node_non_gpu_pods", "ai_gpu_node_unhealthy_gpus",
+    "ai_checkpoint_last_complete_timestamp_seconds", "ai_checkpoint_age_seconds",
+    "ai_checkpoint_last_step", "ai_checkpoint_size_bytes", "ai_checkpoint_in_progress",
+    "ai_checkpoint_in_progress_age_seconds", "ai_checkpoint_expected_interval_seconds",
+    "ai_stream_probe_success", "ai_stream_time_to_first_byte_seconds",
+    "ai_stream_time_to_first_chunk_seconds", "ai_stream_duration_seconds", "ai_stream_chunks",
+    "ai_stream_max_chunk_gap_seconds", "ai_stream_buffered", "ai_stream_buffering_delay_seconds",
+    "ai_signals_exporter_build_info", "ai_signals_exporter_target_up",
+    "ai_signals_exporter_source_duration_seconds",
+    "ai_signals_exporter_source_last_success_timestamp_seconds",
+    "ai_signals_exporter_errors_total", "ai_signals_exporter_config_last_reload_successful",
+}
+AI_METRIC_RE = re.compile(r"(?<![:\w])(ai_[a-z0-9_]+)")
+
+
+def need(binary: str) -> str:
+    path = shutil.which(binary)
+    assert path, f"{binary} is not installed (scripts/test installs it from Debian packages)"
+    return path
+
+
+def rule_files() -> list[Path]:
+    return sorted(RULES_DIR.glob("*.yaml"))
+
+
+def load_groups(path: Path) -> list[dict]:
+    return yaml.safe_load(path.read_text())["groups"]
+
+
+def all_rules() -> list[dict]:
+    return [r for p in rule_files() for g in load_groups(p) for r in g["rules"]]
+
+
+def all_alerts() -> list[dict]:
+    return [r for r in all_rules() if "alert" in r]
+
+
+def runbook_anchors(markdown: str) -> dict[str, str]:
+    """GitHub-style anchors of `## ` headings -> the section text under each."""
+    sections: dict[str, str] = {}
+    current = None
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            title = line[3:].strip()
+            current = re.sub(r"[^a-z0-9 _-]", "", title.lower()).replace(" ", "-")
+            sections[current] = ""
+        elif current is not None:
+            sections[current] += line + "\n"
+    return sections
+
+
+def lint_alert(rule: dict, anchors: dict[str, str]) -> list[str]:
+    name = rule.get("alert", "?")
+    problems = []
+    if not ALERT_NAME_RE.match(name):
+        problems.append(f"{name}: alert names are CamelCase")
+    if "for" not in rule:
+        problems.append(f"{name}: no explicit for:")
+    labels = rule.get("labels") or {}
+    if labels.get("severity") not in SEVERITIES:
+        problems.append(f"{name}: severity must be one of {sorted(SEVERITIES)}")
+    if "scope" in labels and labels["scope"] not in SCOPES:
+        problems.append(f"{name}: scope must be one of {sorted(SCOPES)}")
+    for key, value in labels.items():
+        if TEMPLATED_RE.search(str(value)):
+            problems.append(f"{name}: label {key} carries a templated/query value; it would change the alert's identity")
+    ann = rule.get("annotations") or {}
+    summary, description, runbook = ann.get("summary", ""), ann.get("description", ""), ann.get("runbook_url", "")
+    if not summary or "{{" in summary or not summary.endswith("."):
+        problems.append(f"{name}: summary must be a static sentence ending with a period")
+    if "{{" not in description:
+        problems.append(f"{name}: description must be templated")
+    anchor = name.lower()
+    if runbook != f"{RUNBOOK_BASE}#{anchor}":
+        problems.append(f"{name}: runbook_url must be {RUNBOOK_BASE}#{anchor}")
+    section = anchors.get(anchor)
+    if section is None:
+        problems.append(f"{name}: docs/runbooks.md has no section #{anchor}")
+    else:
+        for part in ("**Meaning.**", "**How to confirm.**", "**What to do.**"):
+            if part not in section:
+                problems.append(f"{name}: runbook section lacks {part}")
+    return problems
+
+
+def lint_record(rule: dict) -> list[str]:
+    name = rule.get("record", "?")
+    problems = []
+    if not RECORD_NAME_RE.match(name):
+        problems.append(f"{name}: recording rules are named level:metric:operations")
+    for key, value in (rule.get("labels") or {}).items():
+        if TEMPLATED_RE.search(str(value)):
+            problems.append(f"{name}: label {key} is templated")
+    return problems
+
+
+def ai_metrics_in(expr: str) -> set[str]:
+    return set(AI_METRIC_RE.findall(expr))

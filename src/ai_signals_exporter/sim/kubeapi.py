@@ -39,6 +39,8 @@ import orjson
 import yaml
 from aiohttp import web
 
+from ..labelselector import SelectorError, parse_selector
+
 _RESOURCES = {
     # resource -> (kind, namespaced)
     "pods": ("Pod", True),
@@ -60,59 +62,11 @@ _DROP = object()
 _END = object()
 
 
-class SelectorError(ValueError):
-    pass
-
-
-def _split_terms(selector: str) -> list[str]:
-    """Split on commas outside parentheses (`a in (x,y),b=c`)."""
-    terms, depth, cur = [], 0, []
-    for ch in selector:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            terms.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    terms.append("".join(cur).strip())
-    return [t for t in terms if t]
-
-
-_SET_RE = re.compile(r"^([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)$")
-
-
-def parse_label_selector(selector: str) -> Callable[[dict[str, str]], bool]:
-    checks: list[Callable[[dict[str, str]], bool]] = []
-    for term in _split_terms(selector or ""):
-        m = _SET_RE.match(term)
-        if m:
-            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
-            if op == "in":
-                checks.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
-            else:
-                checks.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
-        elif "!=" in term:
-            k, v = (s.strip() for s in term.split("!=", 1))
-            checks.append(lambda labels, k=k, v=v: labels.get(k) != v)
-        elif "=" in term:
-            k, v = (s.strip() for s in term.replace("==", "=", 1).split("=", 1))
-            checks.append(lambda labels, k=k, v=v: labels.get(k) == v)
-        elif term.startswith("!"):
-            k = term[1:].strip()
-            checks.append(lambda labels, k=k: k not in labels)
-        elif re.fullmatch(r"[A-Za-z0-9._/-]+", term):
-            checks.append(lambda labels, k=term: k in labels)
-        else:
-            raise SelectorError(f"unable to parse requirement: {term!r}")
-    return lambda labels: all(c(labels) for c in checks)
-
-
 def parse_field_selector(selector: str) -> Callable[[dict[str, Any]], bool]:
     checks: list[Callable[[dict[str, Any]], bool]] = []
-    for term in _split_terms(selector or ""):
+    for term in (t.strip() for t in (selector or "").split(",")):
+        if not term:
+            continue
         negate = "!=" in term
         sep = "!=" if negate else ("==" if "==" in term else "=")
         if sep not in term:
@@ -368,7 +322,7 @@ class FakeKubeAPI:
         if request.method != "GET":
             self._log(request.method.lower(), path, "")
             return _status_response(405, "MethodNotAllowed", f"{request.method} is not supported here")
-        discovery = self._discovery(path)
+        discovery = self._discovery(path.rstrip("/") or "/")
         if discovery is not None:
             self._log("get", path, "")
             return web.Response(body=orjson.dumps(discovery), content_type="application/json")
@@ -388,7 +342,7 @@ class FakeKubeAPI:
             return web.Response(body=orjson.dumps(obj), content_type="application/json")
         try:
             fsel = parse_field_selector(q.get("fieldSelector", ""))
-            lsel = parse_label_selector(q.get("labelSelector", ""))
+            lsel = parse_selector(q.get("labelSelector", "")).matches
         except SelectorError as exc:
             return _status_response(400, "BadRequest", str(exc))
 

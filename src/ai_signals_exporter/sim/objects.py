@@ -119,11 +119,15 @@ def make_node(
             ],
             "nodeInfo": {
                 "architecture": "amd64",
+                "bootID": str(uuid.uuid5(uuid.NAMESPACE_DNS, "boot." + name)),
                 "containerRuntimeVersion": "containerd://1.7.22",
                 "kernelVersion": "6.1.112",
+                "kubeProxyVersion": "",
                 "kubeletVersion": "v1.31.2",
+                "machineID": _hash(name, n=32),
                 "operatingSystem": "linux",
                 "osImage": "Ubuntu 22.04.5 LTS",
+                "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
             },
         },
     }

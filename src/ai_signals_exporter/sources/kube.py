@@ -84,6 +84,11 @@ class KubeSource(Source):
     def enabled(self) -> bool:
         return self._kc.enabled
 
+    def resource_version(self, resource: str) -> str | None:
+        """The resourceVersion the next watch of `resource` starts from (None: will re-list)."""
+        s = self._syncs.get(resource)
+        return s.rv if s is not None else None
+
     def targets(self) -> list[TargetStatus]:
         return [self._statuses[r] for r in RESOURCES]
 

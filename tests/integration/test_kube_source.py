@@ -1,0 +1,566 @@
+"""KubeSource with the real kubernetes_asyncio client against FakeKubeAPI over real sockets,
+and the test API server's own protocol (so the simulator and other tests can rely on it).
+
+Every wait is bounded (`wait_for` polls state for a few seconds at most).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+from kubernetes_asyncio import client as kclient
+from kubernetes_asyncio import config as kconfig
+from kubernetes_asyncio import watch as kwatch
+
+from ai_signals_exporter.config import Config
+from ai_signals_exporter.sim.kubeapi import FakeKubeAPI, rbac_rules
+from ai_signals_exporter.sim.objects import make_node, make_pod
+from ai_signals_exporter.sources import kube as kube_module
+from ai_signals_exporter.state import AppState
+
+from ..helpers.kube import kube_config, running_kube_api, running_kube_source, wait_for
+
+
+def _names(state: AppState) -> set[str]:
+    return {f"{p.namespace}/{p.name}" for p in state.kube.pods.values()}
+
+
+def _seed(api: FakeKubeAPI) -> None:
+    api.add(make_node("gpu-1"))
+    api.add(make_node("gpu-2"))
+    api.add(make_node("cpu-1", gpus=0))
+    api.add(make_pod("inference", "llama-0", "gpu-1", owner=("Deployment", "llama"), gpu=2))
+    api.add(make_pod("inference", "llama-1", "gpu-2", owner=("Deployment", "llama"), gpu=2))
+    api.add(make_pod("training", "bert-worker-0", "gpu-2", owner=("PyTorchJob", "bert"), gpu=4))
+    api.add(make_pod("gpu-operator", "dcgm-exporter-abcde", "gpu-1", owner=("DaemonSet", "dcgm-exporter")))
+
+
+def _lists(state: AppState, resource: str, result: str = "success") -> int:
+    return state.selfmon.kube_lists.get((resource, result), 0)
+
+
+# ---- KubeSource against the fake API ---------------------------------------------------------
+
+
+async def test_initial_list_fills_state(tmp_path: Path) -> None:
+    async with running_kube_api() as api:
+        _seed(api)
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path), state) as source:
+            await wait_for(lambda: state.kube.pods_synced and state.kube.nodes_synced)
+            assert set(state.kube.nodes) == {"gpu-1", "gpu-2", "cpu-1"}
+            assert state.kube.nodes["gpu-1"].allocatable == {"nvidia.com/gpu": 8}
+            assert _names(state) == {
+                "inference/llama-0", "inference/llama-1", "training/bert-worker-0",
+                "gpu-operator/dcgm-exporter-abcde",
+            }
+            by_name = {p.name: p for p in state.kube.pods.values()}
+            assert (by_name["llama-0"].workload_kind, by_name["llama-0"].workload) == ("Deployment", "llama")
+            assert by_name["bert-worker-0"].workload_kind == "PyTorchJob"
+            assert by_name["dcgm-exporter-abcde"].is_daemonset
+            # Pods are keyed by uid, as the API assigned it.
+            stored = api.get("Pod", "inference", "llama-0")
+            assert stored is not None and stored["metadata"]["uid"] in state.kube.pods
+            assert _lists(state, "pods") == 1 and _lists(state, "nodes") == 1
+            await wait_for(lambda: state.selfmon.targets.get(("kube", "pods")) is True)
+            assert state.selfmon.targets[("kube", "nodes")] is True
+            assert [(t.target, t.up) for t in source.targets()] == [("pods", True), ("nodes", True)]
+            assert state.selfmon.sources["kube"].last_success > 0
+            assert state.kube.generation > 0
+            # The client only ever listed and watched: the RBAC it needs is exactly that.
+            await wait_for(lambda: ("watch", "/api/v1/pods", "pods") in api.requests)
+            assert rbac_rules(api.requests) == [
+                {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]},
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+            ]
+
+
+async def test_initial_list_is_paginated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kube_module, "PAGE_SIZE", 7)
+    async with running_kube_api() as api:
+        for i in range(30):
+            api.add(make_pod("batch", f"p-{i:02d}", "gpu-1", owner=("Job", f"j{i}")))
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path), state):
+            await wait_for(lambda: state.kube.pods_synced)
+            assert len(state.kube.pods) == 30
+            pod_lists = [r for r in api.requests if r == ("list", "/api/v1/pods", "pods")]
+            assert len(pod_lists) == 5  # ceil(30 / 7) pages, each a real list call
+            assert _lists(state, "pods") == 1  # ... making up one successful list
+
+
+async def test_watch_added_modified_deleted(tmp_path: Path) -> None:
+    async with running_kube_api() as api:
+        _seed(api)
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path), state):
+            await wait_for(lambda: state.kube.pods_synced and state.kube.nodes_synced)
+            await wait_for(lambda: api.watch_count() == 2)
+            gen = state.kube.generation
+
+            pending = make_pod("inference", "mistral-0", owner=("StatefulSet", "mistral"), gpu=1)
+            api.add(pending)
+            await wait_for(lambda: "inference/mistral-0" in _names(state))
+            assert state.kube.generation > gen
+            uid = api.get("Pod", "inference", "mistral-0")["metadata"]["uid"]
+            assert state.kube.pods[uid].phase == "Pending" and state.kube.pods[uid].node == ""
+
+            # Scheduled and running: the same uid is updated in place.
+            api.update(make_pod("inference", "mistral-0", "gpu-2", owner=("StatefulSet", "mistral"), gpu=1))
+            await wait_for(lambda: state.kube.pods[uid].phase == "Running")
+            assert state.kube.pods[uid].node == "gpu-2" and state.kube.pods[uid].ready
+
+            api.delete("Pod", "inference", "mistral-0")
+            await wait_for(lambda: uid not in state.kube.pods)
+
+            # Nodes: a taint removed, a node gone.
+            api.update(make_node("gpu-1", taints=[]))
+            await wait_for(lambda: state.kube.nodes["gpu-1"].taints == [])
+            api.delete("Node", None, "cpu-1")
+            await wait_for(lambda: "cpu-1" not in state.kube.nodes)
+
+            events = state.selfmon.kube_watch_events
+            assert events[("pods", "ADDED")] == 1
+            assert events[("pods", "MODIFIED")] == 1
+            assert events[("pods", "DELETED")] == 1
+            assert events[("nodes", "MODIFIED")] == 1 and events[("nodes", "DELETED")] == 1
+            assert _lists(state, "pods") == 1  # all of it through the watch, no re-list
+
+
+async def test_bookmark_advances_resource_version(tmp_path: Path) -> None:
+    async with running_kube_api(bookmark_interval=0.1) as api:
+        _seed(api)
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path), state) as source:
+            await wait_for(lambda: state.kube.nodes_synced and api.watch_count() == 2)
+            listed_rv = int(source.resource_version("nodes"))
+            # Pod churn moves the global resourceVersion; the node watch sees no event of its
+            # own, only bookmarks, which must carry its resourceVersion forward.
+            for i in range(3):
+                api.add(make_pod("ns", f"churn-{i}", "gpu-1"))
+            await wait_for(lambda: int(source.resource_version("nodes")) == api.resource_version)
+            assert int(source.resource_version("nodes")) > listed_rv
+            assert state.selfmon.kube_watch_events[("nodes", "BOOKMARK")] >= 1
+
+            # Why it matters: after compaction, a reconnecting watch resumes without a re-list.
+            api.compact()
+            api.drop_watches()
+            await wait_for(lambda: state.selfmon.errors.get(("kube", "watch"), 0) >= 2)
+            await wait_for(lambda: api.watch_count() == 2)
+            api.update(make_node("gpu-2", labels={"pool": "b"}))
+            await wait_for(lambda: state.kube.nodes["gpu-2"].labels.get("pool") == "b")
+            assert _lists(state, "nodes") == 1
+            assert ("kube", "gone") not in state.selfmon.errors
+
+
+async def test_gone_triggers_quiet_relist(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with running_kube_api(bookmark_interval=60) as api:
+        _seed(api)
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path), state):
+            await wait_for(lambda: state.kube.pods_synced and api.watch_count() == 2)
+            # The watches are cut before these changes reach them, and the history is then
+            # compacted: the client's resourceVersion is now too old and the server says 410.
+            api.drop_watches()
+            api.add(make_pod("inference", "late-0", "gpu-1"))
+            api.delete("Pod", "inference", "llama-1")
+            api.compact()
+            await wait_for(lambda: _lists(state, "pods") == 2)
+            assert _names(state) == {
+                "inference/llama-0", "inference/late-0", "training/bert-worker-0",
+                "gpu-operator/dcgm-exporter-abcde",
+            }
+            assert state.selfmon.errors[("kube", "gone")] >= 1
+            assert state.selfmon.kube_watch_events[("pods", "ERROR")] >= 1
+            assert _lists(state, "pods", "error") == 0
+            await wait_for(lambda: state.selfmon.targets.get(("kube", "pods")) is True)
+        # A 410 is routine: never logged as an error.
+        assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+async def test_dropped_watch_reconnects_and_resumes(tmp_path: Path) -> None:
+    async with running_kube_api() as api:
+        _seed(api)
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path), state):
+            await wait_for(lambda: state.kube.pods_synced and api.watch_count() == 2)
+            watches_before = sum(1 for r in api.requests if r[0] == "watch")
+            api.drop_watches()
+            await wait_for(lambda: state.selfmon.errors.get(("kube", "watch"), 0) >= 2)
+            await wait_for(lambda: sum(1 for r in api.requests if r[0] == "watch") >= watches_before + 2)
+            api.add(make_pod("inference", "after-drop", "gpu-1"))
+            await wait_for(lambda: "inference/after-drop" in _names(state))
+            # Resumed from the last resourceVersion: no re-list needed.
+            assert _lists(state, "pods") == 1 and _lists(state, "nodes") == 1
+            await wait_for(lambda: state.selfmon.targets.get(("kube", "pods")) is True)
+
+
+async def test_watch_that_ends_normally_is_rewatched(tmp_path: Path) -> None:
+    async with running_kube_api(bookmark_interval=60) as api:
+        _seed(api)
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path, watch_timeout="1s"), state):
+            await wait_for(lambda: state.kube.pods_synced)
+            # timeoutSeconds=1: the server ends each watch after a second; the client re-watches.
+            await wait_for(lambda: sum(1 for r in api.requests if r == ("watch", "/api/v1/pods", "pods")) >= 3)
+            api.add(make_pod("inference", "x", "gpu-1"))
+            await wait_for(lambda: "inference/x" in _names(state))
+            assert _lists(state, "pods") == 1
+            assert ("kube", "watch") not in state.selfmon.errors
+
+
+async def test_api_down_at_start_then_up(tmp_path: Path) -> None:
+    async with running_kube_api() as api:
+        _seed(api)
+        api.set_down(True)
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path, backoff_max="200ms"), state) as source:
+            await wait_for(lambda: _lists(state, "pods", "error") >= 2)
+            assert state.selfmon.targets[("kube", "pods")] is False
+            assert state.selfmon.errors[("kube", "list")] >= 2
+            assert not state.kube.pods_synced and not state.kube.pods
+            assert {t.target: t.last_error for t in source.targets()} == {"pods": "list", "nodes": "list"}
+            api.set_down(False)
+            await wait_for(lambda: state.kube.pods_synced and state.kube.nodes_synced)
+            assert len(state.kube.pods) == 4
+            await wait_for(lambda: state.selfmon.targets[("kube", "pods")] is True)
+
+
+async def test_api_unreachable_then_reachable(tmp_path: Path) -> None:
+    """Connection refused (not a 503): the port has no listener until the server starts."""
+    api = FakeKubeAPI(bookmark_interval=0.2)
+    await api.start()
+    port_url = api.base_url
+    await api.stop()
+    state = AppState()
+    config = kube_config(api, tmp_path, backoff_max="200ms")
+    async with running_kube_source(config, state):
+        await wait_for(lambda: _lists(state, "nodes", "error") >= 2)
+        assert state.selfmon.targets[("kube", "nodes")] is False
+    assert port_url.startswith("http://127.0.0.1:")
+
+
+async def test_deleted_during_outage_vanish_after_relist(tmp_path: Path) -> None:
+    async with running_kube_api() as api:
+        _seed(api)
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path, backoff_max="200ms"), state):
+            await wait_for(lambda: state.kube.pods_synced and api.watch_count() == 2)
+            api.set_down(True)
+            await wait_for(lambda: state.selfmon.targets.get(("kube", "pods")) is False)
+            api.delete("Pod", "inference", "llama-0")
+            api.delete("Pod", "training", "bert-worker-0")
+            api.delete("Node", None, "gpu-2")
+            api.compact()  # the outage outlasted the apiserver's event window
+            api.set_down(False)
+            await wait_for(lambda: _lists(state, "pods") == 2 and _lists(state, "nodes") == 2)
+            assert _names(state) == {"inference/llama-1", "gpu-operator/dcgm-exporter-abcde"}
+            assert set(state.kube.nodes) == {"gpu-1", "cpu-1"}
+
+
+async def test_deleted_during_short_outage_replayed_from_history(tmp_path: Path) -> None:
+    async with running_kube_api() as api:
+        _seed(api)
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path, backoff_max="200ms"), state):
+            await wait_for(lambda: state.kube.pods_synced and api.watch_count() == 2)
+            api.set_down(True)
+            await wait_for(lambda: state.selfmon.targets.get(("kube", "pods")) is False)
+            api.delete("Pod", "inference", "llama-0")
+            api.set_down(False)
+            await wait_for(lambda: "inference/llama-0" not in _names(state))
+            assert _lists(state, "pods") == 1  # the DELETED event was replayed, no re-list
+
+
+async def test_node_scope_sees_only_its_node(tmp_path: Path) -> None:
+    async with running_kube_api() as api:
+        _seed(api)
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path, node_scope="gpu-2"), state):
+            await wait_for(lambda: state.kube.pods_synced and state.kube.nodes_synced)
+            assert set(state.kube.nodes) == {"gpu-2"}
+            assert _names(state) == {"inference/llama-1", "training/bert-worker-0"}
+            await wait_for(lambda: api.watch_count() == 2)
+            api.add(make_pod("inference", "elsewhere", "gpu-1"))
+            api.add(make_pod("inference", "here", "gpu-2"))
+            api.update(make_node("gpu-1", labels={"x": "1"}))
+            await wait_for(lambda: "inference/here" in _names(state))
+            assert "inference/elsewhere" not in _names(state)
+            assert set(state.kube.nodes) == {"gpu-2"}
+
+
+async def test_node_scope_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODE_NAME", "gpu-1")
+    async with running_kube_api() as api:
+        _seed(api)
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path, node_scope="${NODE_NAME}"), state):
+            await wait_for(lambda: state.kube.pods_synced and state.kube.nodes_synced)
+            assert set(state.kube.nodes) == {"gpu-1"}
+            assert _names(state) == {"inference/llama-0", "gpu-operator/dcgm-exporter-abcde"}
+
+
+async def test_namespaces_filter_on_ingest(tmp_path: Path) -> None:
+    async with running_kube_api() as api:
+        _seed(api)
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path, namespaces=["inference"]), state):
+            await wait_for(lambda: state.kube.pods_synced and api.watch_count() == 2)
+            assert _names(state) == {"inference/llama-0", "inference/llama-1"}
+            api.add(make_pod("training", "ignored", "gpu-1"))
+            api.add(make_pod("inference", "kept", "gpu-1"))
+            await wait_for(lambda: "inference/kept" in _names(state))
+            assert "training/ignored" not in _names(state)
+
+
+async def test_bad_kubeconfig_is_reported_not_raised(tmp_path: Path) -> None:
+    config = Config.model_validate(
+        {"kubernetes": {"enabled": True, "kubeconfig": str(tmp_path / "missing"), "backoff_max": "100ms"}}
+    )
+    state = AppState()
+    async with running_kube_source(config, state) as source:
+        await wait_for(lambda: state.selfmon.errors.get(("kube", "config"), 0) >= 2)
+        assert state.selfmon.targets[("kube", "pods")] is False
+        assert {t.last_error for t in source.targets()} == {"config"}
+
+
+async def test_wrong_token_is_a_list_error(tmp_path: Path) -> None:
+    async with running_kube_api() as api:
+        _seed(api)
+        config = kube_config(api, tmp_path, backoff_max="100ms")
+        api.token = "rotated"  # the kubeconfig still carries the old token: 401
+        state = AppState()
+        async with running_kube_source(config, state):
+            await wait_for(lambda: _lists(state, "pods", "error") >= 1)
+            assert not state.kube.pods_synced
+            assert any(r[0] == "unauthorized" for r in api.requests)
+
+
+async def test_disabled_by_default_and_close_is_idempotent() -> None:
+    source = kube_module.KubeSource(Config(), AppState())
+    assert not source.enabled()
+    await source.close()
+    await source.close()
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    import random
+
+    rng = random.Random(7)
+    delays = [kube_module.backoff_delay(n, 2.0, rng) for n in range(12)]
+    assert all(0 < d <= 2.0 for d in delays)
+    assert delays[0] <= kube_module.BACKOFF_BASE
+    assert min(delays[6:]) >= 1.0  # capped base 2.0: at least half of it
+    assert len(set(delays[6:])) > 1  # jitter
+
+
+# ---- the test API server's protocol ------------------------------------------------------------
+
+
+async def _get(session: aiohttp.ClientSession, url: str, **params: str) -> tuple[int, dict]:
+    async with session.get(url, params=params) as resp:
+        return resp.status, orjson.loads(await resp.read())
+
+
+async def _watch_events(session: aiohttp.ClientSession, url: str, n: int | None = None, **params: str) -> list[dict]:
+    """Read a watch stream until it ends or `n` events arrived."""
+    params = {"watch": "true", **params}
+    out = []
+    async with session.get(url, params=params) as resp:
+        assert resp.status == 200
+        async for line in resp.content:
+            if line.strip():
+                out.append(orjson.loads(line))
+                if n is not None and len(out) >= n:
+                    break
+    return out
+
+
+@pytest.fixture
+async def fake_api():
+    async with running_kube_api(bookmark_interval=0.1) as api:
+        _seed(api)
+        yield api
+
+
+@pytest.fixture
+async def http(fake_api: FakeKubeAPI):
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {fake_api.token}"}) as s:
+        yield s
+
+
+async def test_protocol_list_shape_and_pagination(fake_api: FakeKubeAPI, http: aiohttp.ClientSession) -> None:
+    base = fake_api.base_url
+    status, body = await _get(http, f"{base}/api/v1/pods")
+    assert status == 200 and body["kind"] == "PodList" and body["apiVersion"] == "v1"
+    assert body["metadata"]["resourceVersion"] == str(fake_api.resource_version)
+    assert len(body["items"]) == 4
+    item = body["items"][0]
+    assert "kind" not in item and item["metadata"]["uid"] and item["metadata"]["creationTimestamp"]
+    seen, token, pages = [], None, 0
+    while True:
+        params = {"limit": "3"} | ({"continue": token} if token else {})
+        status, page = await _get(http, f"{base}/api/v1/pods", **params)
+        assert status == 200
+        pages += 1
+        seen += [i["metadata"]["name"] for i in page["items"]]
+        token = page["metadata"].get("continue")
+        if not token:
+            break
+    assert pages == 2 and len(seen) == 4 == len(set(seen))
+    status, ns_only = await _get(http, f"{base}/api/v1/namespaces/inference/pods")
+    assert {i["metadata"]["name"] for i in ns_only["items"]} == {"llama-0", "llama-1"}
+    status, nodes = await _get(http, f"{base}/api/v1/nodes")
+    assert nodes["kind"] == "NodeList" and len(nodes["items"]) == 3
+    status, one = await _get(http, f"{base}/api/v1/namespaces/inference/pods/llama-0")
+    assert status == 200 and one["kind"] == "Pod"
+    status, missing = await _get(http, f"{base}/api/v1/namespaces/inference/pods/nope")
+    assert status == 404 and missing["kind"] == "Status" and missing["reason"] == "NotFound"
+
+
+async def test_protocol_expired_continue_and_exact_list_are_410(fake_api: FakeKubeAPI, http: aiohttp.ClientSession) -> None:
+    base = fake_api.base_url
+    _, page = await _get(http, f"{base}/api/v1/pods", limit="1")
+    old_rv = page["metadata"]["resourceVersion"]
+    fake_api.add(make_pod("ns", "new", "gpu-1"))
+    fake_api.compact()
+    status, body = await _get(http, f"{base}/api/v1/pods", limit="1", **{"continue": page["metadata"]["continue"]})
+    assert status == 410 and body["reason"] == "Expired" and body["code"] == 410
+    status, body = await _get(http, f"{base}/api/v1/pods", resourceVersion=old_rv, resourceVersionMatch="Exact")
+    assert status == 410
+    status, body = await _get(http, f"{base}/api/v1/pods", resourceVersion=old_rv)
+    assert status == 200  # NotOlderThan semantics: served from the current state
+
+
+async def test_protocol_selectors(fake_api: FakeKubeAPI, http: aiohttp.ClientSession) -> None:
+    base = fake_api.base_url
+    _, body = await _get(http, f"{base}/api/v1/pods", fieldSelector="spec.nodeName=gpu-2")
+    assert {i["metadata"]["name"] for i in body["items"]} == {"llama-1", "bert-worker-0"}
+    _, body = await _get(http, f"{base}/api/v1/pods", fieldSelector="spec.nodeName=gpu-2,metadata.namespace!=training")
+    assert {i["metadata"]["name"] for i in body["items"]} == {"llama-1"}
+    _, body = await _get(http, f"{base}/api/v1/nodes", fieldSelector="metadata.name=gpu-1")
+    assert [i["metadata"]["name"] for i in body["items"]] == ["gpu-1"]
+    _, body = await _get(http, f"{base}/api/v1/pods", labelSelector="pod-template-hash")
+    assert {i["metadata"]["name"] for i in body["items"]} == {"llama-0", "llama-1"}
+    _, body = await _get(http, f"{base}/api/v1/pods", labelSelector="training.kubeflow.org/job-name=bert")
+    assert [i["metadata"]["name"] for i in body["items"]] == ["bert-worker-0"]
+    _, body = await _get(http, f"{base}/api/v1/nodes", labelSelector="nvidia.com/gpu.present!=true")
+    assert [i["metadata"]["name"] for i in body["items"]] == ["cpu-1"]
+    status, body = await _get(http, f"{base}/api/v1/pods", fieldSelector="spec.bogus=1")
+    assert status == 400 and body["reason"] == "BadRequest"
+
+
+async def test_protocol_watch_replay_bookmarks_timeout(fake_api: FakeKubeAPI, http: aiohttp.ClientSession) -> None:
+    base = fake_api.base_url
+    rv = fake_api.resource_version
+    fake_api.add(make_pod("ns", "a", "gpu-1"))
+    fake_api.update(make_pod("ns", "a", "gpu-1", phase="Succeeded"))
+    fake_api.delete("Pod", "ns", "a")
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    events = await _watch_events(http, f"{base}/api/v1/pods", resourceVersion=str(rv), timeoutSeconds="1",
+                                 allowWatchBookmarks="true")
+    elapsed = loop.time() - t0
+    assert [e["type"] for e in events[:3]] == ["ADDED", "MODIFIED", "DELETED"]
+    assert [int(e["object"]["metadata"]["resourceVersion"]) for e in events[:3]] == [rv + 1, rv + 2, rv + 3]
+    assert events[0]["object"]["kind"] == "Pod"
+    bookmarks = [e for e in events[3:] if e["type"] == "BOOKMARK"]
+    assert bookmarks and bookmarks[-1]["object"]["metadata"]["resourceVersion"] == str(fake_api.resource_version)
+    assert 0.9 <= elapsed < 3.0  # timeoutSeconds honoured
+    # No bookmarks unless asked for.
+    events = await _watch_events(http, f"{base}/api/v1/nodes", resourceVersion=str(fake_api.resource_version),
+                                 timeoutSeconds="1")
+    assert events == []
+    # No resourceVersion: the current state as synthetic ADDED events first.
+    events = await _watch_events(http, f"{base}/api/v1/nodes", n=3, timeoutSeconds="5")
+    assert sorted(e["object"]["metadata"]["name"] for e in events) == ["cpu-1", "gpu-1", "gpu-2"]
+    assert {e["type"] for e in events} == {"ADDED"}
+
+
+async def test_protocol_watch_expired_rv_sends_error_event(fake_api: FakeKubeAPI, http: aiohttp.ClientSession) -> None:
+    rv = fake_api.resource_version
+    fake_api.add(make_pod("ns", "b", "gpu-1"))
+    fake_api.compact()
+    events = await _watch_events(http, f"{fake_api.base_url}/api/v1/pods", resourceVersion=str(rv), timeoutSeconds="5")
+    assert len(events) == 1 and events[0]["type"] == "ERROR"
+    status = events[0]["object"]
+    assert (status["kind"], status["code"], status["reason"], status["status"]) == ("Status", 410, "Expired", "Failure")
+
+
+async def test_protocol_selector_transitions_in_watch(fake_api: FakeKubeAPI, http: aiohttp.ClientSession) -> None:
+    """A pod that leaves a watch's field selector is DELETED for that watch, one that enters is ADDED."""
+    base = fake_api.base_url
+    rv = fake_api.resource_version
+    fake_api.add(make_pod("ns", "mover", "gpu-1"))
+    fake_api.update(make_pod("ns", "mover", "gpu-2"))
+    fake_api.update(make_pod("ns", "mover", "gpu-1"))
+    events = await _watch_events(http, f"{base}/api/v1/pods", n=3, resourceVersion=str(rv),
+                                 fieldSelector="spec.nodeName=gpu-1", timeoutSeconds="5")
+    assert [e["type"] for e in events] == ["ADDED", "DELETED", "ADDED"]
+
+
+async def test_protocol_discovery_auth_and_down(fake_api: FakeKubeAPI, http: aiohttp.ClientSession) -> None:
+    base = fake_api.base_url
+    _, version = await _get(http, f"{base}/version")
+    assert version["major"] == "1" and version["gitVersion"].startswith("v1.")
+    _, api = await _get(http, f"{base}/api")
+    assert api["kind"] == "APIVersions" and api["versions"] == ["v1"]
+    _, resources = await _get(http, f"{base}/api/v1")
+    assert {r["name"]: r["namespaced"] for r in resources["resources"]} == {"pods": True, "nodes": False}
+    async with aiohttp.ClientSession() as anonymous:
+        status, body = await _get(anonymous, f"{base}/api/v1/pods")
+        assert status == 401 and body["reason"] == "Unauthorized"
+    fake_api.set_down(True)
+    status, body = await _get(http, f"{base}/api/v1/pods")
+    assert status == 503 and body["reason"] == "ServiceUnavailable"
+    fake_api.set_down(False)
+    status, _ = await _get(http, f"{base}/api/v1/pods")
+    assert status == 200
+
+
+async def test_protocol_drop_watches_cuts_the_stream(fake_api: FakeKubeAPI, http: aiohttp.ClientSession) -> None:
+    async def read_all() -> None:
+        async with http.get(f"{fake_api.base_url}/api/v1/pods",
+                            params={"watch": "1", "resourceVersion": str(fake_api.resource_version)}) as resp:
+            async for _ in resp.content:
+                pass
+
+    task = asyncio.create_task(read_all())
+    await wait_for(lambda: fake_api.watch_count() == 1)
+    fake_api.drop_watches()
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await asyncio.wait_for(task, 5)
+    assert fake_api.watch_count() == 0
+
+
+async def test_official_client_typed_models_and_watch_helper(fake_api: FakeKubeAPI, tmp_path: Path) -> None:
+    """The stock typed client and its Watch helper accept the fake server's objects and events."""
+    path = fake_api.write_kubeconfig(tmp_path / "kubeconfig")
+    api_client = await kconfig.new_client_from_config(config_file=str(path))
+    try:
+        version = await kclient.VersionApi(api_client).get_code()
+        assert version.major == "1"
+        core = kclient.CoreV1Api(api_client)
+        pods = await core.list_pod_for_all_namespaces()
+        assert {p.metadata.name for p in pods.items} >= {"llama-0", "bert-worker-0"}
+        llama = next(p for p in pods.items if p.metadata.name == "llama-0")
+        assert llama.spec.containers[0].resources.requests["nvidia.com/gpu"] == "2"
+        assert llama.metadata.owner_references[0].kind == "ReplicaSet"
+        nodes = await core.list_node(field_selector="metadata.name=gpu-1")
+        assert [n.metadata.name for n in nodes.items] == ["gpu-1"]
+        assert nodes.items[0].spec.taints[0].key == "nvidia.com/gpu"
+        rv = pods.metadata.resource_version
+        fake_api.add(make_pod("ns", "typed", "gpu-1"))
+        w = kwatch.Watch()
+        async with w:
+            async for event in w.stream(core.list_pod_for_all_namespaces, resource_version=rv, timeout_seconds=2):
+                assert event["type"] == "ADDED"
+                assert event["object"].metadata.name == "typed"
+                assert w.resource_version == str(fake_api.resource_version)
+                break
+    finally:
+        await api_client.close()

@@ -15,6 +15,7 @@ import json
 import os
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -38,7 +39,7 @@ def torn_zip() -> bytes:
 
 @dataclass
 class Tree:
-    root: Path
+    root: Path | None
     base: float
     # path -> (offset index, kind, payload or link target)
     items: dict[str, tuple[int, str, bytes | str]] = field(default_factory=dict)
@@ -56,6 +57,7 @@ class Tree:
         return self
 
     def write(self) -> None:
+        assert self.root is not None
         for path, (k, kind, data) in self.items.items():
             full = self.root / path
             full.parent.mkdir(parents=True, exist_ok=True)
@@ -299,30 +301,30 @@ def build(case: Case, root: Path, base: float) -> Tree:
     return tree
 
 
-def upload(trees: dict[str, Tree], client, bucket: str) -> None:
+def upload(trees: dict[str, Tree], client, bucket: str, parallel: int = 16) -> None:
     """Upload several trees (prefix -> tree) in mtime order: every distinct offset is one
-    wall-clock second later than the previous, so S3's LastModified keeps their order.
-    Local symlinks become what frameworks write to object storage instead: Composer a small
-    `<name>.symlink` object naming the target, Lightning a copy of the file."""
-    groups: dict[int, list[tuple[str, str, str, bytes | str]]] = {}
+    wall-clock second later than the previous, so S3's LastModified keeps their order (the puts
+    of one group run in parallel so a group does not straddle a second).  Local symlinks become
+    what frameworks write to object storage instead: Composer a small `<name>.symlink` object
+    naming the target, Lightning a copy of the file."""
+    groups: dict[int, list[dict]] = {}
     for prefix, tree in trees.items():
         for path, (k, kind, data) in tree.items.items():
-            groups.setdefault(k, []).append((prefix, path, kind, data))
-    last = None
-    for k in sorted(groups):
-        if last is not None:
-            # Sleep to the next second boundary, so this group's LastModified is strictly later.
-            now = time.time()
-            time.sleep(int(now) + 1 - now + 0.02)
-        last = k
-        for prefix, path, kind, data in groups[k]:
             key = f"{prefix}/{path}"
             if kind == "file":
-                client.put_object(Bucket=bucket, Key=key, Body=data)
-                continue
-            tree = trees[prefix]
-            target = os.path.normpath(os.path.join(os.path.dirname(path), str(data)))
-            if path.rsplit("/", 1)[-1].startswith("latest-rank"):
-                client.put_object(Bucket=bucket, Key=key + ".symlink", Body=f"{prefix}/{target}".encode())
+                put = {"Key": key, "Body": data}
             else:
-                client.put_object(Bucket=bucket, Key=key, Body=tree.items[target][2])
+                target = os.path.normpath(os.path.join(os.path.dirname(path), str(data)))
+                if path.rsplit("/", 1)[-1].startswith("latest-rank"):
+                    put = {"Key": key + ".symlink", "Body": f"{prefix}/{target}".encode()}
+                elif target in tree.items:
+                    put = {"Key": key, "Body": tree.items[target][2]}
+                else:
+                    continue  # a dangling link has no object-store form
+            groups.setdefault(k, []).append(put)
+    with ThreadPoolExecutor(parallel) as pool:
+        for i, k in enumerate(sorted(groups)):
+            if i:
+                now = time.time()
+                time.sleep(int(now) + 1 - now + 0.02)
+            list(pool.map(lambda kw: client.put_object(Bucket=bucket, **kw), groups[k]))

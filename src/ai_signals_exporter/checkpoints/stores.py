@@ -144,12 +144,17 @@ _CLIENT_KEYS = {
 
 
 def _obstore_error_reason(exc: BaseException) -> str:
-    text = str(exc)
-    if any(s in text for s in ("SlowDown", "429", "503", "TooManyRequests", "Throttl", "RequestLimitExceeded")):
+    # The summary line only: the debug dump that follows names fields like `retry_timeout`.
+    text = str(exc).split("Debug source:", 1)[0]
+    if any(s in text for s in ("SlowDown", " 429 ", " 503 ", "TooManyRequests", "Throttl", "RequestLimitExceeded")):
         return "throttled"
-    if "timed out" in text.lower() or "timeout" in text.lower():
+    if "timed out" in text.lower():
         return "timeout"
     return "storage"
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 class ObjectTree:
@@ -162,6 +167,10 @@ class ObjectTree:
             "timeout": f"{max(1, int(timeout))}s",
             "connect_timeout": f"{max(1, min(5, int(timeout)))}s",
         }
+        # Passing client options replaces the ones obstore would read from the environment, so
+        # carry the documented switch for plain-HTTP S3-compatible servers over by hand.
+        if self.scheme == "s3" and _env_true("AWS_ALLOW_HTTP"):
+            client["allow_http"] = True
         for key, value in options.items():
             (client if key.lower() in _CLIENT_KEYS else config)[key.lower()] = value
         # Retries must fit inside one scan's timeout; the next scan is the real retry.

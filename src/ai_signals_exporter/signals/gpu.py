@@ -107,7 +107,7 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         # The track and the reading come from the same scrape; if they ever disagree the reading
         # wins (a busy reading is never reported idle).
         secs = idle_seconds(t, now) if is_idle(r.util, g.idle_threshold) else 0.0
-        fams["ai_gpu_idle_seconds"].add(labels, secs)
+        fams["ai_gpu_idle_seconds"].add(labels, round(secs, 3))
         fams["ai_gpu_utilization_ratio"].add(labels, r.util)
         idle_long = secs >= g.idle_after and secs > 0
         idle_per_node[node] = idle_per_node.get(node, 0) + (1 if idle_long else 0)

@@ -82,8 +82,11 @@ def instance_of(labels: dict[str, str]) -> tuple[str, str]:
 def key_of(labels: dict[str, str], default_host: str = "") -> GpuKey:
     """Identity of a device: the UUID is globally unique; without one (a stripped payload) fall
     back to host + index, which is unique within a cluster."""
-    uuid = _label(labels, "UUID", "uuid")
-    instance, _ = instance_of(labels)
+    # Plain lookups: this runs for every sample of every payload.
+    uuid = labels.get("UUID") or labels.get("uuid") or ""
+    instance = labels.get("GPU_I_ID") or ""
+    if instance in _NULL_VALUES:
+        instance = ""
     if not uuid:
         uuid = f"{hostname_of(labels) or default_host}/{_label(labels, 'gpu')}"
     return (uuid, instance)
@@ -107,12 +110,15 @@ def pod_of(labels: dict[str, str], relabelled: bool, own_pod: tuple[str, str] | 
     dcgm-exporter pod we discovered; a series naming it is not a workload either.
     """
     if relabelled:
-        ns, pod = _label(labels, "exported_namespace"), _label(labels, "exported_pod")
+        pod = labels.get("exported_pod")
+        if not pod:
+            return None
+        ns = labels.get("exported_namespace", "")
     else:
-        ns = _label(labels, "namespace", "pod_namespace")
-        pod = _label(labels, "pod", "pod_name")
-    if not pod:
-        return None
+        pod = labels.get("pod") or labels.get("pod_name")
+        if not pod:
+            return None
+        ns = labels.get("namespace") or labels.get("pod_namespace") or ""
     if own_pod is not None and (ns, pod) == own_pod:
         return None
     return (ns, pod)

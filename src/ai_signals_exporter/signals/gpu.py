@@ -96,6 +96,7 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
 
     idle_per_node: dict[str, int] = {}
     cost: dict[tuple[str, str], float] = {}
+    prices: dict[str, float | None] = {}
     for key, (node, r) in sorted(readings.items(), key=lambda kv: (kv[1][0], kv[1][1].series_gpu)):
         kn = nodes.get(node)
         model = (kn.model if kn is not None and kn.model else "") or r.model
@@ -111,7 +112,9 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         fams["ai_gpu_utilization_ratio"].add(labels, r.util)
         idle_long = secs >= g.idle_after and secs > 0
         idle_per_node[node] = idle_per_node.get(node, 0) + (1 if idle_long else 0)
-        price = price_for(model, g.price_per_gpu_hour)
+        if model not in prices:  # one lookup per model, not per GPU
+            prices[model] = price_for(model, g.price_per_gpu_hour)
+        price = prices[model]
         if price is not None:
             share = mig_fraction(r.profile, model) if r.is_mig else 1.0
             ck = (node, model)

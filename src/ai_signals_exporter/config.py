@@ -119,14 +119,30 @@ class DcgmTarget(Strict):
     # Node this dcgm-exporter runs on; when absent it comes from the Hostname label or discovery.
     node: str | None = None
 
+    @model_validator(mode="after")
+    def _check_url(self) -> "DcgmTarget":
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return self
+
 
 class DcgmDiscovery(Strict):
     enabled: bool = True
     # Defaults match the NVIDIA GPU Operator and the upstream dcgm-exporter Helm chart.
     label_selector: str = "app=nvidia-dcgm-exporter"
     namespaces: list[str] = Field(default_factory=list)
-    port: int = 9400
-    path: str = "/metrics"
+    port: int = Field(9400, ge=1, le=65535)
+    path: str = Field("/metrics", pattern=r"^/")
+
+    @model_validator(mode="after")
+    def _check_selector(self) -> "DcgmDiscovery":
+        from .labelselector import SelectorError, parse_selector
+
+        try:
+            parse_selector(self.label_selector)
+        except SelectorError as exc:
+            raise ValueError(f"label_selector: {exc}") from None
+        return self
 
 
 class GpuConfig(Strict):
@@ -140,7 +156,7 @@ class GpuConfig(Strict):
     taint_key: str = "nvidia.com/gpu"
     # Price of one GPU-hour per GPU model (the node's nvidia.com/gpu.product label); "default"
     # applies to models not listed.  Enables ai_gpu_idle_cost_per_hour.
-    price_per_gpu_hour: dict[str, float] = Field(default_factory=dict)
+    price_per_gpu_hour: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     dcgm_targets: list[DcgmTarget] = Field(default_factory=list)
     discovery: DcgmDiscovery = Field(default_factory=DcgmDiscovery)
 

@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""Generate the Grafana dashboards in dashboards/ (dashboards as code, no extra library).
+
+    scripts/gen_dashboards.py           # write dashboards/*.json
+    scripts/gen_dashboards.py --check   # exit 1 when a committed dashboard has drifted
+
+Every panel query is run against a real Prometheus by tests/rules/test_dashboards.py.  DCGM
+queries accept both host label spellings (`Hostname` in released dcgm-exporters, `hostname` on
+main) and expose them as one `node` label.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "dashboards"
+DS = {"type": "prometheus", "uid": "${datasource}"}
+
+
+def node_norm(expr: str) -> str:
+    return f'label_replace(label_replace({expr}, "node", "$1", "Hostname", "(.+)"), "node", "$1", "hostname", "(.+)")'
+
+
+def dcgm(metric: str, agg: str = "max", by: str = "node, gpu") -> str:
+    """A DCGM field per GPU, filtered by $node under either host label, time-slicing/MIG
+    duplicates collapsed with max (never summed)."""
+    sel = f'{metric}{{Hostname=~"$node"}} or {metric}{{hostname=~"$node"}}'
+    return f"{agg} by ({by}) ({node_norm(sel)})"
+
+
+def dcgm_rate(metric: str) -> str:
+    sel = f'rate({metric}{{Hostname=~"$node"}}[$__rate_interval]) or rate({metric}{{hostname=~"$node"}}[$__rate_interval])'
+    return f"max by (node, gpu) ({node_norm(sel)})"
+
+
+def target(expr: str, legend: str, ref: str = "A", instant: bool = False) -> dict:
+    t = {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref}
+    if instant:
+        t.update({"instant": True, "range": False, "format": "table"})
+    return t
+
+
+def panel(kind: str, title: str, targets: list[dict], unit: str = "short", description: str = "",
+          w: int = 12, h: int = 8, **field_defaults) -> dict:
+    defaults = {"unit": unit, **field_defaults}
+    return {"type": kind, "title": title, "description": description, "datasource": DS,
+            "targets": targets, "fieldConfig": {"defaults": defaults, "overrides": []},
+            "options": {}, "gridPos": {"w": w, "h": h}}
+
+
+def ts(title, targets, unit="short", description="", **kw):
+    return panel("timeseries", title, targets, unit, description, **kw)
+
+
+def stat(title, targets, unit="short", description="", **kw):
+    return panel("stat", title, targets, unit, description, w=6, h=4, **kw)
+
+
+def table(title, targets, unit="short", description="", **kw):
+    return panel("table", title, targets, unit, description, w=24, h=8, **kw)
+
+
+def row(title: str) -> dict:
+    return {"type": "row", "title": title, "collapsed": False, "panels": [], "gridPos": {"w": 24, "h": 1}}
+
+
+def query_var(name: str, label: str, query: str, multi: bool = True) -> dict:
+    return {"name": name, "label": label, "type": "query", "datasource": DS,
+            "query": {"query": query, "refId": f"{name}-var"}, "definition": query, "refresh": 2,
+            "includeAll": multi, "multi": multi, "allValue": ".*", "sort": 1,
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if multi else {}}
+
+
+DATASOURCE_VAR = {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+                  "current": {}, "hide": 0, "refresh": 1, "regex": ""}
+
+
+def layout(panels: list[dict]) -> list[dict]:
+    """Assign ids and grid positions left to right, top to bottom."""
+    x = y = row_h = 0
+    for i, p in enumerate(panels, start=1):
+        p["id"] = i
+        w, h = p["gridPos"]["w"], p["gridPos"]["h"]
+        if x + w > 24:
+            x, y, row_h = 0, y + row_h, 0
+        p["gridPos"] = {"x": x, "y": y, "w": w, "h": h}
+        x, row_h = x + w, max(row_h, h)
+    return panels
+
+
+def dashboard(uid: str, title: str, description: str, variables: list[dict], panels: list[dict]) -> dict:
+    return {
+        "uid": uid, "title": title, "description": description,
+        "tags": ["ai-signals"], "timezone": "", "editable": True, "schemaVersion": 39,
+        "time": {"from": "now-6h", "to": "now"}, "refresh": "30s", "graphTooltip": 1,
+        "templating": {"list": [DATASOURCE_VAR, *variables]},
+        "annotations": {"list": []}, "links": [], "panels": layout(panels),
+    }
+
+
+def gpu_fleet() -> dict:
+    node_sel = 'node=~"$node"'
+    panels = [
+        row("Allocation and idle (ai-signals-exporter)"),
+        stat("Idle GPUs on tainted nodes",
+             [target(f"sum(ai_gpu_node_idle_gpus{{{node_sel}}} and on (node) (ai_gpu_node_tainted == 1)) or vector(0)", "idle")],
+             description="GPUs idle past gpu.idle_after on nodes that only accept GPU workloads."),
+        stat("GPU nodes without taint",
+             [target(f"count(ai_gpu_node_tainted{{{node_sel}}} == 0 and on (node) (ai_gpu_node_allocatable_gpus > 0)) or vector(0)", "nodes")]),
+        stat("CPU-only pods on GPU nodes", [target(f"sum(ai_gpu_node_non_gpu_pods{{{node_sel}}}) or vector(0)", "pods")]),
+        stat("Unhealthy (withdrawn) GPUs", [target(f"sum(ai_gpu_node_unhealthy_gpus{{{node_sel}}}) or vector(0)", "gpus")]),
+        ts("GPU idle time", [target(f'max by (node, gpu, namespace, pod) (ai_gpu_idle_seconds{{{node_sel}, namespace=~"$namespace"}})',
+                                    "{{node}}/{{gpu}} {{namespace}}/{{pod}}")], unit="s"),
+        ts("Requested vs allocatable GPUs per node",
+           [target(f"sum by (node) (ai_gpu_node_requested_gpus{{{node_sel}}})", "{{node}} requested", "A"),
+            target(f"sum by (node) (ai_gpu_node_allocatable_gpus{{{node_sel}}})", "{{node}} allocatable", "B")]),
+        ts("GPU utilisation (exporter, MIG-aware)",
+           [target(f'ai_gpu_utilization_ratio{{{node_sel}, namespace=~"$namespace"}}', "{{node}}/{{gpu}}")],
+           unit="percentunit", min=0, max=1),
+        row("Device health (dcgm-exporter)"),
+        ts("GPU utilisation (DCGM; engine-active on MIG)",
+           [target(f"gpu:dcgm_utilization:ratio{{{node_sel}}}", "{{node}}/{{gpu}} {{GPU_I_PROFILE}}")],
+           unit="percentunit", min=0, max=1),
+        ts("Framebuffer used", [target(f"gpu:dcgm_framebuffer_used:ratio{{{node_sel}}}", "{{node}}/{{gpu}}")],
+           unit="percentunit", min=0, max=1,
+           description="Informational: vLLM reserves ~90 % of GPU memory by design; saturation is KV cache and queue."),
+        ts("GPU temperature vs slowdown limit",
+           [target(dcgm("DCGM_FI_DEV_GPU_TEMP"), "{{node}}/{{gpu}}", "A"),
+            target(dcgm("DCGM_FI_DEV_SLOWDOWN_TEMP", by="node"), "{{node}} slowdown", "B")], unit="celsius"),
+        ts("Memory (HBM) temperature vs limit",
+           [target(dcgm("DCGM_FI_DEV_MEMORY_TEMP") + " > 0", "{{node}}/{{gpu}}", "A"),
+            target(dcgm("DCGM_FI_DEV_MEM_MAX_OP_TEMP", by="node"), "{{node}} max operating", "B")], unit="celsius"),
+        ts("Power vs limit",
+           [target(dcgm("DCGM_FI_DEV_POWER_USAGE"), "{{node}}/{{gpu}}", "A"),
+            target(dcgm("DCGM_FI_DEV_POWER_MGMT_LIMIT", by="node"), "{{node}} limit", "B")], unit="watt",
+           description="A busy GPU sits at its power limit with SW_POWER_CAP set: that is healthy."),
+        ts("SM clock", [target(dcgm("DCGM_FI_DEV_SM_CLOCK"), "{{node}}/{{gpu}}")], unit="MHz"),
+        ts("Thermal / hardware clock slowdown active",
+           [target(f"floor({dcgm('DCGM_FI_DEV_CLOCKS_EVENT_REASONS')} / 8) % 2 "
+                   f"+ floor({dcgm('DCGM_FI_DEV_CLOCKS_EVENT_REASONS')} / 32) % 2 "
+                   f"+ floor({dcgm('DCGM_FI_DEV_CLOCKS_EVENT_REASONS')} / 64) % 2 "
+                   f"+ floor({dcgm('DCGM_FI_DEV_CLOCKS_EVENT_REASONS')} / 128) % 2", "{{node}}/{{gpu}}")],
+           description="Count of HW_SLOWDOWN, SW_THERMAL, HW_THERMAL and HW_POWER_BRAKE bits set (SW_POWER_CAP excluded)."),
+        table("Recent XID errors", [target(f"gpu:dcgm_xid_errors:recent{{{node_sel}}}", "", instant=True)]),
+        ts("Remapped rows",
+           [target(dcgm("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS"), "{{node}}/{{gpu}} correctable", "A"),
+            target(dcgm("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS"), "{{node}}/{{gpu}} uncorrectable", "B"),
+            target(dcgm("DCGM_FI_DEV_ROW_REMAP_FAILURE"), "{{node}}/{{gpu}} remap failure", "C"),
+            target(dcgm("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"), "{{node}}/{{gpu}} DBE (volatile)", "D")]),
+        ts("PCIe replays and NVLink errors per second",
+           [target(dcgm_rate("DCGM_FI_DEV_PCIE_REPLAY_COUNTER"), "{{node}}/{{gpu}} PCIe replay", "A"),
+            target(dcgm_rate("DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL"), "{{node}}/{{gpu}} NVLink CRC flit", "B"),
+            target(dcgm_rate("DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL"), "{{node}}/{{gpu}} NVLink CRC data", "C"),
+            target(dcgm_rate("DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL"), "{{node}}/{{gpu}} NVLink replay", "D"),
+            target(dcgm_rate("DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL"), "{{node}}/{{gpu}} NVLink recovery", "E")]),
+        ts("Windowed XID and clock-event counts (exporter-computed)",
+           [target(dcgm("DCGM_EXP_XID_ERRORS_COUNT", by="node, gpu, xid"), "{{node}}/{{gpu}} XID {{xid}}", "A"),
+            target(dcgm("DCGM_EXP_CLOCK_EVENTS_COUNT", by="node, gpu, clock_event"), "{{node}}/{{gpu}} {{clock_event}}", "B"),
+            target(dcgm("DCGM_FI_DEV_XID_ERRORS", by="node, gpu"), "{{node}}/{{gpu}} last XID", "C")]),
+        row("Exporter"),
+        table("Exporter targets", [target("ai_signals_exporter_target_up", "", instant=True)]),
+    ]
+    variables = [
+        query_var("namespace", "Namespace", "label_values(ai_gpu_idle_seconds, namespace)"),
+        query_var("node", "Node", "label_values(ai_gpu_node_tainted, node)"),
+    ]
+    return dashboard("ai-signals-gpu-fleet", "AI signals / GPU fleet",
+                     "GPU allocation, idle GPUs on tainted nodes, and the DCGM health subset.", variables, panels)
+
+
+def llm_serving() -> dict:
+    wl = 'namespace=~"$namespace", workload=~"$workload"'
+    panels = [
+        row("Workloads"),
+        ts("Generated tokens/s per workload",
+           [target(f"workload:ai_serving_generation_tokens_per_second:sum{{{wl}}}", "{{namespace}}/{{workload}}")], unit="short"),
+        ts("Token capacity ratio (HPA input)",
+           [target(f"workload:ai_serving_token_capacity_ratio:avg{{{wl}}}", "{{namespace}}/{{workload}}")],
+           unit="percentunit", description="Generated tokens/s ÷ per-pod capacity, averaged over pods."),
+        ts("Requests waiting (HPA input) and running",
+           [target(f"workload:ai_serving_requests_waiting:sum{{{wl}}}", "{{workload}} waiting", "A"),
+            target(f"workload:ai_serving_requests_running:sum{{{wl}}}", "{{workload}} running", "B")]),
+        ts("KV cache usage",
+           [target(f"workload:ai_serving_kv_cache_usage_ratio:avg{{{wl}}}", "{{workload}} avg", "A"),
+            target(f"workload:ai_serving_kv_cache_usage_ratio:max{{{wl}}}", "{{workload}} max pod", "B")],
+           unit="percentunit", min=0, max=1),
+        ts("Time to first token (max over pods)",
+           [target(f'workload:ai_serving_time_to_first_token_seconds:max{{{wl}, quantile="0.95"}}', "{{workload}} p95", "A"),
+            target(f'workload:ai_serving_time_to_first_token_seconds:max{{{wl}, quantile="0.5"}}', "{{workload}} p50", "B")], unit="s"),
+        ts("Replicas (kube-state-metrics) and scraped pods",
+           [target('kube_deployment_spec_replicas{namespace=~"$namespace", deployment=~"$workload"}', "{{deployment}} desired", "A"),
+            target('kube_deployment_status_replicas_available{namespace=~"$namespace", deployment=~"$workload"}', "{{deployment}} available", "B"),
+            target('kube_horizontalpodautoscaler_status_desired_replicas{namespace=~"$namespace", horizontalpodautoscaler=~"$workload"}', "{{horizontalpodautoscaler}} HPA desired", "C"),
+            target(f"workload:ai_serving_pods:count{{{wl}}}", "{{workload}} scraped pods", "D")]),
+        row("Pods"),
+        ts("Generated tokens/s per pod",
+           [target(f"ai_serving_generation_tokens_per_second{{{wl}}}", "{{pod}} ({{engine}})")]),
+        ts("Prompt tokens/s and requests/s per workload",
+           [target(f"workload:ai_serving_prompt_tokens_per_second:sum{{{wl}}}", "{{workload}} prompt tok/s", "A"),
+            target(f"workload:ai_serving_requests_per_second:sum{{{wl}}}", "{{workload}} req/s", "B")]),
+        ts("Requests waiting per pod", [target(f"ai_serving_requests_waiting{{{wl}}}", "{{pod}}")]),
+        ts("KV cache per pod", [target(f"ai_serving_kv_cache_usage_ratio{{{wl}}}", "{{pod}}")], unit="percentunit"),
+    ]
+    variables = [
+        query_var("namespace", "Namespace", "label_values(ai_serving_requests_waiting, namespace)"),
+        query_var("workload", "Workload", 'label_values(ai_serving_requests_waiting{namespace=~"$namespace"}, workload)'),
+    ]
+    return dashboard("ai-signals-llm-serving", "AI signals / LLM serving",
+                     "Token throughput, capacity, queue, KV cache, TTFT and replicas per serving workload.", variables, panels)
+
+
+def training_checkpoints() -> dict:
+    sel = 'namespace=~"$namespace", job=~"$job"'
+    panels = [
+        stat("Stale checkpoints (age > 2× expected)",
+             [target(f"count(ai_checkpoint_age_seconds{{{sel}}} > 2 * ai_checkpoint_expected_interval_seconds) or vector(0)", "stale")]),
+        stat("Saves in progress", [target(f"sum(ai_checkpoint_in_progress{{{sel}}}) or vector(0)", "saving")]),
+        ts("Age of the last complete checkpoint vs expected interval",
+           [target(f"ai_checkpoint_age_seconds{{{sel}}}", "{{store}} age", "A"),
+            target(f"ai_checkpoint_expected_interval_seconds{{{sel}}}", "{{store}} expected", "B")], unit="s", w=24),
+        ts("Age ÷ expected interval",
+           [target(f"ai_checkpoint_age_seconds{{{sel}}} / ai_checkpoint_expected_interval_seconds{{{sel}}}", "{{store}}")]),
+        ts("Save in progress for", [target(f"ai_checkpoint_in_progress_age_seconds{{{sel}}}", "{{store}}")], unit="s"),
+        ts("Last checkpointed step", [target(f"ai_checkpoint_last_step{{{sel}}}", "{{store}}")]),
+        ts("Checkpoint size", [target(f"ai_checkpoint_size_bytes{{{sel}}}", "{{store}}")], unit="bytes"),
+    ]
+    variables = [
+        query_var("namespace", "Namespace", "label_values(ai_checkpoint_age_seconds, namespace)"),
+        query_var("job", "Job", 'label_values(ai_checkpoint_age_seconds{namespace=~"$namespace"}, job)'),
+    ]
+    return dashboard("ai-signals-training-checkpoints", "AI signals / Training checkpoints",
+                     "Age and completeness of training checkpoints per store.", variables, panels)
+
+
+def ingress_streaming() -> dict:
+    sel = 'probe=~"$probe"'
+    panels = [
+        stat("Probes buffered by the ingress", [target(f"sum(ai_stream_buffered{{{sel}}}) or vector(0)", "buffered")]),
+        ts("Buffering delay (ingress − direct, first chunk)",
+           [target(f"ai_stream_buffering_delay_seconds{{{sel}}}", "{{probe}}")], unit="s", w=18),
+        ts("Time to first chunk by route", [target(f"ai_stream_time_to_first_chunk_seconds{{{sel}}}", "{{probe}} {{route}}")], unit="s"),
+        ts("Time to first byte by route", [target(f"ai_stream_time_to_first_byte_seconds{{{sel}}}", "{{probe}} {{route}}")], unit="s"),
+        ts("Probe success rate", [target(f"avg_over_time(ai_stream_probe_success{{{sel}}}[$__rate_interval])", "{{probe}} {{route}}")],
+           unit="percentunit", min=0, max=1),
+        ts("Largest gap between chunks", [target(f"ai_stream_max_chunk_gap_seconds{{{sel}}}", "{{probe}} {{route}}")], unit="s"),
+        ts("Chunks per stream", [target(f"ai_stream_chunks{{{sel}}}", "{{probe}} {{route}}")]),
+        ts("Stream duration", [target(f"ai_stream_duration_seconds{{{sel}}}", "{{probe}} {{route}}")], unit="s"),
+    ]
+    variables = [query_var("probe", "Probe", "label_values(ai_stream_probe_success, probe)")]
+    return dashboard("ai-signals-ingress-streaming", "AI signals / Ingress streaming",
+                     "Streaming probes through the ingress and directly: buffering, first chunk, failures.", variables, panels)
+
+
+DASHBOARDS = {
+    "gpu-fleet.json": gpu_fleet,
+    "llm-serving.json": llm_serving,
+    "training-checkpoints.json": training_checkpoints,
+    "ingress-streaming.json": ingress_streaming,
+}
+
+
+def render() -> dict[str, str]:
+    return {name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n" for name, build in DASHBOARDS.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args(argv)
+    drift = []
+    for name, text in render().items():
+        path = OUT / name
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                drift.append(name)
+        else:
+            path.write_text(text)
+    if drift:
+        print(f"dashboards out of date: {', '.join(drift)}; run scripts/gen_dashboards.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

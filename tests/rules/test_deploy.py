@@ -1,0 +1,299 @@
+"""deploy/: manifests render with kustomize, validate against the Kubernetes schemas, pass Pod
+Security "restricted", grant least privilege, and the PrometheusRule matches rules/ exactly."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import subprocess
+import sys
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from ai_signals_exporter.config import load_config_text
+
+from .rulepack import DASHBOARDS, DEPLOY, REPO, all_rules, need, rule_files
+
+K8S_VERSION = "1.30.0"
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
+
+
+def render(path: str) -> list[dict]:
+    out = subprocess.run([need("kubectl"), "kustomize", str(DEPLOY / path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@pytest.fixture(scope="module", params=["base", "overlays/daemonset"])
+def rendered(request) -> list[dict]:
+    return render(request.param)
+
+
+def by_kind(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def workload(docs: list[dict]) -> dict:
+    (w,) = [d for d in docs if d["kind"] in ("Deployment", "DaemonSet")]
+    return w
+
+
+# --- Pod Security Standard "restricted" (v1.30 definition), plus read-only root filesystem ---
+
+ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                   "projected", "secret"}
+
+
+def restricted_violations(pod_spec: dict) -> list[str]:
+    v = []
+    psc = pod_spec.get("securityContext") or {}
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod_spec.get(key):
+            v.append(f"{key} is set")
+    for vol in pod_spec.get("volumes") or []:
+        kinds = set(vol) - {"name"}
+        if not kinds <= ALLOWED_VOLUMES:
+            v.append(f"volume {vol['name']} uses {sorted(kinds - ALLOWED_VOLUMES)}")
+    if psc.get("runAsUser") == 0:
+        v.append("pod runAsUser 0")
+    containers = (pod_spec.get("initContainers") or []) + pod_spec["containers"]
+    for c in containers:
+        sc = c.get("securityContext") or {}
+        name = c["name"]
+        if sc.get("privileged"):
+            v.append(f"{name}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            v.append(f"{name}: allowPrivilegeEscalation must be false")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            v.append(f"{name}: capabilities must drop ALL")
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            v.append(f"{name}: adds capabilities")
+        if not (sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True):
+            v.append(f"{name}: runAsNonRoot must be true")
+        if sc.get("runAsUser") == 0:
+            v.append(f"{name}: runAsUser 0")
+        seccomp = (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            v.append(f"{name}: seccompProfile must be RuntimeDefault or Localhost")
+        if any(p.get("hostPort") for p in c.get("ports") or []):
+            v.append(f"{name}: hostPort")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            v.append(f"{name}: readOnlyRootFilesystem must be true")
+    return v
+
+
+def test_restricted_checker_rejects_a_privileged_pod():
+    bad = {"hostNetwork": True, "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
+           "containers": [{"name": "c", "securityContext": {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}},
+                           "ports": [{"containerPort": 1, "hostPort": 1}]}]}
+    v = "\n".join(restricted_violations(bad))
+    for needle in ("hostNetwork", "hostPath", "privileged", "allowPrivilegeEscalation", "drop ALL",
+                   "adds capabilities", "runAsNonRoot", "seccompProfile", "hostPort", "readOnlyRootFilesystem"):
+        assert needle in v
+
+
+def test_workload_passes_pod_security_restricted(rendered):
+    w = workload(rendered)
+    assert restricted_violations(w["spec"]["template"]["spec"]) == []
+    (ns,) = by_kind(rendered, "Namespace")
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+# --- schemas ---
+
+def test_core_objects_validate_against_kubernetes_schemas(rendered):
+    kinds = set()
+    for doc in rendered:
+        if doc["kind"] in CRD_KINDS:
+            continue
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        kinds.add(doc["kind"])
+    assert {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "ConfigMap",
+            "NetworkPolicy"} <= kinds
+    assert kinds & {"Deployment", "DaemonSet"}
+
+
+def test_schema_validation_catches_a_mistake():
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
+                                      "spec": {"portz": []}}, K8S_VERSION, strict=True)
+
+
+def check_crd_shape(doc: dict) -> None:
+    """No CRD schemas ship offline: strict structural checks of the fields we use instead."""
+    assert set(doc) == {"apiVersion", "kind", "metadata", "spec"}
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", doc["metadata"]["name"])
+    spec = doc["spec"]
+    if doc["kind"] == "ServiceMonitor":
+        assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+        assert set(spec) <= {"selector", "endpoints", "namespaceSelector", "jobLabel"}
+        for ep in spec["endpoints"]:
+            assert set(ep) <= {"port", "interval", "scrapeTimeout", "honorLabels", "relabelings", "path"}
+    elif doc["kind"] == "PrometheusRule":
+        assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+        assert set(spec) == {"groups"}
+        for g in spec["groups"]:
+            assert set(g) <= {"name", "interval", "rules"}
+            for r in g["rules"]:
+                assert set(r) <= {"alert", "record", "expr", "for", "labels", "annotations"}
+                assert ("alert" in r) != ("record" in r)
+    elif doc["kind"] == "ScaledObject":
+        assert doc["apiVersion"] == "keda.sh/v1alpha1"
+        assert set(spec) <= {"scaleTargetRef", "minReplicaCount", "maxReplicaCount", "pollingInterval",
+                             "cooldownPeriod", "fallback", "triggers", "advanced"}
+        for t in spec["triggers"]:
+            assert set(t) <= {"type", "name", "metricType", "metadata"}
+            assert t["metricType"] in ("AverageValue", "Value", "Utilization")
+            assert all(isinstance(v, str) for v in t["metadata"].values())
+
+
+def test_crds_have_the_expected_shape(rendered):
+    crds = [d for d in rendered if d["kind"] in CRD_KINDS]
+    assert {d["kind"] for d in crds} == {"ServiceMonitor", "PrometheusRule"}
+    for doc in crds:
+        check_crd_shape(doc)
+
+
+# --- RBAC, networking, wiring ---
+
+def test_cluster_role_is_read_only_on_pods_and_nodes(rendered):
+    (role,) = by_kind(rendered, "ClusterRole")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get", "list", "watch"]}]
+    (binding,) = by_kind(rendered, "ClusterRoleBinding")
+    (sa,) = by_kind(rendered, "ServiceAccount")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                                    "namespace": sa["metadata"]["namespace"]}]
+    assert workload(rendered)["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
+
+
+def test_service_monitor_and_network_policy_reach_the_pods(rendered):
+    w = workload(rendered)
+    pod_labels = w["spec"]["template"]["metadata"]["labels"]
+    (svc,) = by_kind(rendered, "Service")
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+    assert svc["spec"]["ports"][0]["port"] == 9842
+    (sm,) = by_kind(rendered, "ServiceMonitor")
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    ep = sm["spec"]["endpoints"][0]
+    assert ep["port"] == svc["spec"]["ports"][0]["name"]
+    assert ep["honorLabels"] is True
+    (np_,) = by_kind(rendered, "NetworkPolicy")
+    assert np_["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert np_["spec"]["ingress"][0]["ports"] == [{"port": 9842, "protocol": "TCP"}]
+    container = w["spec"]["template"]["spec"]["containers"][0]
+    assert "--web.listen-address=:9842" in container["args"]
+    assert container["ports"][0]["containerPort"] == 9842
+
+
+def test_config_map_holds_a_valid_config(rendered, monkeypatch):
+    monkeypatch.setenv("NODE_NAME", "gpu-node-7")
+    (cm,) = by_kind(rendered, "ConfigMap")
+    cfg = load_config_text(cm["data"]["config.yaml"], "configmap")
+    assert cfg.kubernetes.enabled
+    w = workload(rendered)
+    volume = next(v for v in w["spec"]["template"]["spec"]["volumes"] if "configMap" in v)
+    assert volume["configMap"]["name"] == cm["metadata"]["name"]  # the hashed generator name
+    if w["kind"] == "DaemonSet":
+        assert cfg.kubernetes.node_scope == "gpu-node-7"
+        env = w["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in env
+    else:
+        assert cfg.kubernetes.node_scope is None
+
+
+def test_daemonset_overlay_replaces_the_deployment():
+    docs = render("overlays/daemonset")
+    assert by_kind(docs, "Deployment") == []
+    (ds,) = by_kind(docs, "DaemonSet")
+    tolerations = ds["spec"]["template"]["spec"]["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
+
+
+# --- PrometheusRule generated from rules/ ---
+
+def test_prometheusrule_has_not_drifted_from_rules():
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_prometheusrule.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all((DEPLOY / "base" / "prometheusrule.yaml").read_text()) if d]
+    assert [d["metadata"]["name"] for d in docs] == [f"ai-signals-{p.stem}" for p in rule_files()]
+    for doc, path in zip(docs, rule_files()):
+        assert doc["spec"]["groups"] == yaml.safe_load(path.read_text())["groups"]
+
+
+def test_drift_check_notices_an_edit(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import gen_prometheusrule
+    finally:
+        sys.path.pop(0)
+    (tmp_path / "x.yaml").write_text("groups:\n- name: g\n  rules:\n  - record: a:b:c\n    expr: up\n")
+    assert gen_prometheusrule.render(tmp_path) != gen_prometheusrule.render()
+
+
+def test_prometheusrule_spec_passes_promtool(tmp_path):
+    docs = [d for d in yaml.safe_load_all((DEPLOY / "base" / "prometheusrule.yaml").read_text()) if d]
+    files = []
+    for doc in docs:
+        f = tmp_path / f"{doc['metadata']['name']}.yaml"
+        f.write_text(yaml.safe_dump(doc["spec"]))
+        files.append(str(f))
+    out = subprocess.run([need("promtool"), "check", "rules", *files], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+# --- autoscaling inputs ---
+
+RECORDED = {r["record"] for r in all_rules() if "record" in r}
+
+
+def test_hpa_validates_and_scales_on_capacity_and_queue():
+    hpa = yaml.safe_load((DEPLOY / "autoscaling" / "hpa.yaml").read_text())
+    kubernetes_validate.validate(hpa, K8S_VERSION, strict=True)
+    adapter = yaml.safe_load((DEPLOY / "autoscaling" / "prometheus-adapter-rules.yaml").read_text())
+    exposed = {}
+    for rule in adapter["rules"]:
+        series = rule["seriesQuery"].split("{")[0]
+        assert series in RECORDED
+        exposed[re.sub(rule["name"]["matches"], rule["name"]["as"].replace("${1}", r"\1"), series)] = rule
+    names = {m["object"]["metric"]["name"] for m in hpa["spec"]["metrics"]}
+    assert names == {"ai_serving_token_capacity_ratio", "ai_serving_requests_waiting"}
+    assert names <= set(exposed)
+    assert "ai_serving_generation_tokens_per_second" in exposed
+
+
+def test_keda_scaled_object_uses_recorded_series_and_never_tokens_alone():
+    so = yaml.safe_load((DEPLOY / "autoscaling" / "keda-scaledobject.yaml").read_text())
+    check_crd_shape(so)
+    queries = [t["metadata"]["query"] for t in so["spec"]["triggers"]]
+    assert len(queries) == 2
+    assert any("ai_serving_requests_waiting" in q for q in queries)
+    for q in queries:
+        assert set(re.findall(r"workload:[a-z_]+:[a-z]+", q)) <= RECORDED
+    assert all(t["metadata"]["ignoreNullValues"] == "false" for t in so["spec"]["triggers"])
+
+
+# --- dcgm-exporter counters: exactly what the rules and dashboards use ---
+
+# Names the rules accept that are not CSV fields: the pre-rename clock field and the sample name
+# some exporter builds print for DCGM_EXP_XID_ERRORS_COUNT.
+DCGM_ALIASES = {"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "DCGM_FI_DEV_XID_ERRORS_ACTIVE"}
+DCGM_RE = re.compile(r"\bDCGM_(?:FI|EXP)_[A-Z0-9_]+")
+
+
+def test_dcgm_counters_csv_enables_exactly_what_is_used():
+    text = (DEPLOY / "dcgm-exporter" / "counters.csv").read_text()
+    rows = [r for r in csv.reader(io.StringIO(text), skipinitialspace=True) if r and not r[0].startswith("#")]
+    assert all(len(r) == 3 and r[1] in ("gauge", "counter", "label") for r in rows)
+    enabled = {r[0] for r in rows if r[1] != "label"}
+    used = set()
+    for p in rule_files():
+        used |= set(DCGM_RE.findall(p.read_text()))
+    for p in DASHBOARDS.glob("*.json"):
+        used |= set(DCGM_RE.findall(p.read_text()))
+    assert used - DCGM_ALIASES == enabled

@@ -72,7 +72,8 @@ async def test_initial_list_fills_state(tmp_path: Path) -> None:
             assert state.selfmon.sources["kube"].last_success > 0
             assert state.kube.generation > 0
             # The client only ever listed and watched: the RBAC it needs is exactly that.
-            await wait_for(lambda: ("watch", "/api/v1/pods", "pods") in api.requests)
+            await wait_for(lambda: ("watch", "/api/v1/pods", "pods") in api.requests
+                           and ("watch", "/api/v1/nodes", "nodes") in api.requests)
             assert rbac_rules(api.requests) == [
                 {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]},
                 {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},

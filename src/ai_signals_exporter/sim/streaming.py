@@ -131,7 +131,10 @@ class StreamingBackend:
             elif plan.format == "ndjson":
                 await resp.write(b'{"model":"sim","response":"","done":true}\n')
             await resp.write_eof()
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:  # the client (or a proxy's timeout) hung up: that is data, not an error
+            rec.aborted = True
+            return resp
+        except asyncio.CancelledError:
             rec.aborted = True
             raise
         rec.finished = time.monotonic()

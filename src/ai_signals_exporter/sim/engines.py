@@ -567,7 +567,7 @@ def _hist_lines(
     parts = out.parts
     fmt = out.fmt
     for i, pairs in enumerate(label_sets):
-        # One template per label set: "\\0" marks where the `le` value goes.
+        # One template per label set: a NUL character marks where the `le` value goes.
         with_le = pairs + (("le", "\0"),)
         if sort:
             with_le = tuple(sorted(with_le))

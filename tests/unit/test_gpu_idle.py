@@ -52,3 +52,24 @@ def test_prune_forgets_gpus_not_seen():
     tracks = {("a", ""): IdleTrack(0.0, 0.0), ("b", ""): IdleTrack(None, 95.0)}
     prune(tracks, now=100, max_age=45)
     assert list(tracks) == [("b", "")]
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.lists(st.tuples(st.floats(1, 100), st.sampled_from([0.0, 0.01, 0.05, 0.3, 1.0])), max_size=40))
+def test_idle_seconds_match_a_reference_model(steps):
+    """idle seconds == time since the first idle reading after the last busy reading or gap."""
+    t, ts = None, 0.0
+    start = None  # reference: start of the current idle stretch
+    prev_ts = None
+    for dt, util in steps:
+        ts += dt
+        t = track(t, util, THRESHOLD, ts, GAP)
+        if util >= THRESHOLD:
+            start = None
+        elif start is None or (prev_ts is not None and ts - prev_ts > GAP):
+            start = ts
+        prev_ts = ts
+        expected = 0.0 if start is None else 5.0 + ts - start
+        assert idle_seconds(t, ts + 5.0) == expected

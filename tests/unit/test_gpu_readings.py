@@ -169,3 +169,30 @@ def test_real_a30_mig_identity():
 def test_real_xid_payload_has_no_utilisation():
     data = (REAL / "dcgm-xid-errors-count-pr239.prom").read_bytes()
     assert GPU_UTIL not in parse_families(data, WANTED)
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 7), st.integers(0, 100), st.lists(st.text("abc", min_size=1, max_size=3), max_size=4)),
+        min_size=1, max_size=8, unique_by=lambda d: d[0],
+    )
+)
+def test_each_device_counted_once_whatever_the_sharing(devices):
+    """Any number of pods sharing a device (time-slicing) yields exactly one reading per device
+    with the device value, and every sharer recorded."""
+    lines = []
+    for index, pct, pods in devices:
+        base = f'gpu="{index}",UUID="GPU-{index}",modelName="M",Hostname="h"'
+        for i, pod in enumerate(pods or [None]):
+            extra = f',namespace="ns",pod="{pod}",vgpu="{i}"' if pod else ""
+            lines.append(f"DCGM_FI_DEV_GPU_UTIL{{{base}{extra}}} {pct}")
+            lines.append(f"DCGM_FI_PROF_GR_ENGINE_ACTIVE{{{base}{extra}}} {pct / 100}")
+    rs = {r.gpu: r for r in extract_readings(parse_families("\n".join(lines) + "\n", WANTED))}
+    assert len(rs) == len(devices)
+    for index, pct, pods in devices:
+        r = rs[str(index)]
+        assert r.util == pytest.approx(pct / 100)
+        assert r.pods == tuple(sorted({("ns", p) for p in pods}))

@@ -86,23 +86,30 @@ def _true_delay(obs, backend, t_before) -> float:
 
 
 CASES = {
-    # id: (kind, directives, query, expect_buffered, expected encoding)
-    "nginx-buffering-on-http11": ("nginx", "proxy_buffering on;", "", False, ""),
-    "nginx-buffering-off": ("nginx", "proxy_buffering off;", "", False, ""),
-    "nginx-buffering-on-http10": ("nginx", "proxy_http_version 1.0; proxy_buffering on;", "", True, ""),
-    "nginx-buffering-on-http10-x-accel-no": (
-        "nginx", "proxy_http_version 1.0; proxy_buffering on;", "&xab=no", False, "",
+    # id: (kind, directives, query, expect buffered, encoding, response headers arrive at
+    #      "start" (at once), "first" (with the first event) or "end" (with the whole body))
+    "nginx-buffering-on-http11": ("nginx", "proxy_buffering on;", "", False, "", "first"),
+    "nginx-buffering-off": ("nginx", "proxy_buffering off;", "", False, "", "start"),
+    "nginx-buffering-on-http10": (
+        "nginx", "proxy_http_version 1.0; proxy_buffering on;", "", True, "", "end",
     ),
-    "nginx-gzip-sse": ("nginx", "proxy_buffering on; " + GZIP_SSE, "", True, "gzip"),
-    "nginx-gzip-sse-x-accel-no": ("nginx", "proxy_buffering on; " + GZIP_SSE, "&xab=no", False, "gzip"),
-    "nginx-gzip-sse-buffering-off": ("nginx", "proxy_buffering off; " + GZIP_SSE, "", False, "gzip"),
-    "haproxy-no-delay": ("haproxy", "option http-no-delay", "", False, ""),
+    "nginx-buffering-on-http10-x-accel-no": (
+        "nginx", "proxy_http_version 1.0; proxy_buffering on;", "&xab=no", False, "", "start",
+    ),
+    "nginx-gzip-sse": ("nginx", "proxy_buffering on; " + GZIP_SSE, "", True, "gzip", "end"),
+    "nginx-gzip-sse-x-accel-no": (
+        "nginx", "proxy_buffering on; " + GZIP_SSE, "&xab=no", False, "gzip", "start",
+    ),
+    "nginx-gzip-sse-buffering-off": (
+        "nginx", "proxy_buffering off; " + GZIP_SSE, "", False, "gzip", "start",
+    ),
+    "haproxy-no-delay": ("haproxy", "option http-no-delay", "", False, "", "start"),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 async def test_verdict_and_delay_match_ground_truth(case, backend):
-    kind, directives, query, expect_buffered, encoding = CASES[case]
+    kind, directives, query, expect_buffered, encoding, headers_at = CASES[case]
     obs, verdict, state, t_before = await _probe_through(kind, directives, backend, query)
     assert obs.ingress.ok and obs.direct.ok, (obs.ingress.reason, obs.direct.reason)
     assert obs.ingress.encoding == encoding
@@ -110,6 +117,9 @@ async def test_verdict_and_delay_match_ground_truth(case, backend):
     truth = _true_delay(obs, backend, t_before)
     assert verdict["buffered"] == [1.0 if expect_buffered else 0.0]
     assert verdict["delay"][0] == pytest.approx(truth, abs=TOL)
+    ttfb = obs.ingress.ttfb
+    expected_ttfb = {"start": 0.0, "first": TTFT, "end": TTFT + STREAM_SPAN}[headers_at]
+    assert ttfb == pytest.approx(expected_ttfb, abs=TOL)
     if expect_buffered:
         # Held to the end: the first event arrives when the backend sent the last token.
         assert truth == pytest.approx(STREAM_SPAN, abs=TOL)

@@ -7,51 +7,29 @@ import asyncio
 import time
 
 import pytest
-from aiohttp import web
 
 from ai_signals_exporter.config import Config
 from ai_signals_exporter.expo.families import render
 from ai_signals_exporter.signals.streaming import derive
-from ai_signals_exporter.sim.streaming import PythonProxy, StreamingBackend, StreamPlan, attach
+from ai_signals_exporter.sim.cluster import SimCluster
+from ai_signals_exporter.sim.streaming import StreamingBackend, StreamPlan, attach
 from ai_signals_exporter.sources.probe import ProbeSource
 from ai_signals_exporter.state import AppState
 
 # Loopback, same process: the probe's arrival times and the backend's send times differ by the
-# event loop's scheduling only.  50 ms covers a loaded 2-core CI machine.
-TOL = 0.05
-
-
-class _Cluster:
-    """The part of SimCluster that `attach` uses: serve apps on loopback, collect config."""
-
-    def __init__(self) -> None:
-        self.config: dict = {}
-        self.runners: list[web.AppRunner] = []
-
-    async def serve(self, app: web.Application) -> str:
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.runners.append(runner)
-        port = site._server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    async def close(self) -> None:
-        for r in self.runners:
-            await r.cleanup()
+# event loop's scheduling only; 0.1 s covers a loaded 2-core CI machine.
+TOL = 0.1
 
 
 @pytest.fixture
 async def cluster():
-    c = _Cluster()
-    yield c
-    await c.close()
+    async with SimCluster(kubernetes=False) as c:
+        yield c
 
 
 async def test_attach_buffered_and_clean_paths(cluster):
     backend = await attach(cluster, ttft=0.2, tokens=8, tokens_per_second=8.0, buffering_threshold="500ms")
-    config = Config.model_validate(cluster.config)
+    config = cluster.exporter_config()
     state = AppState()
     source = ProbeSource(config, state)
     try:

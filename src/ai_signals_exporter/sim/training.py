@@ -150,8 +150,8 @@ class TrainingJob:
     async def backfill(self, count: int = 2) -> None:
         """Complete checkpoints dated in the past, so the expected interval is known at once."""
         now = time.time()
-        for i in range(count, 0, -1):
-            await self.save(at=now - i * self.interval)
+        for i in range(count - 1, -1, -1):  # the newest one "just now": the schedule continues from it
+            await self.save(at=now - i * self.interval - 1)
 
     async def run(self) -> None:
         while True:

@@ -43,8 +43,9 @@ def idle(_: float) -> float:
     return 0.0
 
 
-def wave(period: float = 300.0, low: float = 0.35, high: float = 0.95, phase: float = 0.0) -> Load:
-    """A serving-like load: smooth daily-curve stand-in between `low` and `high`."""
+def wave(period: float = 120.0, low: float = 0.35, high: float = 0.95, phase: float = 0.0) -> Load:
+    """A serving-like load between `low` and `high`; the default period is the two-minute cycle
+    of the simulated inference traffic (sim/serving.py), so GPU busy-ness rises and falls with it."""
     mid, amp = (high + low) / 2, (high - low) / 2
     return lambda t: mid + amp * math.sin(2 * math.pi * (t / period + phase))
 

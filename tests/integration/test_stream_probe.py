@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import subprocess
 import time
 import zlib
@@ -238,7 +237,6 @@ async def test_secrets_stay_out_of_logs_targets_and_metrics(server, tmp_path, mo
     assert redact_url("https://u:p@h:8443/v1/x?k=v#f") == "https://h:8443/v1/x"
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 async def test_rendered_families_pass_promtool(server):
     @server.route("/sse")
     async def sse(request):

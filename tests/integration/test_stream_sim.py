@@ -102,3 +102,30 @@ async def test_source_run_loop_probes_on_interval_and_secret_stays_hidden(cluste
     assert "p/ingress" in shown and "/v1/completions" in shown
     for secret in ("sk-very-secret", "qsecret", "pw"):
         assert secret not in shown
+
+
+async def test_exporter_wires_the_probe_source_into_metrics_and_landing_targets(cluster):
+    """The real Exporter with the simulator's probes: the source starts from config, and the
+    rendered /metrics body carries the verdicts (what `demo` shows)."""
+    from ai_signals_exporter.app import Exporter
+    from ai_signals_exporter.expo.parse import parse_families
+
+    await attach(cluster, ttft=0.1, tokens=5, tokens_per_second=10.0, interval="5s", timeout="3s",
+                 buffering_threshold="200ms")
+    cluster.config["global"] = {"refresh_interval": "100ms"}
+    exporter = Exporter(cluster.exporter_config())
+    await exporter.start()
+    try:
+        wanted = {"ai_stream_buffered", "ai_stream_probe_success"}
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            got = parse_families(exporter.exposition.body, wanted)
+            if len(got.get("ai_stream_buffered", [])) == 2:
+                break
+        verdicts = {labels["probe"]: v for labels, v in got["ai_stream_buffered"]}
+        assert verdicts == {"chat-buffered": 1.0, "chat-clean": 0.0}
+        assert [v for _, v in got["ai_stream_probe_success"]] == [1.0] * 4
+        targets = {t.target.split()[0]: t.up for t in exporter.target_statuses() if t.source == "probes"}
+        assert targets == {f"chat-{p}/{r}": True for p in ("buffered", "clean") for r in ("ingress", "direct")}
+    finally:
+        await exporter.stop()

@@ -76,6 +76,7 @@ def test_sse_counts_events_across_any_chunk_boundaries(stream, cuts):
     assert p.done is done
 
 
+@settings(deadline=None)
 @given(sse_stream())
 def test_sse_byte_by_byte_equals_whole(stream):
     data, expected, done = stream

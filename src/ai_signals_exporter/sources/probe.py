@@ -154,7 +154,7 @@ async def measure_stream(
                     timer.events((parser.feed(tail) if tail else 0) + parser.finish(), t)
     except asyncio.CancelledError:
         raise
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes a bounded reason
+    except Exception as exc:  # every failure becomes a bounded reason
         reason = _failure_reason(exc)
         if reason == "exception":
             log.warning("probe route %s: unexpected %s", route, type(exc).__name__)

@@ -9,6 +9,7 @@ stream is.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -55,16 +56,16 @@ class StreamTimer:
     """Fills a StreamMeasurement as the response progresses.  `clock` is injectable for tests."""
 
     m: StreamMeasurement
-    clock: object = time.monotonic
+    clock: Callable[[], float] = time.monotonic
     t0: float = field(default=0.0)
     _last: float | None = None
 
     def __post_init__(self) -> None:
-        self.t0 = self.clock()  # type: ignore[operator]
+        self.t0 = self.clock()
         self.m.started_at = time.time()
 
     def now(self) -> float:
-        return self.clock() - self.t0  # type: ignore[operator]
+        return self.clock() - self.t0
 
     def headers(self, status: int) -> float:
         t = self.now()

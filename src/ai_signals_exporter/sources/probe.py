@@ -122,6 +122,7 @@ async def measure_stream(
     whatever phases were reached."""
     timer = StreamTimer(StreamMeasurement(route=route), clock=clock)
     m = timer.m
+    ended: float | None = None  # end of stream, before the connection is torn down
     try:
         async with asyncio.timeout(timeout):
             async with session.request(
@@ -147,11 +148,12 @@ async def measure_stream(
                     if data:
                         timer.events(parser.feed(data), t)
                     if parser.done:  # [DONE]: the stream is over for the user
+                        ended = t
                         break
                 else:
-                    t = timer.now()
+                    ended = timer.now()
                     tail = decoder.flush()
-                    timer.events((parser.feed(tail) if tail else 0) + parser.finish(), t)
+                    timer.events((parser.feed(tail) if tail else 0) + parser.finish(), ended)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # every failure becomes a bounded reason
@@ -160,8 +162,8 @@ async def measure_stream(
             log.warning("probe route %s: unexpected %s", route, type(exc).__name__)
         return timer.end(False, reason)
     if m.chunks == 0:
-        return timer.end(False, "no_chunks")
-    return timer.end(True)
+        return timer.end(False, "no_chunks", at=ended)
+    return timer.end(True, at=ended)
 
 
 class ProbeSource(Source):

@@ -90,8 +90,9 @@ class StreamTimer:
         m.last_chunk = t
         m.chunks += n
 
-    def end(self, ok: bool, reason: str = "") -> StreamMeasurement:
-        self.m.duration = self.now()
+    def end(self, ok: bool, reason: str = "", at: float | None = None) -> StreamMeasurement:
+        """Close the record; `at` is when the stream ended, if known (else: now)."""
+        self.m.duration = self.now() if at is None else at
         self.m.ok = ok
         self.m.reason = "" if ok else reason
         return self.m

@@ -281,7 +281,7 @@ def _same(a: list, b: list) -> bool:
     return True
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=expositions(), pick=st.data())
 def test_equals_prometheus_client_on_wanted_names(data, pick):
     text, wire_names, renames = data
@@ -297,6 +297,50 @@ def test_equals_prometheus_client_on_wanted_names(data, pick):
         assert got.keys() == expected.keys()
         for name in expected:
             assert _same(got[name], expected[name]), name
+
+
+_GARBAGE = st.sampled_from(
+    [
+        "{name}",
+        "{name} ",
+        "{name} not_a_number",
+        '{name}{a="unterminated} 1',
+        "{name}{a=unquoted} 1",
+        "{name} 1 2 3",
+        '{name}{a="1"}{b="2"} 3',
+        "{name}\x00 1",
+        "# {name} 1",
+        " {name} 1",
+        "#{name} 1",
+        "\t",
+        "}{ 1",
+        '="x" 1',
+    ]
+)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=expositions(), pick=st.data())
+def test_garbage_lines_and_crlf_do_not_change_the_result(data, pick):
+    text, wire_names, _ = data
+    wanted = set(wire_names)
+    clean = parse_families(text, wanted)
+    lines = text.split("\n")
+    for _ in range(pick.draw(st.integers(1, 5))):
+        template = pick.draw(_GARBAGE)
+        bad = template.replace("{name}", pick.draw(st.sampled_from(sorted(wire_names))))
+        lines.insert(pick.draw(st.integers(0, len(lines))), bad)
+    dirty = "\n".join(lines)
+    for variant in (dirty, dirty.replace("\n", "\r\n")):
+        got = parse_families(variant, wanted)
+        assert got.keys() == clean.keys()
+        assert all(_same(got[n], clean[n]) for n in clean)
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300))
+def test_arbitrary_input_never_raises(blob):
+    out = parse_families(blob, {"a", "b_total", "m"})
+    assert set(out) <= {"a", "b_total", "m"}
 
 
 # ------------------------------------------------------------------------- real payloads

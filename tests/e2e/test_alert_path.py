@@ -1,0 +1,205 @@
+"""End to end: simulated cluster -> ai-signals-exporter -> real Prometheus evaluating the shipped
+rules -> real Alertmanager with the shipped routing -> a webhook receiver on loopback.
+
+The rules are the files in rules/, with every `for:` shortened and the idle threshold scaled from
+30 minutes to seconds, so the test runs in seconds; the expressions are otherwise unchanged.
+The Alertmanager config is deploy/alertmanager/alertmanager.yaml with the receivers' URLs pointed
+at the test webhook and short group timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from aiohttp import web
+
+from ai_signals_exporter.app import Exporter
+from ai_signals_exporter.cli import serve
+from ai_signals_exporter.sim import gpu as simgpu
+from ai_signals_exporter.sim.cluster import SimCluster
+from ai_signals_exporter.sim.training import TrainingJob
+
+from ..rules.promstack import alertmanager, free_port, prometheus, query, wait_until
+from ..rules.rulepack import DEPLOY, rule_files
+
+FOR = "2s"
+SCALED = {"GpuIdleOnTaintedNode": [("ai_gpu_idle_seconds > 1800", "ai_gpu_idle_seconds > 3")]}
+
+
+def scaled_rules(workdir: Path) -> list[str]:
+    paths = []
+    for path in rule_files():
+        doc = yaml.safe_load(path.read_text())
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                if "alert" not in rule:
+                    continue
+                rule["for"] = FOR
+                for old, new in SCALED.get(rule["alert"], []):
+                    assert old in rule["expr"], (rule["alert"], old)
+                    rule["expr"] = rule["expr"].replace(old, new)
+        out = workdir / path.name
+        out.write_text(yaml.safe_dump(doc))
+        paths.append(str(out))
+    return paths
+
+
+def test_alertmanager_config(webhook: str) -> str:
+    cfg = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yaml").read_text())
+    cfg["route"].update(group_wait="1s", group_interval="1s", repeat_interval="1h")
+    for receiver in cfg["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            hook["url"] = f"{webhook}/{receiver['name']}"
+            hook["send_resolved"] = False
+    return yaml.safe_dump(cfg)
+
+
+test_alertmanager_config.__test__ = False  # a helper, not a test
+
+
+class SimStack:
+    """The simulated cluster, the exporter and the webhook receiver on their own event loop in a
+    background thread, so Prometheus and Alertmanager can be driven synchronously."""
+
+    def __init__(self, tmpdir: Path, healthy: bool) -> None:
+        self.tmpdir, self.healthy = tmpdir, healthy
+        self.received: list[tuple[str, dict]] = []
+        self.lock = threading.Lock()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> "SimStack":
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=60)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(timeout=60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        with self.lock:
+            for alert in body["alerts"]:
+                self.received.append((request.match_info["receiver"], alert))
+        return web.Response(text="ok")
+
+    def alerts(self) -> list[tuple[str, dict]]:
+        with self.lock:
+            return list(self.received)
+
+    async def _start(self) -> None:
+        (self.tmpdir / "sim").mkdir(parents=True, exist_ok=True)
+        self.cluster = SimCluster(self.tmpdir / "sim")
+        await self.cluster.start()
+        self.cluster.config["checkpoints"]["interval"] = "1s"
+        app = web.Application()
+        app.router.add_post("/{receiver}", self._webhook)
+        self.webhook = await self.cluster.serve(app)
+
+        fleet = simgpu.DcgmSim()
+        node = fleet.add_node("gpu-e2e-a", 2, tainted=True)
+        fleet.allocate("gpu-e2e-a", node.devices[0:1], "llm", "llama-0", ("StatefulSet", "llama"))
+        fleet.allocate("gpu-e2e-a", node.devices[1:2], "llm", "llama-1", ("StatefulSet", "llama"))
+        node.devices[0].load = lambda t: 0.9
+        # Unhealthy: llama-1 holds its GPU and does nothing.  Healthy: it works too.
+        node.devices[1].load = (lambda t: 0.8) if self.healthy else simgpu.idle
+        await simgpu.attach(self.cluster, sim=fleet)
+
+        # A training job checkpointing every 3 s (healthy), or one that stopped (stale).
+        job = TrainingJob(self.tmpdir / "ckpt", layout="dcp", interval=3.0, save_seconds=0.3, shard_bytes=1024)
+        await job.backfill()
+        if self.healthy:
+            job.start()
+            self.cluster.on_stop(job.stop)
+        self.cluster.config["checkpoints"]["stores"].append({
+            "name": "pretrain", "uri": job.root.resolve().as_uri(), "layout": "dcp",
+            # Healthy: saves every 3 s against an expected 5 s, so scheduling jitter on a busy
+            # machine cannot make it stale (> 10 s); stopped: stale once older than 6 s.
+            "expected_interval": "5s" if self.healthy else "3s", "labels": {"namespace": "ml", "job": "pretrain"},
+        })
+
+        self.exporter = Exporter(self.cluster.exporter_config())
+        await self.exporter.start()
+        self._stop_event = asyncio.Event()
+        port = free_port()
+        self.runner = await serve(self.exporter, ("127.0.0.1", port), "/metrics", None, self._stop_event)
+        self.exporter_target = f"127.0.0.1:{port}"
+
+    async def _stop(self) -> None:
+        await self.runner.cleanup()
+        await self.exporter.stop()
+        await self.cluster.stop()
+
+
+def run_pipeline(tmp_path: Path, healthy: bool, until, timeout: float):
+    with SimStack(tmp_path, healthy) as stack:
+        with alertmanager(tmp_path / "am", test_alertmanager_config(stack.webhook)) as am_url:
+            config = {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": scaled_rules(tmp_path),
+                "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am_url.split("//")[1]]}]}]},
+                "scrape_configs": [{"job_name": "ai-signals-exporter", "honor_labels": True,
+                                    "static_configs": [{"targets": [stack.exporter_target]}]}],
+            }
+            with prometheus(tmp_path / "prom", config) as prom_url:
+                # The exporter's signals must be in Prometheus before anything is judged.
+                wait_until(lambda: query(prom_url, "ai_gpu_node_tainted") and query(prom_url, "ai_checkpoint_age_seconds"),
+                           30, "exporter series in Prometheus")
+                until(stack, prom_url, timeout)
+                return stack.alerts(), query(prom_url, "ALERTS")
+
+
+def by_name(received):
+    return {alert["labels"]["alertname"]: (receiver, alert) for receiver, alert in received}
+
+
+def test_idle_gpu_on_tainted_node_and_stale_checkpoint_reach_their_receivers(tmp_path):
+    def until(stack, prom, timeout):
+        wait_until(lambda: {"GpuIdleOnTaintedNode", "CheckpointStale"} <= set(by_name(stack.alerts())),
+                   timeout, "alerts at the webhook")
+
+    received, _ = run_pipeline(tmp_path, healthy=False, until=until, timeout=60)
+    got = by_name(received)
+    # Nothing else fires on this cluster: the two faults it has, at the receivers they route to.
+    assert sorted((r, a["labels"]["alertname"]) for r, a in received) == [
+        ("gpu-platform", "GpuIdleOnTaintedNode"), ("ml-training", "CheckpointStale")]
+
+    receiver, alert = got["GpuIdleOnTaintedNode"]
+    assert receiver == "gpu-platform"
+    labels = alert["labels"]
+    assert labels["severity"] == "warning" and labels["scope"] == "gpu"
+    assert labels["node"] == "gpu-e2e-a" and labels["gpu"] == "1"
+    assert labels["namespace"] == "llm" and labels["pod"] == "llama-1"
+    assert alert["annotations"]["runbook_url"].endswith("#gpuidleontaintednode")
+    assert "held by pod llm/llama-1" in alert["annotations"]["description"]
+    # The busy GPU on the same node is not reported.
+    assert all(a["labels"].get("gpu") != "0" for r, a in received if a["labels"]["alertname"] == "GpuIdleOnTaintedNode")
+
+    receiver, alert = got["CheckpointStale"]
+    assert receiver == "ml-training"
+    labels = alert["labels"]
+    assert labels["severity"] == "warning"
+    assert (labels["store"], labels["namespace"], labels["job"], labels["layout"]) == ("pretrain", "ml", "pretrain", "dcp")
+
+
+def test_healthy_cluster_raises_no_alert(tmp_path):
+    def until(stack, prom, timeout):
+        # Long enough for every shortened `for:` to elapse several times over, with data flowing.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert query(prom, "ai_gpu_idle_seconds")
+            time.sleep(1)
+        # The shipped rules are loaded and evaluated (a recording rule has output).
+        assert query(prom, "node:ai_gpu_node_idle_gpus:sum")
+
+    received, alerts = run_pipeline(tmp_path, healthy=True, until=until, timeout=15)
+    assert alerts == [], json.dumps(alerts, indent=1)
+    assert received == []

@@ -275,3 +275,16 @@ async def test_bad_discovery_selector_is_a_config_error_not_a_crash():
         await src.run_once()
     assert state.selfmon.errors[("gpu", "config")] == 1
     assert state.dcgm == {}
+
+
+async def test_cardinality_guard_across_targets_is_stable_over_runs():
+    eps = [Endpoint(fixture("h100x4-operator.prom")), Endpoint(fixture("a100-mig-mixed.prom"))]
+    async with run_app(eps[0].app()) as a, run_app(eps[1].app()) as b:
+        cfg = Config.model_validate({"global": {"max_series_per_source": 6},
+                                     "gpu": {"dcgm_targets": [{"url": f"{a}/metrics"}, {"url": f"{b}/metrics"}]}})
+        state = AppState()
+        async with source_for(cfg, state) as src:
+            for run in range(3):
+                await src.run_once()
+                assert sum(len(o.readings) for o in state.dcgm.values()) == 6
+        assert state.selfmon.series_dropped["gpu"] == 3 * 2  # 4 + 4 readings, 2 over, every run

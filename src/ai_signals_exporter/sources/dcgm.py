@@ -36,6 +36,7 @@ class DcgmSource(PeriodicSource):
         self._session: aiohttp.ClientSession | None = None
         self._discovered: list[DcgmEndpoint] = []
         self._kube_generation = -1
+        self._total_readings = 0
 
     def enabled(self) -> bool:
         g = self.config.gpu
@@ -71,6 +72,8 @@ class DcgmSource(PeriodicSource):
         if self._session is None or self._session.closed:
             self._session = new_session(self.config.gpu.max_concurrency)
         sem = asyncio.Semaphore(self.config.gpu.max_concurrency)
+        # Kept up to date by _scrape, so the guard costs O(1) per target, not O(targets).
+        self._total_readings = sum(len(o.readings) for o in self.state.dcgm.values())
         await asyncio.gather(*(self._scrape(ep, sem) for ep in endpoints))
         prune(self._tracks(), time.time(), stale_after(self.interval))
 
@@ -93,6 +96,8 @@ class DcgmSource(PeriodicSource):
             return
         readings = extract_readings(parse_families(body, WANTED), ep.own_pod, ep.node or "")
         readings = self._bounded(ep.url, readings)
+        prev = self.state.dcgm.get(ep.url)
+        self._total_readings += len(readings) - (len(prev.readings) if prev is not None else 0)
         tracks = self._tracks()
         max_gap = stale_after(self.interval)
         for r in readings:
@@ -103,7 +108,8 @@ class DcgmSource(PeriodicSource):
     def _bounded(self, url: str, readings: list) -> list:
         """Cardinality guard across all targets of this source."""
         limit = self.config.global_.max_series_per_source
-        others = sum(len(o.readings) for u, o in self.state.dcgm.items() if u != url)
+        prev = self.state.dcgm.get(url)
+        others = self._total_readings - (len(prev.readings) if prev is not None else 0)
         room = max(0, limit - others)
         if len(readings) > room:
             self.state.selfmon.dropped(self.name, len(readings) - room)

@@ -171,6 +171,18 @@ def test_llamacpp_old_builds_still_give_kv_usage():
     assert models[""].kv_cache_usage == pytest.approx(0.417969)
 
 
+# --------------------------------------------------------------------------- trtllm-serve
+
+
+def test_trtllm_serve_is_detected_and_mapped():
+    engine, models = extract(fixture("trtllm-serve.prom"), "auto")
+    assert engine == "trtllm"
+    snap = models["llama-3.1-8b"]
+    assert (snap.generation_tokens, snap.prompt_tokens, snap.requests) == (128000, 256000, 500)
+    assert (snap.running, snap.waiting, snap.kv_cache_usage) == (14, 2, 0.62)
+    assert snap.ttft_buckets == ((0.05, 120), (0.5, 480), (float("inf"), 500))
+
+
 # ----------------------------------------------------------------------------- detection
 
 
@@ -183,6 +195,7 @@ def test_llamacpp_old_builds_still_give_kv_usage():
         ("sglang-tp2.prom", "sglang"),
         ("triton-trtllm-ensemble.prom", "triton"),
         ("llamacpp.prom", "llamacpp"),
+        ("trtllm-serve.prom", "trtllm"),
     ],
 )
 def test_detect_fixtures(name, engine):

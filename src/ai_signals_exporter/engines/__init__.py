@@ -7,7 +7,7 @@ snapshot per model.  ``engine="auto"`` detects the engine from the sample names 
 from __future__ import annotations
 
 from ..expo.parse import parse_families
-from . import llamacpp, sglang, tgi, triton, vllm
+from . import llamacpp, sglang, tgi, triton, trtllm, vllm
 from .base import EngineMapping, ModelSnapshot, UnknownEngine, build_snapshots
 
 __all__ = [
@@ -24,7 +24,14 @@ __all__ = [
 # `vllm:*`, and the token series are the vLLM ones.
 ENGINES: dict[str, EngineMapping] = {
     m.name: m
-    for m in (vllm.MAPPING, sglang.MAPPING, tgi.MAPPING, llamacpp.MAPPING, triton.MAPPING)
+    for m in (
+        vllm.MAPPING,
+        sglang.MAPPING,
+        tgi.MAPPING,
+        llamacpp.MAPPING,
+        triton.MAPPING,
+        trtllm.MAPPING,
+    )
 }
 
 _WANTED = {name: m.wanted_names() for name, m in ENGINES.items()}
@@ -59,7 +66,7 @@ def extract(payload: bytes | str, engine: str) -> tuple[str, dict[str, ModelSnap
     if engine == "auto":
         found = detect(payload)
         if found is None:
-            raise UnknownEngine("no vLLM, TGI, SGLang, Triton or llama.cpp series in payload")
+            raise UnknownEngine("no vLLM, TGI, SGLang, Triton, llama.cpp or TensorRT-LLM series in payload")
         engine = found
     mapping = ENGINES.get(engine)
     if mapping is None:

@@ -37,13 +37,13 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         duration.add((source,), st.last_duration)
         last_ok.add((source,), st.last_success)
     errors = Family(
-        "ai_signals_exporter_errors",
+        "ai_signals_exporter_errors_total",
         "counter",
         "Errors by source and a bounded reason.",
         ("source", "reason"),
     )
     for (source, reason), n in sorted(sm.errors.items()):
-        errors.add((source, reason), n, suffix="_total")
+        errors.add((source, reason), n)
     reload_ok = Family(
         "ai_signals_exporter_config_last_reload_successful",
         "gauge",
@@ -55,21 +55,21 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         "Unix time of the last successful configuration load.",
     ).add((), sm.config_reload_ts)
     lists = Family(
-        "ai_signals_exporter_kube_list",
+        "ai_signals_exporter_kube_list_total",
         "counter",
         "Kubernetes list calls by resource and result.",
         ("resource", "result"),
     )
     for (resource, result), n in sorted(sm.kube_lists.items()):
-        lists.add((resource, result), n, suffix="_total")
+        lists.add((resource, result), n)
     events = Family(
-        "ai_signals_exporter_kube_watch_events",
+        "ai_signals_exporter_kube_watch_events_total",
         "counter",
         "Kubernetes watch events received, by resource and event type.",
         ("resource", "type"),
     )
     for (resource, etype), n in sorted(sm.kube_watch_events.items()):
-        events.add((resource, etype), n, suffix="_total")
+        events.add((resource, etype), n)
     objects = Family(
         "ai_signals_exporter_kube_objects",
         "gauge",
@@ -79,11 +79,11 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
     if config.kubernetes.enabled:
         objects.add(("nodes",), len(state.kube.nodes)).add(("pods",), len(state.kube.pods))
     dropped = Family(
-        "ai_signals_exporter_series_dropped",
+        "ai_signals_exporter_series_dropped_total",
         "counter",
         "Series dropped by the per-source cardinality limit.",
         ("source",),
     )
     for source, n in sorted(sm.series_dropped.items()):
-        dropped.add((source,), n, suffix="_total")
+        dropped.add((source,), n)
     return [build, up, duration, last_ok, errors, reload_ok, reload_ts, lists, events, objects, dropped]

@@ -163,11 +163,13 @@ class ServingSource(PeriodicSource):
 
     async def _scrape(self, target: Target) -> None:
         async with self._sem:
+            # Stamp the sample when the request starts, as Prometheus does: the server renders
+            # its counters on arrival, and the start time does not drift with transfer time.
+            ts = time.time()
             try:
                 body = await fetch_bounded(
                     self._session, target.url, self.cfg.timeout, self.cfg.max_response_bytes
                 )
-                ts = time.time()
                 engine, snapshot = engines.extract(body, target.engine)
             except FetchError as exc:
                 self._fail(target, exc.reason)

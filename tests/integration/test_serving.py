@@ -1,0 +1,208 @@
+"""Serving signals end to end: simulated engines over real HTTP, discovery through the Kubernetes
+test API server, broken targets, and a real Prometheus scraping the exporter."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from ai_signals_exporter.app import Exporter
+from ai_signals_exporter.expo.parse import parse_families
+from ai_signals_exporter.server import make_app
+from ai_signals_exporter.signals.serving import _window as serving_window
+from ai_signals_exporter.sim import serving as sim_serving
+from ai_signals_exporter.sim.cluster import SimCluster
+from ai_signals_exporter.sim.engines import SimEngine, constant, make_app as engines_app
+
+from ..helpers.net import run_app
+from ..helpers.prom import Prometheus, scrape_config
+
+GEN = "ai_serving_generation_tokens_per_second"
+WANT = {GEN, "ai_serving_requests_waiting", "ai_serving_token_capacity_ratio",
+        "ai_serving_time_to_first_token_seconds", "ai_serving_kv_cache_usage_ratio",
+        "ai_signals_exporter_target_up", "ai_signals_exporter_errors_total"}
+
+FAST = {"global": {"refresh_interval": "200ms"}, "serving": {"interval": "500ms", "window": "5s"}}
+
+
+async def _wait(pred, timeout: float = 15.0, step: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = pred()
+        if result:
+            return result
+        await asyncio.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
+async def test_discovered_pods_rates_match_ground_truth() -> None:
+    """Pods discovered from annotations in the test API server; per-pod token rate within 10 %
+    of the simulator's ground truth over the same window; workload resolved from owners."""
+    async with SimCluster() as cluster:
+        cluster.config.update(FAST)
+        sim = await sim_serving.attach(cluster)
+        exporter = Exporter(cluster.exporter_config())
+        await exporter.start()
+        try:
+            def ready():
+                exporter.refresh()
+                got = parse_families(exporter.exposition.body, WANT).get(GEN, [])
+                return got if len(got) == len(sim.pods) else None
+
+            await _wait(ready, timeout=20)
+            await asyncio.sleep(5.5)  # one full window of scrapes
+            now = time.time()
+            exporter.refresh(now)
+            got = parse_families(exporter.exposition.body, WANT)
+            by_pod = {l["pod"]: (l, v) for l, v in got[GEN]}
+            for p in sim.pods:
+                labels, value = by_pod[p.name]
+                assert labels["workload"] == p.workload
+                assert labels["workload_kind"] == p.workload_kind
+                assert labels["engine"] == p.engine.kind
+                if p.engine.kind == "vllm":
+                    # vLLM counts tokens as generated: compare with the exact ground truth over the
+                    # samples the exporter used (first and last scrape in the window).
+                    history = next(h for h in exporter.state.serving.values() if h.identity.pod == p.name)
+                    win = serving_window(history, now, 5.0)
+                    truth = p.engine.expected_generation_rate(win[0][0], win[-1][0])
+                    assert value == pytest.approx(truth, rel=0.10), (p.name, value, truth)
+                    assert labels["model"] == p.engine.model
+                else:
+                    assert labels["model"] == p.engine.model  # from the ai-signals.io/model annotation
+            caps = {l["pod"]: v for l, v in got["ai_serving_token_capacity_ratio"]}
+            for p in sim.pods:
+                if p.capacity:
+                    assert caps[p.name] == pytest.approx(by_pod[p.name][1] / p.capacity, rel=1e-6)
+                else:
+                    assert p.name not in caps
+            # TTFT quantiles exist for vLLM and are ordered.
+            q = {}
+            for l, v in got["ai_serving_time_to_first_token_seconds"]:
+                q.setdefault(l["pod"], {})[l.get("quantile")] = v
+            for p in sim.pods:
+                if p.engine.kind == "vllm":
+                    assert 0 < q[p.name]["0.5"] <= q[p.name]["0.95"]
+        finally:
+            await exporter.stop()
+
+
+async def test_counter_reset_on_pod_restart_keeps_rate_sane() -> None:
+    engine = SimEngine("vllm", "m", constant(5.0), seed=3)
+    async with run_app(engines_app({"/metrics": engine})) as base:
+        cfg = {**FAST, "serving": {"interval": "300ms", "window": "3s",
+                                   "targets": [{"url": base + "/metrics", "labels": {"pod": "p"}}]}}
+        from ai_signals_exporter.config import Config
+
+        exporter = Exporter(Config.model_validate(cfg))
+        await exporter.start()
+        try:
+            # Past the simulator's ramp-up (a request lasts ~6.5 s) plus one window.
+            await asyncio.sleep(10)
+            engine.restart()  # counters drop to zero, as after a container restart
+            rates = []
+            for _ in range(12):
+                await asyncio.sleep(0.3)
+                exporter.refresh()
+                rates += [v for _, v in parse_families(exporter.exposition.body, {GEN}).get(GEN, [])]
+            truth = engine.expected_generation_rate(time.time() - 3, time.time())
+            assert rates and min(rates) >= 0
+            # Never a huge negative or positive spike from the reset: within 35 % of the truth.
+            assert max(rates) <= truth * 1.35 and min(rates) >= truth * 0.5, (rates, truth)
+        finally:
+            await exporter.stop()
+
+
+async def test_broken_targets_mark_only_themselves_down() -> None:
+    good = SimEngine("vllm", "m", constant(3.0), seed=1)
+    slow = SimEngine("vllm", "m", constant(3.0), seed=2)
+    slow.delay = 5.0  # beyond the 1 s scrape timeout
+    failing = SimEngine("tgi", "m", constant(3.0), seed=4)
+    failing.status = 500
+    app = engines_app({"/good": good, "/slow": slow, "/failing": failing})
+
+    async def garbage(_):
+        return web.Response(text="<html>not metrics</html>\n" * 10)
+
+    async def huge(_):
+        return web.Response(body=b"vllm:num_requests_running 1\n" * 200_000)
+
+    app.router.add_get("/garbage", garbage)
+    app.router.add_get("/huge", huge)
+    async with run_app(app) as base:
+        names = ["good", "slow", "failing", "garbage", "huge"]
+        from ai_signals_exporter.config import Config
+
+        cfg = Config.model_validate({
+            "global": {"refresh_interval": "200ms"},
+            "serving": {"interval": "500ms", "window": "5s", "timeout": "1s", "max_response_bytes": 1048576,
+                        "targets": [{"url": f"{base}/{n}", "labels": {"pod": n}} for n in names]},
+        })
+        exporter = Exporter(cfg)
+        await exporter.start()
+        try:
+            def all_seen():
+                exporter.refresh()
+                got = parse_families(exporter.exposition.body, WANT)
+                ups = {l["target"].rsplit("/", 1)[-1]: v for l, v in got.get("ai_signals_exporter_target_up", [])}
+                return got if len(ups) == 5 and got.get(GEN) else None
+
+            got = await _wait(all_seen, timeout=20)
+            ups = {l["target"].rsplit("/", 1)[-1]: v for l, v in got["ai_signals_exporter_target_up"]}
+            assert ups == {"good": 1, "slow": 0, "failing": 0, "garbage": 0, "huge": 0}
+            assert [l["pod"] for l, _ in got[GEN]] == ["good"]
+            reasons = {l["reason"] for l, v in got["ai_signals_exporter_errors_total"] if l["source"] == "serving"}
+            assert {"timeout", "http_status", "no_engine", "too_large"} <= reasons
+        finally:
+            await exporter.stop()
+
+
+@pytest.fixture
+def promtool() -> str:
+    path = shutil.which("promtool")
+    assert path, "promtool missing: scripts/setup installs the Debian package 'prometheus'"
+    return path
+
+
+async def test_real_prometheus_sees_token_rate(tmp_path: Path, promtool: str) -> None:
+    """A real Prometheus scrapes the exporter; the PromQL value of the served token rate matches
+    the simulated load within 15 %; `promtool check metrics` accepts the whole output."""
+    async with SimCluster() as cluster:
+        cluster.config.update(FAST)
+        load = 4.0
+        pods = [sim_serving.SimPod("llm", "steady-0", "Deployment", "steady",
+                                   SimEngine("vllm", "m", constant(load), seed=7, output_tokens=200),
+                                   capacity=2000.0)]
+        sim = await sim_serving.attach(cluster, pods=pods)
+        exporter = Exporter(cluster.exporter_config())
+        await exporter.start()
+        async with run_app(make_app(exporter)) as base:
+            hostport = base.removeprefix("http://")
+            # Prometheus calls block: run them in a thread so the exporter keeps working.
+            prom = Prometheus(tmp_path / "prom", {"global": {"scrape_interval": "1s"},
+                                                  "scrape_configs": [scrape_config("ai-signals", hostport)]})
+            await asyncio.to_thread(prom.start)
+            try:
+                await asyncio.to_thread(prom.wait_for, f'{GEN}{{workload="steady"}}', 40)
+                # Past the simulator's ramp-up (~1 request duration) and one exporter window.
+                await asyncio.sleep(12)
+                res = await asyncio.to_thread(prom.query, f'avg_over_time({GEN}{{workload="steady"}}[4s])')
+                value = float(res[0]["value"][1])
+                truth = sim.pods[0].engine.expected_generation_rate(time.time() - 9, time.time())
+                assert truth == pytest.approx(load * 200, rel=0.05)
+                assert value == pytest.approx(truth, rel=0.15), (value, truth)
+                up = await asyncio.to_thread(prom.query, 'ai_signals_exporter_target_up{source="serving"}')
+                assert up and all(r["value"][1] == "1" for r in up)
+            finally:
+                await asyncio.to_thread(prom.stop)
+        exporter.refresh()
+        check = subprocess.run([promtool, "check", "metrics"], input=exporter.exposition.body,
+                               capture_output=True, timeout=30)
+        assert check.returncode == 0, check.stdout + check.stderr
+        await exporter.stop()

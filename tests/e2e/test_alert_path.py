@@ -200,6 +200,6 @@ def test_healthy_cluster_raises_no_alert(tmp_path):
         # The shipped rules are loaded and evaluated (a recording rule has output).
         assert query(prom, "node:ai_gpu_node_idle_gpus:sum")
 
-    received, alerts = run_pipeline(tmp_path, healthy=True, until=until, timeout=15)
+    received, alerts = run_pipeline(tmp_path, healthy=True, until=until, timeout=10)
     assert alerts == [], json.dumps(alerts, indent=1)
     assert received == []

@@ -19,8 +19,28 @@ MAX_LABEL_VALUE_LEN = 128
 _TYPES = {"gauge", "counter", "summary", "histogram", "info", "untyped"}
 
 
+# Label values repeat from one refresh to the next (node, pod, model names), so bounding and
+# escaping are memoised; the caches are dropped wholesale when they grow past this many entries.
+_CACHE_MAX = 200_000
+_bounded: dict[str, str] = {}
+_escaped: dict[str, str] = {}
+
+
 def bound_label_value(value: object) -> str:
     """Return `value` as a valid, bounded UTF-8 label value (before escaping)."""
+    if type(value) is str:
+        cached = _bounded.get(value)
+        if cached is not None:
+            return cached
+        out = _bound(value)
+        if len(_bounded) >= _CACHE_MAX:
+            _bounded.clear()
+        _bounded[value] = out
+        return out
+    return _bound(value)
+
+
+def _bound(value: object) -> str:
     if isinstance(value, bytes):
         text = value.decode("utf-8", "replace")
     else:
@@ -33,7 +53,13 @@ def bound_label_value(value: object) -> str:
 
 
 def escape_label_value(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    cached = _escaped.get(value)
+    if cached is None:
+        cached = value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+        if len(_escaped) >= _CACHE_MAX:
+            _escaped.clear()
+        _escaped[value] = cached
+    return cached
 
 
 def escape_help(text: str) -> str:
@@ -77,7 +103,7 @@ class Family:
         suffix: str = "",
         extra: tuple[tuple[str, str], ...] = (),
     ) -> "Family":
-        values = tuple(bound_label_value(v) for v in labelvalues)
+        values = tuple(map(bound_label_value, labelvalues))
         if len(values) != len(self.labelnames):
             raise ValueError(
                 f"{self.name}: {len(values)} label values for labels {self.labelnames}"

@@ -278,6 +278,26 @@ def test_restart_resets_counters(kind):
         assert created["vllm:generation_tokens_created"][0][1] == pytest.approx(t_before)
 
 
+# --------------------------------------------------------------------------------- memory
+
+
+@pytest.mark.parametrize("kind", ["vllm", "tgi"])
+def test_history_is_bounded_for_long_runs(kind):
+    e, clock = engine(kind, load=20.0, history_seconds=60)
+    reference, ref_clock = engine(kind, load=20.0)  # keeps everything
+    for _ in range(2 * 3600 // 300):  # two hours, a scrape every 5 minutes
+        clock.t += 300
+        ref_clock.t = clock.t
+        assert e.render() == reference.render()
+    # Kept: the history, or what the next render needs since the last one, whichever is longer.
+    assert len(e._S) * e.dt <= 2 * (300 + e.duration + 60)
+    assert len(e._cum_out) < 20 * 2 * (300 + e.duration + 60)  # of 144,000 requests
+    now = clock.t
+    assert e.expected_generation_rate(now - 30, now) == reference.expected_generation_rate(now - 30, now)
+    with pytest.raises(ValueError):
+        e.expected_generation_rate(now - 3600, now)
+
+
 # ---------------------------------------------------------------------------- determinism
 
 

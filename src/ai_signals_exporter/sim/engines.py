@@ -186,6 +186,7 @@ class SimEngine:
         max_model_len: int = 8192,
         dt: float = 0.1,
         cache_seconds: float = 0.0,
+        history_seconds: float = 3600.0,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown engine kind {kind!r}; one of {', '.join(KINDS)}")
@@ -231,18 +232,25 @@ class SimEngine:
         # Bursty engines: cumulative tokens of the first i requests (index i).
         self._cum_out = array("d", [0.0])
         self._cum_prompt = array("d", [0.0])
+        # Only `history_seconds` of the past is kept (a demo runs for days): grid index and
+        # request index of the first kept element.
+        self._keep_steps = max(16, int(history_seconds / dt))
+        self._k0 = 0
+        self._n0 = 0
         self._raw = {"gen": self._gen_raw, "prompt": self._prompt_raw, "req": self._req_raw}
         # (time, raw counter values then): visible counters count from zero after each.
         self._restarts: list[tuple[float, dict[str, float]]] = []
+        self._started_at_restart = 0
         self._hist_at = self.started_at
         self._hists = self._make_hists()
 
     # ---------------------------------------------------------------- fluid queue on the grid
 
     def _extend(self, k: int) -> None:
+        """Compute the grid up to absolute grid index k."""
         S, Q, W, dt, cap = self._S, self._Q, self._W, self.dt, self._cap_rps
-        while len(S) <= k:
-            i = len(S)
+        while len(S) + self._k0 <= k:
+            i = len(S) + self._k0
             arrivals = max(0.0, float(self.load((i - 0.5) * dt))) * dt
             q = Q[-1] + arrivals
             served = min(q, cap * dt) if cap else q
@@ -250,15 +258,37 @@ class SimEngine:
             S.append(S[-1] + served)
             Q.append(q)
             W.append(W[-1] + served * (q / cap if cap else 0.0))
+            if len(S) > 2 * self._keep_steps:
+                self._trim()
+
+    def _trim(self) -> None:
+        drop = len(self._S) - self._keep_steps
+        # Histograms are advanced from the last render: keep what that still needs.
+        needed = int((self._hist_at - self.duration - self.started_at) / self.dt) - 1
+        drop = min(drop, needed - self._k0)
+        if drop <= 0:
+            return
+        for arr in (self._S, self._Q, self._W):
+            del arr[:drop]
+        self._k0 += drop
+        # Requests that finished before the oldest kept grid point are never looked up again.
+        n_drop = int(self._S[0]) - 1 - self._n0
+        if n_drop > 0 and n_drop < len(self._cum_out):
+            del self._cum_out[:n_drop]
+            del self._cum_prompt[:n_drop]
+            self._n0 += n_drop
 
     def _at(self, arr: array, t: float) -> float:
         e = t - self.started_at
         if e <= 0:
             return 0.0
         x = e / self.dt
-        i = int(x)
-        self._extend(i + 1)
-        return arr[i] + (arr[i + 1] - arr[i]) * (x - i)
+        k = int(x)
+        self._extend(k + 1)
+        i = k - self._k0
+        if i < 0:
+            raise ValueError(f"t={t} is older than the simulator keeps (history_seconds)")
+        return arr[i] + (arr[i + 1] - arr[i]) * (x - k)
 
     def started(self, t: float) -> float:
         """Requests started (admitted to the batch) by absolute time t (fluid, fractional)."""
@@ -267,12 +297,17 @@ class SimEngine:
     def queue(self, t: float) -> float:
         return self._at(self._Q, t)
 
-    def _sizes_upto(self, n: int) -> None:
+    def _tokens(self, n: int) -> tuple[float, float]:
+        """(output, prompt) tokens of the first n requests, per-request sizes seeded."""
         co, cp, rng = self._cum_out, self._cum_prompt, self._rng
         o, p = self.output_tokens, self.prompt_tokens
-        while len(co) <= n:
+        i = n - self._n0
+        if i < 0:
+            raise ValueError("request index older than the simulator keeps (history_seconds)")
+        while len(co) <= i:
             co.append(co[-1] + max(1, round(o * rng.uniform(0.5, 1.5))))
             cp.append(cp[-1] + max(1, round(p * rng.uniform(0.5, 1.5))))
+        return co[i], cp[i]
 
     # ------------------------------------------------------------------------- raw counters
 
@@ -281,9 +316,7 @@ class SimEngine:
 
     def _gen_raw(self, t: float) -> float:
         if self.bursty:
-            n = self._finished(t)
-            self._sizes_upto(n)
-            return self._cum_out[n]
+            return self._tokens(self._finished(t))[0]
         # Tokens stream out over the request: count them half a request late on average.
         lag = self.ttft + (self.duration - self.ttft) / 2
         return float(math.floor(self.output_tokens * self.started(t - lag) + 1e-9))
@@ -295,8 +328,7 @@ class SimEngine:
             n = self._finished(t)
         else:
             return float(math.floor(self.prompt_tokens * self.started(t - self.ttft) + 1e-9))
-        self._sizes_upto(n)
-        return self._cum_prompt[n]
+        return self._tokens(n)[1]
 
     def _req_raw(self, t: float) -> float:
         return float(self._finished(t))
@@ -383,6 +415,7 @@ class SimEngine:
         now = self.clock()
         self._advance_hists(now)
         self._restarts.append((now, {k: raw(now) for k, raw in self._raw.items()}))
+        self._started_at_restart = int(self.started(now) + 1e-9)
         self._created = now
         self._rendered = None
         for h in self._hists.values():
@@ -452,10 +485,13 @@ class SimEngine:
         t0 = self._hist_at
         if now <= t0:
             return
+        # Grid points since t0 - duration must survive trimming while this runs: move
+        # _hist_at only once they have been read.
+        started_t0 = self.started(t0 - self.duration), self.started(t0), self._at(self._W, t0)
+        started = self.started(now) - started_t0[1]
+        finished = self.started(now - self.duration) - started_t0[0]
+        wait = (self._at(self._W, now) - started_t0[2]) / started if started > 1e-9 else 0.0
         self._hist_at = now
-        started = self.started(now) - self.started(t0)
-        finished = self.started(now - self.duration) - self.started(t0 - self.duration)
-        wait = self.queue_wait(t0, now)
         tpot = 1.0 / self.decode_tokens_per_second
         h = self._hists
         if self.kind == "vllm":
@@ -730,9 +766,7 @@ def _render_tgi(e: SimEngine, now: float) -> str:
     between families, `le` appended last, integers without a decimal point."""
     out = _Out(_plain)
     gen, prompt, reqs = e._counts(now)
-    started = int(e.started(now) + 1e-9)
-    if e._restarts:
-        started -= int(e.started(e._restarts[-1][0]) + 1e-9)
+    started = int(e.started(now) + 1e-9) - e._started_at_restart
     failures = reqs // 200
     steps = int((now - e._created) * e.decode_tokens_per_second)
 

@@ -51,6 +51,8 @@ class Strict(BaseModel):
 
 
 class GlobalConfig(Strict):
+    # Default scrape interval of the dcgm-exporter targets (gpu.interval) when that is not set;
+    # 15s matches dcgm-exporter's own collection interval.
     interval: Duration = "15s"
     # How often derived signals are recomputed and the /metrics bytes re-rendered.
     refresh_interval: Duration = "5s"
@@ -261,6 +263,12 @@ class Config(Strict):
         if dup:
             raise ValueError(f"duplicate probe names: {sorted(dup)}")
         return probes
+
+    @model_validator(mode="after")
+    def _global_defaults(self) -> "Config":
+        if "interval" not in self.gpu.model_fields_set:
+            self.gpu.interval = self.global_.interval
+        return self
 
 
 class ConfigError(Exception):

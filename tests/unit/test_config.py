@@ -94,3 +94,9 @@ def test_version_cli() -> None:
     out = _cli("--version")
     assert out.returncode == 0
     assert "ai-signals-exporter, version" in out.stdout
+
+
+def test_global_interval_is_the_default_gpu_interval() -> None:
+    assert load_config_text("global: {interval: 30s}").gpu.interval == 30
+    assert load_config_text("global: {interval: 30s}\ngpu: {interval: 5s}").gpu.interval == 5
+    assert load_config_text("").gpu.interval == 15

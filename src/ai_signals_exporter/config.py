@@ -292,6 +292,8 @@ def load_config_text(text: str, source: str = "<config>") -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes recursively: "[[[[…" must not escape as a crash
+        raise ConfigError(f"{source}: invalid YAML: nested too deeply") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

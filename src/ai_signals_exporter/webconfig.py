@@ -94,6 +94,8 @@ def load_web_config(path: str) -> WebConfig:
         raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes recursively: "[[[[…" must not escape as a crash
+        raise ConfigError(f"{p}: invalid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: top level must be a mapping")
     try:

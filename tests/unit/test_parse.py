@@ -142,6 +142,16 @@ def test_returned_labels_are_owned_by_the_caller():
     assert parse_families(text, {"m"})["m"][0][0] == {"a": "1"}
 
 
+def test_label_cache_stays_bounded():
+    from ai_signals_exporter.expo import parse
+
+    text = "".join(f'm{{pod="p{i}"}} {i}\n' for i in range(3 * parse._LABEL_CACHE_MAX))
+    out = parse_families(text, {"m"})["m"]
+    assert len(out) == 3 * parse._LABEL_CACHE_MAX
+    assert out[-1] == ({"pod": f"p{len(out) - 1}"}, float(len(out) - 1))
+    assert len(parse._LABEL_CACHE) <= parse._LABEL_CACHE_MAX
+
+
 def test_accepts_list_and_str_inputs():
     assert parse_families("x 1\n", ["x"]) == parse_families(b"x 1\n", frozenset({"x"}))
 

@@ -291,7 +291,7 @@ def _same(a: list, b: list) -> bool:
     return True
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=expositions(), pick=st.data())
 def test_equals_prometheus_client_on_wanted_names(data, pick):
     text, wire_names, renames = data

@@ -181,6 +181,12 @@ def test_smooth_engine_rate_equals_load_times_tokens():
     assert got == e.expected_generation_rate(t0, t1)
 
 
+def test_load_in_tokens_per_second():
+    e, _ = engine("vllm", load=1500.0, load_unit="tokens", output_tokens=250)
+    assert e.expected_generation_rate(T0 + 30, T0 + 60) == pytest.approx(1500, rel=0.01)
+    assert e.expected_request_rate(T0 + 30, T0 + 60) == pytest.approx(6, rel=0.05)
+
+
 def test_load_curve_is_followed():
     e, _ = engine("vllm", load=step(1.0, 6.0, at=100.0), output_tokens=100)
     assert e.expected_generation_rate(T0 + 40, T0 + 90) == pytest.approx(100, rel=0.01)

@@ -6,7 +6,8 @@ wire format at real size (a vLLM V1 payload is tens of kB with hundreds of histo
 Tests, the demo and the benchmarks scrape it over HTTP like a real pod (`make_app`).
 
 Time model (a fluid queue on a fixed grid, `dt` seconds):
-- `load(t)` is the arrival rate in requests/s, `t` seconds after the engine started.
+- `load(t)` is the arrival rate in requests/s, `t` seconds after the engine started (or, with
+  `load_unit="tokens"`, the generation tokens/s those requests ask for).
 - With `capacity_tokens_per_second`, at most capacity/output_tokens requests start per second;
   the rest queue (`waiting` grows, TTFT grows, tokens/s flattens: saturation).  Without it,
   every request starts on arrival.
@@ -187,12 +188,19 @@ class SimEngine:
         dt: float = 0.1,
         cache_seconds: float = 0.0,
         history_seconds: float = 3600.0,
+        load_unit: str = "requests",
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown engine kind {kind!r}; one of {', '.join(KINDS)}")
+        if load_unit not in ("requests", "tokens"):
+            raise ValueError("load_unit is 'requests' (per second) or 'tokens' (generated per second)")
         self.kind = kind
         self.model = model
-        self.load: Load = constant(float(load)) if isinstance(load, (int, float)) else load
+        curve: Load = constant(float(load)) if isinstance(load, (int, float)) else load
+        if load_unit == "tokens":
+            tokens_curve = curve
+            curve = lambda t: tokens_curve(t) / output_tokens  # noqa: E731
+        self.load = curve
         self.seed = seed
         self.clock = clock
         self.prompt_tokens = prompt_tokens

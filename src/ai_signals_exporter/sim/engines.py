@@ -827,7 +827,9 @@ def _render_tgi(e: SimEngine, now: float) -> str:
         "tgi_batch_forward_duration": "Batch forward duration per method (prefill or decode)",
         "tgi_batch_inference_duration": "Batch inference duration",
         "tgi_batch_decode_duration": "Time spent decoding a batch per method (prefill or decode)",
-        "tgi_batch_filter_duration": "Time spent filtering batches and sending generated tokens per method (prefill or decode)",
+        "tgi_batch_filter_duration": (
+            "Time spent filtering batches and sending generated tokens per method (prefill or decode)"
+        ),
         "tgi_batch_concat_duration": None,
         "tgi_batch_next_size": "Batch size of the next batch",
     }
@@ -873,14 +875,19 @@ def _render_sglang(e: SimEngine, now: float) -> str:
             out.line(f"sglang:{name}", lab, float(v))
 
     out.head("sglang:http_requests_active", "gauge", "Number of currently active HTTP requests")
-    out.line("sglang:http_requests_active", 'endpoint="/generate",method="POST"', float(sum(running) + sum(waiting)))
+    active = float(sum(running) + sum(waiting))
+    out.line("sglang:http_requests_active", 'endpoint="/generate",method="POST"', active)
     gauge("num_running_reqs", "The number of running requests.", running)
     gauge("num_queue_reqs", "The number of requests in the waiting queue.", waiting)
     used = e.kv_capacity_tokens * kv
     gauge("num_used_tokens", "The number of used tokens.", [round(used / n)] * n)
     gauge("token_usage", "The token usage.", [round(kv, 4)] * n)
     gauge("cache_hit_rate", "The prefix cache hit rate.", [0.3] * n)
-    gauge("max_total_num_tokens", "Maximum total number of tokens in the KV cache pool.", [int(e.kv_capacity_tokens)] * n)
+    gauge(
+        "max_total_num_tokens",
+        "Maximum total number of tokens in the KV cache pool.",
+        [int(e.kv_capacity_tokens)] * n,
+    )
     tput = e.output_tokens * e.load(max(0.0, now - e.started_at))
     gauge("gen_throughput", "The generation throughput (token/s).", [round(tput / n, 2)] * n)
     gauge("utilization", "The utilization.", [round(kv, 2)] * n)
@@ -909,77 +916,111 @@ def _render_sglang(e: SimEngine, now: float) -> str:
     return out.text()
 
 
+_TRITON_CORE = (
+    ("nv_inference_request_success", "counter",
+     "Number of successful inference requests, all batch sizes"),
+    ("nv_inference_request_failure", "counter",
+     "Number of failed inference requests, all batch sizes"),
+    ("nv_inference_count", "counter",
+     "Number of inferences performed (does not include cached requests)"),
+    ("nv_inference_exec_count", "counter",
+     "Number of model executions performed (does not include cached requests)"),
+    ("nv_inference_request_duration_us", "counter",
+     "Cumulative inference request duration in microseconds (includes cached requests)"),
+    ("nv_inference_queue_duration_us", "counter",
+     "Cumulative inference queuing duration in microseconds (includes cached requests)"),
+    ("nv_inference_pending_request_count", "gauge",
+     "Instantaneous number of pending requests awaiting execution per-model."),
+)  # fmt: skip
+
+
 def _render_triton(e: SimEngine, now: float) -> str:
-    """Triton with the TensorRT-LLM backend in an ensemble (ensemble, preprocessing,
-    tensorrt_llm, postprocessing) labelled `model`/`version`; `model` is the TRT-LLM model."""
+    """Triton with the TensorRT-LLM backend in an ensemble (ensemble, preprocessing, the TRT-LLM
+    model named `e.model`, postprocessing), labelled `model`/`version`; prometheus-cpp layout."""
     out = _Out(_plain)
     gen, prompt, reqs = e._counts(now)
     m = _esc(e.model)
-    models = ("ensemble", "preprocessing", m, "postprocessing")
-
-    def per_model(name: str, typ: str, help: str, value: Callable[[str], float], extra: str = "") -> None:
-        out.head(name, typ, help)
-        for mod in models:
-            out.line(name, f'{extra}model="{mod}",version="1"', value(mod))
-
-    per_model("nv_inference_request_success", "counter", "Number of successful inference requests, all batch sizes", lambda _: reqs)
-    per_model("nv_inference_request_failure", "counter", "Number of failed inference requests, all batch sizes", lambda _: 0, 'reason="BACKEND",')
-    per_model("nv_inference_count", "counter", "Number of inferences performed (does not include cached requests)", lambda _: reqs)
-    per_model("nv_inference_exec_count", "counter", "Number of model executions performed (does not include cached requests)", lambda _: reqs)
-    per_model("nv_inference_request_duration_us", "counter", "Cumulative inference request duration in microseconds (includes cached requests)", lambda _: int(reqs * e.duration * 1e6))
-    per_model("nv_inference_queue_duration_us", "counter", "Cumulative inference queuing duration in microseconds (includes cached requests)", lambda _: int(reqs * 150))
-    per_model("nv_inference_pending_request_count", "gauge", "Instantaneous number of pending requests awaiting execution per-model.", lambda _: 0)
-
-    out.head("nv_trt_llm_request_metrics", "gauge", "TRT LLM request metrics")
     running = round(e.running(now))
-    for t, v in (("context", min(running, 2)), ("scheduled", running), ("max", 256), ("active", running), ("waiting", round(e.waiting(now)))):
-        out.line("nv_trt_llm_request_metrics", f'model="{m}",request_type="{t}",version="1"', v)
-    out.head("nv_trt_llm_runtime_memory_metrics", "gauge", "TRT LLM runtime memory metrics")
-    for t, v in (("cpu", 0), ("gpu", 1056300000), ("pinned", 168000000)):
-        out.line("nv_trt_llm_runtime_memory_metrics", f'memory_type="{t}",model="{m}",version="1"', v)
     kv = e.kv_cache_usage(now)
+    core_values = {
+        "nv_inference_request_success": reqs,
+        "nv_inference_request_failure": 0,
+        "nv_inference_count": reqs,
+        "nv_inference_exec_count": reqs,
+        "nv_inference_request_duration_us": int(reqs * e.duration * 1e6),
+        "nv_inference_queue_duration_us": int(reqs * 150),
+        # Decoupled TRT-LLM: Triton hands requests over at once, the batcher queues them.
+        "nv_inference_pending_request_count": 0,
+    }
+    for name, typ, help in _TRITON_CORE:
+        out.head(name, typ, help)
+        extra = 'reason="BACKEND",' if name == "nv_inference_request_failure" else ""
+        for model in ("ensemble", "preprocessing", m, "postprocessing"):
+            out.line(name, f'{extra}model="{model}",version="1"', core_values[name])
+
     blocks = int(e.kv_capacity_tokens // 64)
-    out.head("nv_trt_llm_kv_cache_block_metrics", "gauge", "TRT LLM KV cache block metrics")
     used = int(blocks * kv)
-    for t, v in (("max", blocks), ("free", blocks - used), ("used", used), ("tokens_per", 64), ("fraction", round(kv, 6))):
-        out.line("nv_trt_llm_kv_cache_block_metrics", f'kv_cache_block_type="{t}",model="{m}",version="1"', v)
-    out.head("nv_trt_llm_inflight_batcher_metrics", "gauge", "TRT LLM inflight_batcher-specific metrics")
-    for t, v in (("total_context_tokens", min(running, 2) * e.prompt_tokens), ("generation_requests", running), ("micro_batch_id", 0), ("paused_requests", 0)):
-        out.line("nv_trt_llm_inflight_batcher_metrics", f'inflight_batcher_specific_metric="{t}",model="{m}",version="1"', v)
-    out.head("nv_trt_llm_general_metrics", "gauge", "General TRT LLM metrics")
-    out.line("nv_trt_llm_general_metrics", f'general_type="iteration_counter",model="{m}",version="1"', int((now - e._created) * e.decode_tokens_per_second))
-    out.line("nv_trt_llm_general_metrics", f'general_type="timestamp",model="{m}",version="1"', int(now * 1e6))
-    for fam, kind, total, med in (
+    iterations = int((now - e._created) * e.decode_tokens_per_second)
+    trt = (
+        ("nv_trt_llm_request_metrics", "TRT LLM request metrics", "request_type", (
+            ("context", min(running, 2)), ("scheduled", running), ("max", 256),
+            ("active", running), ("waiting", round(e.waiting(now))))),
+        ("nv_trt_llm_runtime_memory_metrics", "TRT LLM runtime memory metrics", "memory_type", (
+            ("cpu", 0), ("gpu", 1056300000), ("pinned", 168000000))),
+        ("nv_trt_llm_kv_cache_block_metrics", "TRT LLM KV cache block metrics",
+         "kv_cache_block_type", (
+            ("max", blocks), ("free", blocks - used), ("used", used), ("tokens_per", 64),
+            ("fraction", round(kv, 6)))),
+        ("nv_trt_llm_inflight_batcher_metrics", "TRT LLM inflight_batcher-specific metrics",
+         "inflight_batcher_specific_metric", (
+            ("total_context_tokens", min(running, 2) * e.prompt_tokens),
+            ("generation_requests", running), ("micro_batch_id", 0), ("paused_requests", 0))),
+        ("nv_trt_llm_general_metrics", "General TRT LLM metrics", "general_type", (
+            ("iteration_counter", iterations), ("timestamp", int(now * 1e6)))),
+    )  # fmt: skip
+    for name, help, key, rows in trt:
+        out.head(name, "gauge", help)
+        for value_of_key, v in rows:
+            # prometheus-cpp sorts label names: the family's key, then model, version.
+            pairs = tuple(sorted(((key, value_of_key), ("model", m), ("version", "1"))))
+            out.line(name, _labels(pairs), v)
+    for fam, kind, total, median in (
         ("nv_llm_input_token_len", "total_input_tokens", prompt, e.prompt_tokens),
         ("nv_llm_output_token_len", "total_output_tokens", gen, e.output_tokens),
     ):
         h = e._hists[fam]
-        h.observe(reqs - h.total, med, 0.5)  # observed per finished response
+        h.observe(reqs - h.total, median, 0.5)  # observed once per finished response
         h.sum = float(total)
         out.head(fam, "histogram", "TRT LLM response metrics")
         pairs = (("model", m), ("response_metric_type", kind), ("version", "1"))
         _hist_lines(out, fam, [pairs], h, sort=False, le_fmt=_plain)
     out.head("nv_gpu_utilization", "gauge", "GPU utilization rate [0.0 - 1.0)")
-    out.line("nv_gpu_utilization", 'gpu_uuid="GPU-8c5a0f1e-8d2e-4b8a-9f1e-2b7c1d3e4f50"', round(min(1.0, 0.1 + kv), 3))
+    uuid = 'gpu_uuid="GPU-8c5a0f1e-8d2e-4b8a-9f1e-2b7c1d3e4f50"'
+    out.line("nv_gpu_utilization", uuid, round(min(1.0, 0.1 + kv), 3))
     return out.text().rstrip("\n")  # Triton's payload has no trailing newline
 
 
 def _render_llamacpp(e: SimEngine, now: float) -> str:
+    """llama-server: no labels, C++ stream formatting (6 significant digits)."""
     out = _Out(_cpp)
     gen, prompt, _ = e._counts(now)
-    busy = max(0.0, now - e._created)
+    decode_calls = int(max(0.0, now - e._created) * e.decode_tokens_per_second)
     rows = (
         ("prompt_tokens_total", "counter", "Number of prompt tokens processed.", prompt),
         ("prompt_seconds_total", "counter", "Prompt process time", prompt / 3000.0),
         ("tokens_predicted_total", "counter", "Number of generation tokens processed.", gen),
-        ("tokens_predicted_seconds_total", "counter", "Predict process time", gen / e.decode_tokens_per_second),
-        ("n_decode_total", "counter", "Total number of llama_decode() calls", int(busy * e.decode_tokens_per_second)),
-        ("n_busy_slots_per_decode", "counter", "Average number of busy slots per llama_decode() call", max(1.0, e.running(now))),
+        ("tokens_predicted_seconds_total", "counter", "Predict process time",
+         gen / e.decode_tokens_per_second),
+        ("n_decode_total", "counter", "Total number of llama_decode() calls", decode_calls),
+        ("n_busy_slots_per_decode", "counter",
+         "Average number of busy slots per llama_decode() call", max(1.0, e.running(now))),
         ("prompt_tokens_seconds", "gauge", "Average prompt throughput in tokens/s.", 3000.0),
-        ("predicted_tokens_seconds", "gauge", "Average generation throughput in tokens/s.", e.decode_tokens_per_second),
-        ("requests_processing", "gauge", "Number of requests processing.", round(e.running(now))),
+        ("predicted_tokens_seconds", "gauge", "Average generation throughput in tokens/s.",
+         e.decode_tokens_per_second),
+        ("requests_processing", "gauge", "Number of requests processing.",
+         round(e.running(now))),
         ("requests_deferred", "gauge", "Number of requests deferred.", round(e.waiting(now))),
-    )
+    )  # fmt: skip
     for name, typ, help, v in rows:
         out.head(f"llamacpp:{name}", typ, help)
         out.line(f"llamacpp:{name}", "", v)

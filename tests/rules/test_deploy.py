@@ -286,6 +286,17 @@ DCGM_ALIASES = {"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "DCGM_FI_DEV_XID_ERRORS_AC
 DCGM_RE = re.compile(r"\bDCGM_(?:FI|EXP)_[A-Z0-9_]+")
 
 
+def test_dcgm_exporter_kustomization_ships_the_csv_and_keeps_pod_labels():
+    docs = render("dcgm-exporter")
+    (cm,) = by_kind(docs, "ConfigMap")
+    kubernetes_validate.validate(cm, K8S_VERSION, strict=True)
+    assert cm["metadata"]["name"] == "ai-signals-dcgm-counters"
+    assert cm["data"]["dcgm-metrics.csv"] == (DEPLOY / "dcgm-exporter" / "counters.csv").read_text()
+    (sm,) = by_kind(docs, "ServiceMonitor")
+    check_crd_shape(sm)
+    assert sm["spec"]["endpoints"][0]["honorLabels"] is True
+
+
 def test_dcgm_counters_csv_enables_exactly_what_is_used():
     text = (DEPLOY / "dcgm-exporter" / "counters.csv").read_text()
     rows = [r for r in csv.reader(io.StringIO(text), skipinitialspace=True) if r and not r[0].startswith("#")]

@@ -149,6 +149,10 @@ def ai(now: float) -> str:
         f("ai_gpu_node_idle_gpus", "gauge", "Idle GPUs.").add(l, idle_gpus)
         f("ai_gpu_node_non_gpu_pods", "gauge", "Pods without a GPU request.").add(l, cpu_pods)
         f("ai_gpu_node_unhealthy_gpus", "gauge", "Withdrawn GPUs.").add(l, 0)
+    # run7 stopped checkpointing: its last complete checkpoint is past twice its interval.
+    stale = {"store": "run7", "namespace": "ml", "job": "run7", "layout": "torch_save"}
+    f("ai_checkpoint_age_seconds", "gauge", "Age of the last complete checkpoint.").add(stale, 5000)
+    f("ai_checkpoint_expected_interval_seconds", "gauge", "Expected interval.").add(stale, 1800)
     ck = {"store": "run42", "namespace": "ml", "job": "run42", "layout": "dcp"}
     f("ai_checkpoint_last_complete_timestamp_seconds", "gauge", "Last complete checkpoint.").add(ck, now - 1500)
     f("ai_checkpoint_age_seconds", "gauge", "Age of the last complete checkpoint.").add(ck, 1500)

@@ -329,7 +329,7 @@ _GARBAGE = st.sampled_from(
 )
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=expositions(), pick=st.data())
 def test_garbage_lines_and_crlf_do_not_change_the_result(data, pick):
     text, wire_names, _ = data
@@ -345,6 +345,24 @@ def test_garbage_lines_and_crlf_do_not_change_the_result(data, pick):
         got = parse_families(variant, wanted)
         assert got.keys() == clean.keys()
         assert all(_same(got[n], clean[n]) for n in clean)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=expositions(), pick=st.data())
+def test_exemplars_do_not_change_the_result(data, pick):
+    text, wire_names, _ = data
+    wanted = set(wire_names)
+    clean = parse_families(text, wanted)
+    exemplar = st.sampled_from(
+        [' # {trace_id="abc"} 1.5', ' # {trace_id="a\\"b",x="}"} 0.25 1700000000.5', " # {} 3"]
+    )
+    lines = [
+        line + pick.draw(exemplar) if line and line[0] != "#" and pick.draw(st.booleans()) else line
+        for line in text.split("\n")
+    ]
+    got = parse_families("\n".join(lines), wanted)
+    assert got.keys() == clean.keys()
+    assert all(_same(got[n], clean[n]) for n in clean)
 
 
 @given(st.binary(max_size=300) | st.text(max_size=300))

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from ai_signals_exporter.engines import extract
@@ -65,6 +67,38 @@ def test_every_kind_renders_a_valid_payload_the_mapping_reads(kind):
     snap = models[e.model if kind not in ("tgi", "llamacpp") else ""]
     assert snap.generation_tokens == e.generation_tokens_at(clock.t) > 0
     assert snap.running == round(e.running(clock.t)) > 0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(KINDS),
+    rps=st.floats(0.1, 30),
+    ranks=st.integers(1, 4),
+    capacity=st.none() | st.floats(200, 20000),
+    times=st.lists(st.floats(0.5, 120), min_size=1, max_size=3),
+    restart_at=st.none() | st.integers(0, 3),
+)
+def test_what_the_mapping_reads_is_the_simulators_truth(kind, rps, ranks, capacity, times, restart_at):
+    e, clock = engine(kind, load=rps, ranks=ranks, capacity_tokens_per_second=capacity, seed=5)
+    for i, dt in enumerate(times):
+        clock.t += dt
+        if i == restart_at:
+            e.restart()
+        name, models = extract(e.render(), "auto")
+        assert name == kind
+        snap = models[e.model if kind not in ("tgi", "llamacpp") else ""]
+        now = clock.t
+        assert snap.generation_tokens == e.generation_tokens_at(now)
+        assert snap.prompt_tokens == e.prompt_tokens_at(now)
+        if kind != "llamacpp":  # llama.cpp has no finished-request counter
+            assert snap.requests == e.requests_at(now)
+        assert snap.running == round(e.running(now))
+        assert snap.waiting == round(e.waiting(now))
+        if snap.kv_cache_usage is not None:
+            assert snap.kv_cache_usage == pytest.approx(e.kv_cache_usage(now), abs=1e-4)
+        if snap.ttft_buckets is not None:
+            counts = [c for _, c in snap.ttft_buckets]
+            assert counts == sorted(counts)
 
 
 def test_vllm_payload_is_real_sized_with_created_series_and_real_buckets():

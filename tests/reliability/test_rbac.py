@@ -1,0 +1,115 @@
+"""Least privilege, derived rather than asserted: run the exporter with the shipped config (every
+Kubernetes consumer on: kube source, serving/dcgm/checkpoint discovery) against the test API
+server, drive it through watch drops and a 410 relist, log every API call, derive the RBAC rules
+those calls need, and compare them with the ClusterRole that `kubectl kustomize deploy/...`
+renders: no verb missing, no grant extra.
+
+Pod Security "restricted" for the workload is proven in
+tests/rules/test_deploy.py::test_workload_passes_pod_security_restricted (not repeated here).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ai_signals_exporter.sim.kubeapi import rbac_rules
+from ai_signals_exporter.sim.objects import make_node, make_pod
+
+from ..helpers.kube import running_kube_api
+from .common import eventually, running_exporter
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+# Non-resource paths every authenticated client may GET through the default
+# system:discovery / system:public-info-viewer ClusterRoles: no grant of ours needed.
+DISCOVERY_PREFIXES = ("/api", "/apis", "/version", "/openapi", "/healthz", "/livez", "/readyz")
+
+
+def render(overlay: str) -> list[dict]:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is a test dependency (scripts/test installs it)"
+    out = subprocess.run([kubectl, "kustomize", str(DEPLOY / overlay)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def grants(rules: list[dict]) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) triples; wildcards would show up as '*' and fail the compare."""
+    out = set()
+    for r in rules:
+        assert not r.get("nonResourceURLs") and not r.get("resourceNames"), r
+        for g in r.get("apiGroups", []):
+            for res in r.get("resources", []):
+                for v in r.get("verbs", []):
+                    out.add((g, res, v))
+    return out
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/daemonset"])
+async def test_cluster_role_equals_the_calls_the_code_makes(overlay, tmp_path, monkeypatch) -> None:
+    docs = render(overlay)
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and "config.yaml" in d.get("data", {})]
+    config = yaml.safe_load(cm["data"]["config.yaml"])
+    monkeypatch.setenv("NODE_NAME", "gpu-1")  # the DaemonSet's downward-API variable
+
+    async with running_kube_api() as api:
+        api.add(make_node("gpu-1"))
+        api.add(make_node("cpu-1", gpus=0))
+        # One pod per consumer, so every discovery path runs over real objects.
+        api.add(make_pod("gpu-operator", "dcgm-exporter-x", node="gpu-1", owner=("DaemonSet", "dcgm"),
+                         labels={"app": "nvidia-dcgm-exporter"}, ip="127.0.0.1"))
+        api.add(make_pod("llm", "llama-0", node="gpu-1", owner=("Deployment", "llama"), gpu=1,
+                         labels={"ai-signals.io/serving": "true"}, ip="127.0.0.1"))
+        api.add(make_pod("ml", "train-0", node="gpu-1", owner=("Job", "train"), gpu=1,
+                         annotations={"ai-signals.io/checkpoint-uri": (tmp_path / "ckpt").as_uri()}))
+        (tmp_path / "ckpt").mkdir()
+        kube = config.setdefault("kubernetes", {})
+        kube.update(kubeconfig=str(api.write_kubeconfig(tmp_path / "kubeconfig")),
+                    watch_timeout="5s", request_timeout="2s", backoff_max="300ms")
+        config["global"] = {**config.get("global", {}), "refresh_interval": "100ms"}
+        config["serving"].update(interval="500ms", window="5s", timeout="300ms")
+        config["gpu"].update(interval="500ms", timeout="300ms")
+        config["checkpoints"].update(interval="500ms")
+
+        async with running_exporter(config) as ex:
+            state = ex.exporter.state
+
+            def consumers_ran() -> bool:
+                sm = state.selfmon.targets
+                return (state.kube.pods_synced and state.kube.nodes_synced and api.watch_count() >= 2
+                        and any(k[0] == "serving" for k in sm) and any(k[0] == "gpu" for k in sm)
+                        and any(k[0] == "checkpoints" for k in sm))
+
+            await eventually(consumers_ran, timeout=20)
+            api.drop_watches()  # re-watch path
+            await eventually(lambda: api.watch_count() >= 2, timeout=10)
+            api.set_down(True)  # relist path after 410 Gone
+            api.add(make_pod("llm", "llama-1", node="gpu-1", labels={"ai-signals.io/serving": "true"}))
+            api.compact()
+            api.set_down(False)
+            await eventually(lambda: ("llm", "llama-1") in {(p.namespace, p.name) for p in state.kube.pods.values()},
+                             timeout=15)
+            await eventually(lambda: api.watch_count() >= 2, timeout=10)
+
+    calls = [r for r in api.requests if r[0] != "unavailable"]  # 503s while we held it down
+    assert not [r for r in calls if r[0] not in ("get", "list", "watch")], "only reads, ever"
+    for verb, path, resource in calls:
+        if not resource:
+            assert verb == "get" and path.startswith(DISCOVERY_PREFIXES), (verb, path)
+    needed = grants(rbac_rules(calls))
+    granted = grants(role["rules"])
+    assert needed == granted, f"missing: {sorted(needed - granted)}; extra: {sorted(granted - needed)}"
+    # The derivation saw real traffic: lists and watches of both resources.
+    assert {("", r, v) for r in ("pods", "nodes") for v in ("list", "watch")} <= needed
+
+
+def test_derivation_notices_a_missing_grant() -> None:
+    """The comparison is not vacuous: a role without `watch` on nodes differs from the calls."""
+    calls = [("list", "/api/v1/nodes", "nodes"), ("watch", "/api/v1/nodes", "nodes")]
+    narrow = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]
+    assert grants(rbac_rules(calls)) - grants(narrow) == {("", "nodes", "watch")}

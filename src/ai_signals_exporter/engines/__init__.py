@@ -6,6 +6,8 @@ snapshot per model.  ``engine="auto"`` detects the engine from the sample names 
 
 from __future__ import annotations
 
+import re
+
 from ..expo.parse import parse_families
 from . import llamacpp, sglang, tgi, triton, trtllm, vllm
 from .base import EngineMapping, ModelSnapshot, UnknownEngine, build_snapshots
@@ -20,8 +22,6 @@ __all__ = [
     "wanted_names",
 ]
 
-# Detection order matters: Triton with the vLLM backend exports both `nv_inference_*` and
-# `vllm:*`, and the token series are the vLLM ones.
 ENGINES: dict[str, EngineMapping] = {
     m.name: m
     for m in (
@@ -35,23 +35,28 @@ ENGINES: dict[str, EngineMapping] = {
 }
 
 _WANTED = {name: m.wanted_names() for name, m in ENGINES.items()}
-_MARKERS = [
-    (name, tuple(("\n" + p).encode() for p in m.markers), tuple(p.encode() for p in m.markers))
-    for name, m in ENGINES.items()
-]
+_MARKER_ENGINE = {p.encode(): name for name, m in ENGINES.items() for p in m.markers}
+# One pass that stops at the first sample line of any known engine (usually within the first
+# lines: a full scan of a 100 kB payload per engine would cost as much as parsing it).
+_MARKERS = tuple(sorted(_MARKER_ENGINE, key=len, reverse=True))
+_MARKER_RE = re.compile(b"\n(" + b"|".join(re.escape(p) for p in _MARKERS) + b")")
 
 
 def detect(payload: bytes | str) -> str | None:
-    """The engine whose sample names appear in `payload`, or None.  Only sample lines count
-    (a marker at a line start, not in a HELP text); bytes.find keeps this at memory speed."""
+    """The engine whose sample names appear in `payload`, or None.  Only sample lines count (a
+    marker at a line start, not in a HELP text).  The first engine seen wins, except that
+    Triton defers to vLLM: Triton's vLLM backend serves both, and the token series are vLLM's."""
     data = payload.encode() if isinstance(payload, str) else bytes(payload)
-    for name, at_line_start, at_start in _MARKERS:
-        for marker in at_line_start:
-            if data.find(marker) != -1:
-                return name
-        if data.startswith(at_start):
-            return name
-    return None
+    first = next((p for p in _MARKERS if data.startswith(p)), None)
+    if first is None:
+        m = _MARKER_RE.search(data)
+        if m is None:
+            return None
+        first = m.group(1)
+    engine = _MARKER_ENGINE[first]
+    if engine == "triton" and data.find(b"\nvllm:") != -1:
+        return "vllm"
+    return engine
 
 
 def wanted_names(engine: str) -> frozenset[str]:

@@ -22,10 +22,13 @@ from aiohttp import web
 from ai_signals_exporter.app import Exporter
 from ai_signals_exporter.cli import serve
 from ai_signals_exporter.sim import gpu as simgpu
+from ai_signals_exporter.sim import serving as simserving
+from ai_signals_exporter.sim.engines import SimEngine, constant
 from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sim.training import TrainingJob
 
 from ..rules.promstack import alertmanager, free_port, prometheus, query, wait_until
+from ..rules.test_dashboards import adapter_query
 from ..rules.rulepack import DEPLOY, rule_files
 
 FOR = "2s"
@@ -126,6 +129,14 @@ class SimStack:
             "expected_interval": "5s" if self.healthy else "3s", "labels": {"namespace": "ml", "job": "pretrain"},
         })
 
+        if self.healthy:
+            # Two vLLM replicas of llm/chat well below their capacity: tokens flow, no queue.
+            await simserving.attach(self.cluster, pods=[
+                simserving.SimPod("llm", f"chat-{i}", "Deployment", "chat",
+                                  SimEngine("vllm", "meta-llama/Llama-3.1-8B-Instruct", constant(2.0), seed=i,
+                                            capacity_tokens_per_second=2400.0), capacity=2400.0)
+                for i in range(2)])
+
         self.exporter = Exporter(self.cluster.exporter_config())
         await self.exporter.start()
         self._stop_event = asyncio.Event()
@@ -190,7 +201,7 @@ def test_idle_gpu_on_tainted_node_and_stale_checkpoint_reach_their_receivers(tmp
     assert (labels["store"], labels["namespace"], labels["job"], labels["layout"]) == ("pretrain", "ml", "pretrain", "dcp")
 
 
-def test_healthy_cluster_raises_no_alert(tmp_path):
+def test_healthy_cluster_raises_no_alert_and_feeds_the_autoscalers(tmp_path):
     def until(stack, prom, timeout):
         # Long enough for every shortened `for:` to elapse several times over, with data flowing.
         deadline = time.monotonic() + timeout
@@ -199,6 +210,22 @@ def test_healthy_cluster_raises_no_alert(tmp_path):
             time.sleep(1)
         # The shipped rules are loaded and evaluated (a recording rule has output).
         assert query(prom, "node:ai_gpu_node_idle_gpus:sum")
+        # The prometheus-adapter and KEDA queries return the workload's token rate and inputs.
+        adapter = yaml.safe_load((DEPLOY / "autoscaling" / "prometheus-adapter-rules.yaml").read_text())["rules"]
+        got = {}
+        for rule in adapter:
+            result = query(prom, adapter_query(rule, "llm", "chat"))
+            assert len(result) == 1, rule["seriesQuery"]
+            got[rule["seriesQuery"].split("{")[0]] = float(result[0]["value"][1])
+        assert got["workload:ai_serving_generation_tokens_per_second:sum"] > 0
+        assert 0 < got["workload:ai_serving_token_capacity_ratio:avg"] < 1
+        assert got["workload:ai_serving_requests_waiting:sum"] >= 0
+        keda = yaml.safe_load((DEPLOY / "autoscaling" / "keda-scaledobject.yaml").read_text())
+        for trigger in keda["spec"]["triggers"]:
+            q = trigger["metadata"]["query"].replace('namespace="prod"', 'namespace="llm"')
+            (result,) = query(prom, q.replace('workload="llama"', 'workload="chat"'))
+            if trigger["name"] == "tokens-per-pod":
+                assert float(result["value"][1]) == pytest.approx(got["workload:ai_serving_generation_tokens_per_second:sum"], rel=0.5)
 
     received, alerts = run_pipeline(tmp_path, healthy=True, until=until, timeout=10)
     assert alerts == [], json.dumps(alerts, indent=1)

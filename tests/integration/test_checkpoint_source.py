@@ -211,3 +211,20 @@ async def test_periodic_loop_against_running_job(tmp_path, layout):
     assert seen_in_progress and job.interrupted
     assert v.layout == layout and v.last_step == job.completed[-1]
     assert state.selfmon.sources["checkpoints"].last_success > 0
+
+
+async def test_large_store_judged_off_the_event_loop(tmp_path):
+    # Above 2000 objects detect runs in a worker thread; the verdict must be the same.
+    for step in range(1, 41):
+        d = tmp_path / f"step_{step * 100}"
+        d.mkdir()
+        for r in range(55):
+            (d / f"__{r}_0.distcp").write_bytes(b"x")
+        if step < 40:
+            (d / ".metadata").write_bytes(b"m")
+    cfg = load_config_text(f"checkpoints: {{stores: [{{name: big, uri: 'file://{tmp_path}'}}]}}\n")
+    state = AppState()
+    await CheckpointSource(cfg, state).run_once()
+    obs = state.checkpoints["big"]
+    assert obs.objects == 40 * 55 + 39
+    assert obs.verdict.last_step == 3900 and obs.verdict.in_progress_keys == ("step_4000",)

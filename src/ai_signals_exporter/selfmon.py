@@ -40,6 +40,18 @@ def bound_reason(reason: str) -> str:
     return reason if reason in REASONS else "other"
 
 
+def display_target(target: str) -> str:
+    """A target as shown in labels and on the landing page: URL user-info (a password in
+    `http://user:pass@host/`) removed, everything else kept so targets stay distinct."""
+    scheme, sep, rest = target.partition("://")
+    if not sep:
+        return target
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return target
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+
+
 @dataclass
 class SourceStats:
     last_duration: float = 0.0

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from . import __version__
 from .app import Exporter
+from .selfmon import display_target
 from .webconfig import BasicAuth, WebConfig
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -59,7 +60,7 @@ async def landing(request: web.Request) -> web.Response:
     for t in exporter.target_statuses():
         state = {True: "up", False: "down", None: "pending"}[t.up]
         rows.append(
-            f"<tr class='{state}'><td>{html.escape(t.source)}</td><td>{html.escape(t.target)}</td>"
+            f"<tr class='{state}'><td>{html.escape(t.source)}</td><td>{html.escape(display_target(t.target))}</td>"
             f"<td>{state}</td><td>{_age(t.last_success)}</td><td>{html.escape(t.last_error)}</td></tr>"
         )
     sources = ", ".join(html.escape(s.name) for s in exporter.sources if s.enabled()) or "none"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import __version__
 from ..config import Config
 from ..expo.families import Family
+from ..selfmon import display_target
 from ..state import AppState
 
 
@@ -20,7 +21,7 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         ("source", "target"),
     )
     for (source, target), ok in sorted(sm.targets.items()):
-        up.add((source, target), 1 if ok else 0)
+        up.add((source, display_target(target)), 1 if ok else 0)
     duration = Family(
         "ai_signals_exporter_source_duration_seconds",
         "gauge",

@@ -88,6 +88,8 @@ class Exporter:
         self.started_at = time.time()
         self._reload_lock = asyncio.Lock()
         self.refresh_count = 0
+        self.last_derive_seconds = 0.0
+        self.last_render_seconds = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -141,6 +143,7 @@ class Exporter:
 
     def refresh(self, now: float | None = None) -> Exposition:
         now = time.time() if now is None else now
+        started = time.perf_counter()
         limit = self.config.global_.max_series_per_source
         families: list[Family] = []
         for area, derive in DERIVERS.items():
@@ -154,7 +157,11 @@ class Exporter:
             if dropped:
                 self.state.selfmon.dropped(area, dropped)
             families.extend(out)
+        derived = time.perf_counter()
         self.exposition = Exposition(body=render(families), rendered_at=now)
+        # Kept for the scale benchmark and debugging: where a refresh spends its time.
+        self.last_derive_seconds = derived - started
+        self.last_render_seconds = time.perf_counter() - derived
         self.refresh_count += 1
         return self.exposition
 

@@ -219,7 +219,11 @@ class KubeSource(Source):
 
     async def _list(self, s: _Sync) -> None:
         started = time.monotonic()
-        items: list[dict[str, Any]] = []
+        # Trimmed page by page: the raw JSON of one page (PAGE_SIZE objects) is alive at a time,
+        # never that of the whole 20,000-pod list.
+        trim = self._trim_pods if s.resource == "pods" else self._trim_nodes
+        kept: dict[str, Any] = {}
+        count = 0
         token: str | None = None
         rv: str | None = None
         while True:
@@ -240,24 +244,28 @@ class KubeSource(Source):
                 resp.release()
             try:
                 doc = orjson.loads(body)
-                items.extend(doc.get("items") or ())
+                items = doc.get("items") or ()
                 meta = doc.get("metadata") or {}
             except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
                 raise _Failure("decode", f"list body: {exc}") from None
+            del body, doc
+            count += len(items)
+            trim(items, kept)
+            del items
             token = meta.get("continue") or None
             if token is None:
                 rv = meta.get("resourceVersion")
                 break
         if s.resource == "pods":
-            self._replace_pods(items)
+            self._replace_pods(kept)
         else:
-            self._replace_nodes(items)
+            self._replace_nodes(kept)
         s.rv = rv
         s.failures = 0
         self._last_list_duration = time.monotonic() - started
         self.state.selfmon.kube_list(s.resource, "success")
         self._healthy(s.resource)
-        log.debug("kube: listed %d %s at resourceVersion %s", len(items), s.resource, rv)
+        log.debug("kube: listed %d %s at resourceVersion %s", count, s.resource, rv)
 
     # ---- watch -----------------------------------------------------------------------------
 
@@ -339,8 +347,7 @@ class KubeSource(Source):
             return True
         return (obj.get("metadata") or {}).get("namespace") in self._namespaces
 
-    def _replace_pods(self, items: list[dict[str, Any]]) -> None:
-        pods = {}
+    def _trim_pods(self, items: Any, pods: dict[str, Any]) -> None:
         for obj in items:
             if not self._wanted_ns(obj):
                 continue
@@ -350,13 +357,8 @@ class KubeSource(Source):
                 self.state.selfmon.error(self.name, "decode")
                 continue
             pods[info.uid] = info
-        kube = self.state.kube
-        kube.pods = pods  # one assignment: readers never see a half-built set
-        kube.pods_synced = True
-        kube.touch()
 
-    def _replace_nodes(self, items: list[dict[str, Any]]) -> None:
-        nodes = {}
+    def _trim_nodes(self, items: Any, nodes: dict[str, Any]) -> None:
         for obj in items:
             try:
                 info = node_from_json(obj)
@@ -364,6 +366,14 @@ class KubeSource(Source):
                 self.state.selfmon.error(self.name, "decode")
                 continue
             nodes[info.name] = info
+
+    def _replace_pods(self, pods: dict[str, Any]) -> None:
+        kube = self.state.kube
+        kube.pods = pods  # one assignment: readers never see a half-built set
+        kube.pods_synced = True
+        kube.touch()
+
+    def _replace_nodes(self, nodes: dict[str, Any]) -> None:
         kube = self.state.kube
         kube.nodes = nodes
         kube.nodes_synced = True

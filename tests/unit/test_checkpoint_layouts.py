@@ -168,3 +168,56 @@ async def test_symlink_entries(tmp_path):
     assert listing.entries["d/abs"].link == "a.ckpt"
     assert listing.entries["gone.ckpt"].size == 0
     assert "last.ckpt" in listing.tails and zip_complete(listing.tails["last.ckpt"])
+
+
+def _files(spec: dict[str, float], contents: dict[str, bytes] | None = None) -> Listing:
+    return Listing([Entry(p, 100, m) for p, m in spec.items()], contents=contents)
+
+
+def test_hf_trainer_with_deepspeed_inside():
+    files = {
+        "checkpoint-10/global_step10/mp_rank_00_model_states.pt": 1.0,
+        "checkpoint-10/latest": 2.0, "checkpoint-10/trainer_state.json": 3.0,
+        "checkpoint-20/global_step20/zero_pp_rank_0_mp_rank_00_optim_states.pt": 11.0,  # model states missing
+        "checkpoint-20/latest": 12.0, "checkpoint-20/trainer_state.json": 13.0,
+    }
+    contents = {"checkpoint-10/latest": b"global_step10", "checkpoint-20/latest": b"global_step20\n"}
+    v = detect(_files(files, contents), 100.0, None, "auto")
+    assert v.layout == "hf_trainer" and v.last_step == 10 and v.last_complete_ts == 3.0
+    assert v.in_progress and v.in_progress_keys == ("checkpoint-20",)
+
+
+def test_lightning_deepspeed_directory_checkpoint():
+    files = {
+        "epoch=0-step=50.ckpt/checkpoint/mp_rank_00_model_states.pt": 1.0,
+        "epoch=0-step=50.ckpt/latest": 2.0,
+        "epoch=1-step=100.ckpt/checkpoint/zero_pp_rank_0_mp_rank_00_optim_states.pt": 5.0,
+        "epoch=1-step=100.ckpt/latest": 6.0,
+    }
+    contents = {"epoch=0-step=50.ckpt/latest": b"checkpoint", "epoch=1-step=100.ckpt/latest": b"checkpoint"}
+    v = detect(_files(files, contents), 100.0, None, "auto")
+    assert v.layout == "lightning" and v.last_step == 50 and v.last_complete_ts == 2.0
+    assert v.in_progress and v.in_progress_since == 5.0
+
+
+def test_nemo2_directory_checkpoints_with_marker():
+    d1 = "ckpt/model--reduced_train_loss=1.0-step=99-consumed_samples=800.0"
+    d2 = "ckpt/model--reduced_train_loss=0.9-step=199-consumed_samples=1600.0"
+    files = {
+        f"{d1}/weights/.metadata": 3.0, f"{d1}/weights/__0_0.distcp": 2.0, f"{d1}/context/model.yaml": 4.0,
+        f"{d2}/weights/__0_0.distcp": 12.0, f"{d2}-unfinished": 10.0,
+    }
+    v = detect(_files(files), 100.0, None, "auto")
+    assert v.layout == "nemo" and v.last_step == 99 and v.last_complete_ts == 3.0  # weights/.metadata
+    assert v.in_progress and v.in_progress_since == 10.0
+    # The marker goes away once the save finished: complete, and the layout stays nemo.
+    del files[f"{d2}-unfinished"]
+    files[f"{d2}/weights/.metadata"] = 13.0
+    v2 = detect(_files(files), 100.0, v, "auto")
+    assert v2.layout == "nemo" and v2.last_step == 199 and not v2.in_progress
+
+
+def test_megatron_release_tracker():
+    files = {"release/mp_rank_00/model_optim_rng.pt": 1.0, "latest_checkpointed_iteration.txt": 2.0}
+    v = detect(_files(files, {"latest_checkpointed_iteration.txt": b"release"}), 10.0, None, "auto")
+    assert v.layout == "megatron" and v.last_complete_ts == 2.0 and not v.pointer_dangling

@@ -538,17 +538,24 @@ RULES: dict[str, Callable[[Listing, _Ctx], list[Candidate]]] = {
 
 def sniff(listing: Listing) -> str:
     """Guess the layout from names alone, most specific first: an HF checkpoint may hold a
-    DeepSpeed tree, a Megatron iteration a DCP one, and everything holds `.pt` files."""
+    DeepSpeed tree, a Lightning `.ckpt` directory a DeepSpeed or DCP one, a Megatron iteration a
+    DCP one, and everything holds `.pt` files."""
     names = {basename(e.path) for e in listing.under("")}
     dirs = {basename(d) for d in listing.dirs()}
     if "latest_checkpointed_iteration.txt" in names or any(_MEGATRON_RE.match(d) for d in dirs):
         return "megatron"
-    if any(n.endswith(UNFINISHED) for n in names) or any(n.endswith(".nemo") for n in names):
+    if (
+        any(n.endswith(UNFINISHED) or n.endswith(".nemo") for n in names)
+        # NeMo 2 checkpoints are directories named like `model--...-step=N-...`.
+        or any("step=" in d and not d.endswith(".ckpt") for d in dirs)
+    ):
         return "nemo"
     if any(n.startswith("latest-rank") for n in names):
         return "composer"
     if any(_HF_RE.match(d) or d.startswith("tmp-checkpoint-") for d in dirs):
         return "hf_trainer"
+    if any(n.endswith(".ckpt") for n in names | dirs):  # before DeepSpeed: .ckpt dirs hold `latest`
+        return "lightning"
     if "latest" in names or any(_DS_RE.match(d) for d in dirs):
         return "deepspeed"
     if (
@@ -556,8 +563,6 @@ def sniff(listing: Listing) -> str:
         or any(ORBAX_TMP in d for d in dirs)
     ):
         return "orbax"
-    if any(n.endswith(".ckpt") for n in names | dirs):
-        return "lightning"
     if any(n in (".metadata", ".metadata.tmp") or _SHARD_RE.match(n) for n in names):
         return "dcp"
     if any(n.endswith(TORCH_EXTS) for n in names):

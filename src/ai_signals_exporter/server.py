@@ -14,6 +14,7 @@ from .webconfig import BasicAuth, WebConfig
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 EXPORTER_KEY = web.AppKey("exporter", Exporter)
+TELEMETRY_PATH_KEY = web.AppKey("telemetry_path", str)
 
 
 def _accepts_gzip(request: web.Request) -> bool:
@@ -55,7 +56,7 @@ def _age(ts: float) -> str:
 
 async def landing(request: web.Request) -> web.Response:
     exporter = request.app[EXPORTER_KEY]
-    telemetry = request.app["telemetry_path"]
+    telemetry = request.app[TELEMETRY_PATH_KEY]
     rows = []
     for t in exporter.target_statuses():
         state = {True: "up", False: "down", None: "pending"}[t.up]
@@ -103,7 +104,7 @@ def make_app(
 ) -> web.Application:
     app = web.Application(middlewares=[_security_middleware(web_config)])
     app[EXPORTER_KEY] = exporter
-    app["telemetry_path"] = telemetry_path
+    app[TELEMETRY_PATH_KEY] = telemetry_path
     app.router.add_get(telemetry_path, metrics)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)

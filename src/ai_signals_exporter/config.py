@@ -42,7 +42,7 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-Engine = Literal["auto", "vllm", "tgi", "sglang", "triton", "llamacpp"]
+Engine = Literal["auto", "vllm", "tgi", "sglang", "triton", "llamacpp", "trtllm"]
 LabelMap = dict[str, str]
 
 

@@ -100,3 +100,12 @@ def test_global_interval_is_the_default_gpu_interval() -> None:
     assert load_config_text("global: {interval: 30s}").gpu.interval == 30
     assert load_config_text("global: {interval: 30s}\ngpu: {interval: 5s}").gpu.interval == 5
     assert load_config_text("").gpu.interval == 15
+
+
+def test_engine_choices_match_the_engine_mappings() -> None:
+    import typing
+
+    from ai_signals_exporter import engines
+    from ai_signals_exporter.config import Engine
+
+    assert set(typing.get_args(Engine)) == {"auto", *engines.ENGINES}

@@ -27,7 +27,7 @@ ANN_PORT = "ai-signals.io/port"
 ANN_PATH = "ai-signals.io/path"
 ANN_ENGINE = "ai-signals.io/engine"
 ANN_MODEL = "ai-signals.io/model"
-_ENGINES = {"auto", "vllm", "tgi", "sglang", "triton", "llamacpp"}
+_ENGINES = frozenset({"auto", *engines.ENGINES})
 
 
 @dataclass

@@ -228,3 +228,31 @@ async def test_large_store_judged_off_the_event_loop(tmp_path):
     obs = state.checkpoints["big"]
     assert obs.objects == 40 * 55 + 39
     assert obs.verdict.last_step == 3900 and obs.verdict.in_progress_keys == ("step_4000",)
+
+
+async def test_unexpected_error_fails_only_its_store(tmp_path, monkeypatch):
+    good = tmp_path / "good"
+    build(case("dcp-complete"), good, time.time() - 600)
+    (tmp_path / "bad").mkdir()
+    cfg = load_config_text(f"""
+checkpoints:
+  stores:
+    - {{name: good, uri: 'file://{good}'}}
+    - {{name: bad, uri: 'file://{tmp_path}/bad'}}
+""")
+    state = AppState()
+    from ai_signals_exporter.checkpoints import stores
+
+    original = stores.LocalTree.list
+
+    async def broken(self, max_objects, page_size):
+        if self.root.endswith("/bad"):
+            raise RuntimeError("a bug, or an error type nobody expected")
+        return await original(self, max_objects, page_size)
+
+    monkeypatch.setattr(stores.LocalTree, "list", broken)
+    await CheckpointSource(cfg, state).run_once()
+    assert state.selfmon.targets[("checkpoints", "good")] is True
+    assert state.selfmon.targets[("checkpoints", "bad")] is False
+    assert state.selfmon.errors[("checkpoints", "exception")] == 1
+    assert state.checkpoints["good"].verdict.last_step == 200

@@ -36,6 +36,7 @@ class Listing:
     ) -> None:
         self.entries: dict[str, Entry] = {e.path: e for e in entries}
         self._paths = sorted(self.entries)
+        self._dirs: frozenset[str] | None = None
         # Full contents of tiny pointer files (DeepSpeed `latest`, Megatron tracker, ...).
         self.contents: dict[str, bytes] = dict(contents or {})
         # The last bytes of single-file checkpoints, for the zip end-of-central-directory check.
@@ -65,13 +66,15 @@ class Listing:
         return path in self.entries or self.is_dir(path)
 
     def dirs(self) -> set[str]:
-        """Every directory that holds at least one file, at any depth."""
-        out: set[str] = set()
-        for p in self._paths:
-            parts = p.split("/")[:-1]
-            for i in range(1, len(parts) + 1):
-                out.add("/".join(parts[:i]))
-        return out
+        """Every directory that holds at least one file, at any depth (computed once)."""
+        if self._dirs is None:
+            out: set[str] = set()
+            for p in self._paths:
+                parts = p.split("/")[:-1]
+                for i in range(1, len(parts) + 1):
+                    out.add("/".join(parts[:i]))
+            self._dirs = frozenset(out)
+        return set(self._dirs)
 
     def child_dirs(self, parent: str) -> set[str]:
         """Immediate sub-directory names of `parent` ("" = root)."""

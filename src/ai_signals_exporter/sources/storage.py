@@ -151,6 +151,10 @@ class CheckpointSource(PeriodicSource):
             log.warning("checkpoints: store %s: %.300s", spec.name, str(exc).split("\n", 1)[0])
             self._failed(obs, exc.reason)
             return
+        except Exception:  # one store's surprise must not stop the others
+            log.exception("checkpoints: store %s: scan failed", spec.name)
+            self._failed(obs, "exception")
+            return
         now = time.time()
         args = (listing, now, obs.verdict, spec.layout)
         if len(listing) > 2000:

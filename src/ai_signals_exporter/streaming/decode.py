@@ -17,6 +17,12 @@ import zlib
 ACCEPT_ENCODING = "gzip, deflate"
 
 
+# Decoded bytes one stream may produce.  A probe stream is kilobytes to a few MB; without a cap,
+# one 64 KB read of a compression bomb (~1000:1) becomes 64 MB for the parser, blocking the
+# event loop for seconds per read.
+MAX_DECODED_BYTES = 8 << 20
+
+
 class DecodeError(Exception):
     reason = "decode"
 
@@ -34,10 +40,11 @@ class _Zlib:
         self._d = zlib.decompressobj(wbits)
         self._fallback_raw = fallback_raw
         self._started = False
+        self._room = MAX_DECODED_BYTES
 
     def decode(self, data: bytes) -> bytes:
         try:
-            out = self._d.decompress(data)
+            out = self._d.decompress(data, self._room + 1)
         except zlib.error:
             # "deflate" is meant to be zlib-wrapped, but some servers send raw deflate.
             if self._fallback_raw and not self._started:
@@ -46,6 +53,9 @@ class _Zlib:
                 return self.decode(data)
             raise DecodeError("bad compressed data") from None
         self._started = True
+        self._room -= len(out)
+        if self._room < 0:
+            raise DecodeError(f"decoded stream larger than {MAX_DECODED_BYTES} bytes")
         return out
 
     def flush(self) -> bytes:

@@ -38,6 +38,8 @@ def parse_duration(value: Any) -> float:
     seconds = sum(float(n) * _UNITS[u] for n, u in _PART_RE.findall(value))
     if seconds <= 0:
         raise ValueError(f"duration {value!r} must be positive")
+    if seconds == float("inf"):  # "999…9s" overflows; an infinite interval would never run
+        raise ValueError("duration is too large")
     return seconds
 
 

@@ -8,6 +8,7 @@ to remember to do it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -48,7 +49,10 @@ def _bound(value: object) -> str:
     # Surrogates (from os.fsdecode of non-UTF-8 names) cannot be encoded as UTF-8.
     text = text.encode("utf-8", "replace").decode("utf-8")
     if len(text) > MAX_LABEL_VALUE_LEN:
-        text = text[: MAX_LABEL_VALUE_LEN - 3] + "..."
+        # A digest of the whole value keeps long values that share a prefix (long pod names of
+        # one workload) distinct series instead of duplicates after truncation.
+        digest = hashlib.blake2b(text.encode("utf-8"), digest_size=4).hexdigest()
+        text = text[: MAX_LABEL_VALUE_LEN - 11] + "..." + digest
     return text
 
 

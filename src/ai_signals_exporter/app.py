@@ -153,9 +153,12 @@ class Exporter:
                 log.exception("deriving %s signals failed", area)
                 self.state.selfmon.error(area, "exception")
                 continue
-            out, dropped = apply_cardinality_limit(out, limit)
-            if dropped:
-                self.state.selfmon.dropped(area, dropped)
+            # The exporter's own health (target_up, these drop counters) is never capped: a
+            # guard that hid its own drops would blind the operator exactly when it acts.
+            if area != "self":
+                out, dropped = apply_cardinality_limit(out, limit)
+                if dropped:
+                    self.state.selfmon.dropped(area, dropped)
             families.extend(out)
         derived = time.perf_counter()
         self.exposition = Exposition(body=render(families), rendered_at=now)

@@ -88,7 +88,7 @@ def _security_middleware(web_config: WebConfig | None):
 
     @web.middleware
     async def middleware(request: web.Request, handler):
-        if auth is not None and not auth.check(request.headers.get("Authorization")):
+        if auth is not None and not await auth.check_async(request.headers.get("Authorization")):
             resp = web.Response(status=401, text="Unauthorized\n")
             resp.headers["WWW-Authenticate"] = 'Basic realm="ai-signals-exporter"'
             return resp

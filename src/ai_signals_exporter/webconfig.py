@@ -16,6 +16,7 @@ Paths are relative to the web config file, as in exporter-toolkit.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -125,15 +126,36 @@ class BasicAuth:
         self.users = {u: h.encode() for u, h in users.items()}
         self._key = hashlib.sha256(repr(sorted(users.items())).encode()).digest()
         self._ok: set[bytes] = set()
+        self._slow: asyncio.Semaphore | None = None
 
-    def check(self, header: str | None) -> bool:
+    def _parse(self, header: str | None) -> tuple[str, str, bytes] | None:
         if not header or not header.startswith("Basic "):
-            return False
+            return None
         try:
             user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
+            return None
+        return user, password, hmac.new(self._key, f"{user}\0{password}".encode(), "sha256").digest()
+
+    async def check_async(self, header: str | None) -> bool:
+        """`check` without blocking the event loop: cached credentials answer at once; a full
+        bcrypt round runs in a thread (bcrypt releases the GIL), at most two at a time, so a
+        flood of wrong passwords queues up instead of freezing scrapes and sources."""
+        parsed = self._parse(header)
+        if parsed is None:
             return False
-        digest = hmac.new(self._key, f"{user}\0{password}".encode(), "sha256").digest()
+        if parsed[2] in self._ok:
+            return True
+        if self._slow is None:
+            self._slow = asyncio.Semaphore(2)
+        async with self._slow:
+            return await asyncio.to_thread(self.check, header)
+
+    def check(self, header: str | None) -> bool:
+        parsed = self._parse(header)
+        if parsed is None:
+            return False
+        user, password, digest = parsed
         if digest in self._ok:
             return True
         hashed = self.users.get(user)

@@ -59,6 +59,7 @@ class _Sync:
     field_selector: str | None
     rv: str | None = None
     failures: int = 0
+    gone_streak: int = 0  # consecutive 410s without a watch event in between
 
 
 def backoff_delay(failures: int, cap: float, rng: random.Random | None = None) -> float:
@@ -174,22 +175,26 @@ class KubeSource(Source):
                 log.info("kube: %s resourceVersion %s expired (410); re-listing", s.resource, s.rv)
                 self.state.selfmon.error(self.name, "gone")
                 s.rv = None
+                s.gone_streak += 1
                 if phase == "list":
-                    await self._fail(s, "list", "410 during list")
+                    await self._fail(s, "list", "list", "410 during list")
+                elif s.gone_streak > 1:
+                    # 410 again straight after a fresh list: do not spin list/410/list.
+                    await asyncio.sleep(backoff_delay(s.gone_streak - 2, self._kc.backoff_max))
                 continue
             except _Failure as exc:
-                await self._fail(s, exc.reason if exc.reason == "decode" else phase, str(exc))
+                await self._fail(s, phase, exc.reason, str(exc))
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                await self._fail(s, phase, f"{type(exc).__name__}: {exc}")
+                await self._fail(s, phase, phase, f"{type(exc).__name__}: {exc}")
             except Exception:  # a bug: log it, count it, keep going
                 log.exception("kube: %s %s failed unexpectedly", s.resource, phase)
-                self.state.selfmon.error(self.name, "exception")
-                await self._fail(s, phase, "exception", counted=True)
+                await self._fail(s, phase, "exception", "exception")
 
-    async def _fail(self, s: _Sync, reason: str, detail: str, counted: bool = False) -> None:
-        if not counted:
-            self.state.selfmon.error(self.name, reason)
-        if reason == "list":
+    async def _fail(self, s: _Sync, phase: str, reason: str, detail: str) -> None:
+        """Count a failed list/watch (`reason` from selfmon.REASONS), mark the target down and
+        sleep the backoff.  A failed list starts over; a failed watch resumes from s.rv."""
+        self.state.selfmon.error(self.name, reason)
+        if phase == "list":
             self.state.selfmon.kube_list(s.resource, "error")
             s.rv = None
         self._mark(s.resource, False, reason)
@@ -324,6 +329,7 @@ class KubeSource(Source):
                     if code == 410:
                         raise _Gone()
                     raise _Failure("watch", f"ERROR event code {code}")
+                s.gone_streak = 0
                 meta = obj.get("metadata") if isinstance(obj, dict) else None
                 new_rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
                 if etype == "ADDED" or etype == "MODIFIED":

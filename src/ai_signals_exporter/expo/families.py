@@ -71,6 +71,8 @@ def escape_help(text: str) -> str:
 
 
 def format_value(value: float) -> str:
+    if type(value) is float and value.is_integer():  # the common case; False for NaN and Inf
+        return str(int(value)) if -1e15 < value < 1e15 else repr(value)
     if value != value:  # NaN
         return "NaN"
     if math.isinf(value):
@@ -78,6 +80,45 @@ def format_value(value: float) -> str:
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return repr(float(value))
+
+
+# Whole label-value tuples repeat too (one per series, every refresh): bounded tuples by raw
+# tuple, and the rendered `name{labels} ` prefix of a line by (name, suffix, labels, values,
+# extra).  Only all-str tuples are stored as keys, so 1, 1.0 and True (equal as keys) can never
+# stand for each other.  Dropped wholesale past _CACHE_MAX entries, like the value caches.
+_bounded_tuples: dict[tuple, tuple[str, ...]] = {}
+_prefixes: dict[tuple, str] = {}
+
+
+def bound_label_values(values: tuple) -> tuple[str, ...]:
+    try:
+        cached = _bounded_tuples.get(values)
+    except TypeError:  # an unhashable value: bounded one by one, not cached
+        return tuple(map(bound_label_value, values))
+    if cached is None:
+        cached = tuple(map(bound_label_value, values))
+        if all(type(v) is str for v in values):
+            if len(_bounded_tuples) >= _CACHE_MAX:
+                _bounded_tuples.clear()
+            _bounded_tuples[values] = cached
+    return cached
+
+
+def _line_prefix(
+    name: str, suffix: str, labelnames: tuple[str, ...], values: tuple[str, ...],
+    extra: tuple[tuple[str, str], ...],
+) -> str:
+    key = (name, suffix, labelnames, values, extra)
+    prefix = _prefixes.get(key)
+    if prefix is None:
+        pairs = [f'{k}="{escape_label_value(v)}"' for k, v in zip(labelnames, values)]
+        pairs.extend(f'{k}="{escape_label_value(v)}"' for k, v in extra)
+        labels = "{" + ",".join(pairs) + "}" if pairs else ""
+        prefix = f"{name}{suffix}{labels} "
+        if len(_prefixes) >= _CACHE_MAX:
+            _prefixes.clear()
+        _prefixes[key] = prefix
+    return prefix
 
 
 @dataclass
@@ -107,7 +148,7 @@ class Family:
         suffix: str = "",
         extra: tuple[tuple[str, str], ...] = (),
     ) -> "Family":
-        values = tuple(map(bound_label_value, labelvalues))
+        values = bound_label_values(tuple(labelvalues))
         if len(values) != len(self.labelnames):
             raise ValueError(
                 f"{self.name}: {len(values)} label values for labels {self.labelnames}"
@@ -116,14 +157,14 @@ class Family:
         return self
 
     def render(self) -> str:
-        lines = [f"# HELP {self.name} {escape_help(self.help)}", f"# TYPE {self.name} {self.type}"]
+        name, labelnames = self.name, self.labelnames
+        lines = [f"# HELP {name} {escape_help(self.help)}", f"# TYPE {name} {self.type}"]
+        append, prefixes, fmt = lines.append, _prefixes, format_value
         for suffix, values, value, extra in self.samples:
-            pairs = [
-                f'{k}="{escape_label_value(v)}"' for k, v in zip(self.labelnames, values)
-            ]
-            pairs.extend(f'{k}="{escape_label_value(v)}"' for k, v in extra)
-            labels = "{" + ",".join(pairs) + "}" if pairs else ""
-            lines.append(f"{self.name}{suffix}{labels} {format_value(value)}")
+            prefix = prefixes.get((name, suffix, labelnames, values, extra))
+            if prefix is None:
+                prefix = _line_prefix(name, suffix, labelnames, values, extra)
+            append(prefix + fmt(value))
         return "\n".join(lines) + "\n"
 
 

@@ -189,6 +189,10 @@ class CheckpointStore(Strict):
 
 class CheckpointDiscovery(Strict):
     enabled: bool = True
+    # Whoever can create a pod can make the exporter list a store with the exporter's own
+    # credentials (and file:// paths inside its container).  In shared clusters, allow only these
+    # URI prefixes (e.g. "s3://ml-checkpoints/"); empty = any store.
+    uri_prefixes: list[str] = Field(default_factory=list)
 
 
 class CheckpointsConfig(Strict):

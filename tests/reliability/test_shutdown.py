@@ -50,6 +50,7 @@ async def _run_and_terminate(tmp_path: Path, config: str, busy: callable) -> tup
         proc.send_signal(signal.SIGTERM)
         rc = await asyncio.wait_for(proc.wait(), timeout=SHUTDOWN_GRACE_SECONDS + 5)
         elapsed = time.monotonic() - t0
+        print(f"SIGTERM to exit: {elapsed:.2f} s, exit code {rc}")
     finally:
         if proc.returncode is None:
             proc.kill()

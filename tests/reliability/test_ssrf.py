@@ -179,3 +179,26 @@ async def test_secrets_stay_out_of_logs_landing_page_and_metrics(tmp_path: Path,
         assert secret not in metrics, secret
         assert secret not in logs, secret
     assert 'source="serving"' in metrics and 'source="gpu"' in metrics
+
+
+async def test_checkpoint_discovery_is_limited_to_allowed_uri_prefixes(tmp_path: Path) -> None:
+    """A pod annotation may point the exporter at any store it can reach with its own credentials
+    (or a path in its own container); `checkpoints.discovery.uri_prefixes` fences that in."""
+    allowed, secret = tmp_path / "ckpt" / "team-a", tmp_path / "exporter-private"
+    allowed.mkdir(parents=True)
+    secret.mkdir()
+    async with running_kube_api() as api:
+        api.add(make_node("n1", gpus=0))
+        api.add(make_pod("ml", "train-0", node="n1", owner=("Job", "good"),
+                         annotations={"ai-signals.io/checkpoint-uri": allowed.as_uri()}))
+        api.add(make_pod("ml", "snoop-0", node="n1", owner=("Job", "snoop"),
+                         annotations={"ai-signals.io/checkpoint-uri": secret.as_uri()}))
+        cfg = {"global": {"refresh_interval": "200ms"},
+               "kubernetes": {"enabled": True, "kubeconfig": str(api.write_kubeconfig(tmp_path / "kc"))},
+               "serving": {"discovery": {"enabled": False}}, "gpu": {"discovery": {"enabled": False}},
+               "checkpoints": {"interval": "500ms",
+                               "discovery": {"uri_prefixes": [(tmp_path / "ckpt").as_uri() + "/"]}}}
+        async with running_exporter(cfg) as ex:
+            await eventually(lambda: ex.ups("checkpoints") == {"ml/good": 1}, timeout=15)
+            await eventually(lambda: ex.errors("checkpoints").get("config"), timeout=5)
+            assert set(ex.exporter.state.checkpoints) == {"ml/good"}

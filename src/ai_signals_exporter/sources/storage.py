@@ -61,12 +61,18 @@ class _Store:
     tree_key: tuple = ()
 
 
-def discovered_stores(state: AppState) -> list[tuple[CheckpointStore, str, str]]:
-    """(store, namespace, job) for every annotated pod, one per namespace/workload."""
+def discovered_stores(
+    state: AppState, allowed: tuple[str, ...] | list[str] = ()
+) -> list[tuple[CheckpointStore, str, str]]:
+    """(store, namespace, job) for every annotated pod, one per namespace/workload; with
+    `allowed`, only URIs under one of those prefixes (others are counted as config errors)."""
     out: dict[str, tuple[CheckpointStore, str, str]] = {}
     for pod in state.kube.pods.values():
         uri = pod.annotations.get(URI_ANNOTATION, "").strip()
         if not uri or pod.deleting or not uri.startswith(_URI_PREFIXES):
+            continue
+        if allowed and not uri.startswith(tuple(allowed)):
+            state.selfmon.error(CheckpointSource.name, "config")
             continue
         job = pod.workload or pod.name
         name = f"{pod.namespace}/{job}"
@@ -102,7 +108,7 @@ class CheckpointSource(PeriodicSource):
                 spec, spec.labels.get("namespace", ""), spec.labels.get("job", spec.name), False
             )
         if self.config.kubernetes.enabled and self.cfg.discovery.enabled:
-            for spec, ns, job in discovered_stores(self.state):
+            for spec, ns, job in discovered_stores(self.state, self.cfg.discovery.uri_prefixes):
                 # A configured store of the same name wins: config is the override.
                 wanted.setdefault(spec.name, _Store(spec, ns, job, True))
         # Keep open clients (connection pools) for stores whose URI and options did not change.

@@ -193,6 +193,9 @@ async def test_checkpoint_discovery_is_limited_to_allowed_uri_prefixes(tmp_path:
                          annotations={"ai-signals.io/checkpoint-uri": allowed.as_uri()}))
         api.add(make_pod("ml", "snoop-0", node="n1", owner=("Job", "snoop"),
                          annotations={"ai-signals.io/checkpoint-uri": secret.as_uri()}))
+        for i, climb in enumerate(["/../../exporter-private", "/%2E%2E/%2e%2e/exporter-private"]):
+            api.add(make_pod("ml", f"climb-{i}", node="n1", owner=("Job", f"climb{i}"),
+                             annotations={"ai-signals.io/checkpoint-uri": allowed.as_uri() + climb}))
         cfg = {"global": {"refresh_interval": "200ms"},
                "kubernetes": {"enabled": True, "kubeconfig": str(api.write_kubeconfig(tmp_path / "kc"))},
                "serving": {"discovery": {"enabled": False}}, "gpu": {"discovery": {"enabled": False}},

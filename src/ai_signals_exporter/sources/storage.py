@@ -71,7 +71,8 @@ def discovered_stores(
         uri = pod.annotations.get(URI_ANNOTATION, "").strip()
         if not uri or pod.deleting or not uri.startswith(_URI_PREFIXES):
             continue
-        if allowed and not uri.startswith(tuple(allowed)):
+        # "/.." (plain or percent-encoded) could climb out of an allowed file:// prefix.
+        if allowed and (not uri.startswith(tuple(allowed)) or "/.." in uri or "%2e" in uri.lower()):
             state.selfmon.error(CheckpointSource.name, "config")
             continue
         job = pod.workload or pod.name

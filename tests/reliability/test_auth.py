@@ -39,9 +39,13 @@ def test_unknown_user_costs_as_much_as_a_wrong_password() -> None:
         assert auth.check(header) is False
         return time.perf_counter() - t0
 
-    wrong = statistics.median(timed(_basic("prom", "nope")) for _ in range(5))
-    unknown = statistics.median(timed(_basic("mallory", "nope")) for _ in range(5))
-    assert 0.5 < unknown / wrong < 2.0, (unknown, wrong)
+    # Interleaved, so both see the same load from whatever else runs on the machine.
+    wrong, unknown = [], []
+    for _ in range(7):
+        wrong.append(timed(_basic("prom", "nope")))
+        unknown.append(timed(_basic("mallory", "nope")))
+    ratio = statistics.median(unknown) / statistics.median(wrong)
+    assert 0.4 < ratio < 2.5, (unknown, wrong)
     # Another user's password does not open this user; a malformed header is just rejected.
     assert auth.check(_basic("prom", PASSWORD)) is True
     assert auth.check(_basic("mallory", PASSWORD)) is False
@@ -76,7 +80,7 @@ async def test_wrong_password_flood_does_not_stall_authorized_scrapes() -> None:
     assert set(statuses) == {401}
     # Each wrong guess costs ~60 ms of bcrypt; run on the event loop, 30 of them would hold an
     # authorized scrape for well over a second.
-    assert max(latencies) < 0.25, latencies
+    assert max(latencies) < 0.5, latencies
 
 
 def _openssl(*args: str, cwd: Path) -> None:

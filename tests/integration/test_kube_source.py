@@ -214,6 +214,22 @@ async def test_watch_that_ends_normally_is_rewatched(tmp_path: Path) -> None:
             assert ("kube", "watch") not in state.selfmon.errors
 
 
+async def test_server_ending_watches_cleanly_is_not_an_error(tmp_path: Path) -> None:
+    async with running_kube_api(bookmark_interval=0.1) as api:
+        _seed(api)
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path), state):
+            events = state.selfmon.kube_watch_events
+            await wait_for(lambda: events.get(("pods", "BOOKMARK")) and events.get(("nodes", "BOOKMARK")))
+            watches = sum(1 for r in api.requests if r[0] == "watch")
+            api.end_watches()
+            await wait_for(lambda: sum(1 for r in api.requests if r[0] == "watch") >= watches + 2)
+            api.add(make_pod("inference", "y", "gpu-1"))
+            await wait_for(lambda: "inference/y" in _names(state))
+            assert ("kube", "watch") not in state.selfmon.errors
+            assert _lists(state, "pods") == 1
+
+
 async def test_api_down_at_start_then_up(tmp_path: Path) -> None:
     async with running_kube_api() as api:
         _seed(api)

@@ -19,7 +19,7 @@ the official client cannot tell the difference:
   matching as ADDED;
 - bearer-token authentication (401 Status otherwise), /version, /api, /api/v1, /apis discovery.
 
-Test controls: `compact()`, `drop_watches()`, `set_down()`, and `requests`, a log of
+Test controls: `compact()`, `drop_watches()`, `end_watches()`, `set_down()`, and `requests`, a log of
 (verb, path, resource) from which the RBAC the client needs can be derived.
 """
 
@@ -296,6 +296,11 @@ class FakeKubeAPI:
         """Close every open watch stream abruptly (no clean end of the chunked body)."""
         for w in list(self._watchers):
             w.queue.put_nowait(_DROP)
+
+    def end_watches(self) -> None:
+        """End every open watch stream cleanly, as the apiserver does at timeoutSeconds."""
+        for w in list(self._watchers):
+            w.queue.put_nowait(_END)
 
     def set_down(self, down: bool) -> None:
         """While down, every request gets 503 and open watches are cut."""

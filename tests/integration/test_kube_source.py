@@ -334,6 +334,44 @@ async def test_namespaces_filter_on_ingest(tmp_path: Path) -> None:
             assert "training/ignored" not in _names(state)
 
 
+async def test_undecodable_watch_lines_and_objects_are_counted_and_skipped(tmp_path: Path) -> None:
+    """A hand-rolled server (not FakeKubeAPI) that sends a garbage line and a pod without uid
+    in its watch stream: both are counted as decode errors, the good event still lands."""
+    from aiohttp import web
+
+    from ..helpers.net import run_app
+
+    good = make_pod("ns", "good", "gpu-1")
+    good["metadata"].update(resourceVersion="12", uid="u-good")
+    broken = make_pod("ns", "broken", "gpu-1")
+    del broken["metadata"]["uid"]
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        kind = "PodList" if request.path.endswith("pods") else "NodeList"
+        if request.query.get("watch") not in ("True", "true", "1"):
+            return web.json_response({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "10"},
+                                      "items": []})
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        if kind == "PodList":
+            await resp.write(b"{not json\n")
+            await resp.write(orjson.dumps({"type": "ADDED", "object": broken}) + b"\n")
+            await resp.write(orjson.dumps({"type": "ADDED", "object": good}) + b"\n")
+        await asyncio.sleep(0.5)
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/api/v1/{resource}", handler)
+    async with run_app(app) as base:
+        fake = FakeKubeAPI(token=None)
+        fake.base_url = base
+        state = AppState()
+        async with running_kube_source(kube_config(fake, tmp_path), state):
+            await wait_for(lambda: "ns/good" in _names(state))
+            assert state.selfmon.errors[("kube", "decode")] >= 2  # the line and the object
+            assert _names(state) == {"ns/good"}
+
+
 async def test_bad_kubeconfig_is_reported_not_raised(tmp_path: Path) -> None:
     config = Config.model_validate(
         {"kubernetes": {"enabled": True, "kubeconfig": str(tmp_path / "missing"), "backoff_max": "100ms"}}

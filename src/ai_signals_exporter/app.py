@@ -176,11 +176,14 @@ class Exporter:
         while True:
             await asyncio.sleep(self.config.global_.refresh_interval)
             try:
-                self.refresh()
+                expo = self.refresh()
             except Exception:
                 log.exception("refresh failed")
                 self.state.selfmon.error("refresh", "exception")
                 continue
+            # Compress now, off the event loop (zlib releases the GIL): done in the first gzip
+            # scrape it would stall every other request for ~40 ms at 1,000 nodes.
+            await asyncio.to_thread(expo.gzipped)
             if not self.ready and (
                 self._kube_synced() or time.time() - self.started_at > KUBE_SYNC_GRACE_SECONDS
             ):

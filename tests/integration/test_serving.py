@@ -21,7 +21,7 @@ from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sim.engines import SimEngine, constant, make_app as engines_app
 
 from ..helpers.net import run_app
-from ..helpers.prom import Prometheus, scrape_config
+from ..rules.promstack import prometheus, query
 
 GEN = "ai_serving_generation_tokens_per_second"
 WANT = {GEN, "ai_serving_requests_waiting", "ai_serving_token_capacity_ratio",
@@ -184,23 +184,29 @@ async def test_real_prometheus_sees_token_rate(tmp_path: Path, promtool: str) ->
         await exporter.start()
         async with run_app(make_app(exporter)) as base:
             hostport = base.removeprefix("http://")
-            # Prometheus calls block: run them in a thread so the exporter keeps working.
-            prom = Prometheus(tmp_path / "prom", {"global": {"scrape_interval": "1s"},
-                                                  "scrape_configs": [scrape_config("ai-signals", hostport)]})
-            await asyncio.to_thread(prom.start)
+            config = {"global": {"scrape_interval": "1s"},
+                      "scrape_configs": [{"job_name": "ai-signals", "scrape_interval": "1s",
+                                          "static_configs": [{"targets": [hostport]}]}]}
+            # Prometheus calls block: run them in threads so the exporter keeps working.
+            stack = prometheus(tmp_path / "prom", config)
+            prom_url = await asyncio.to_thread(stack.__enter__)
             try:
-                await asyncio.to_thread(prom.wait_for, f'{GEN}{{workload="steady"}}', 40)
+                expr = f'{GEN}{{workload="steady"}}'
+                deadline = time.monotonic() + 40
+                while not await asyncio.to_thread(query, prom_url, expr):
+                    assert time.monotonic() < deadline, "Prometheus never saw the token rate"
+                    await asyncio.sleep(0.5)
                 # Past the simulator's ramp-up (~1 request duration) and one exporter window.
                 await asyncio.sleep(12)
-                res = await asyncio.to_thread(prom.query, f'avg_over_time({GEN}{{workload="steady"}}[4s])')
+                res = await asyncio.to_thread(query, prom_url, f"avg_over_time({expr}[4s])")
                 value = float(res[0]["value"][1])
                 truth = sim.pods[0].engine.expected_generation_rate(time.time() - 9, time.time())
                 assert truth == pytest.approx(load * 200, rel=0.05)
                 assert value == pytest.approx(truth, rel=0.15), (value, truth)
-                up = await asyncio.to_thread(prom.query, 'ai_signals_exporter_target_up{source="serving"}')
+                up = await asyncio.to_thread(query, prom_url, 'ai_signals_exporter_target_up{source="serving"}')
                 assert up and all(r["value"][1] == "1" for r in up)
             finally:
-                await asyncio.to_thread(prom.stop)
+                await asyncio.to_thread(stack.__exit__, None, None, None)
         exporter.refresh()
         check = subprocess.run([promtool, "check", "metrics"], input=exporter.exposition.body,
                                capture_output=True, timeout=30)

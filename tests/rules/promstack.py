@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -17,13 +16,8 @@ from typing import Callable, Iterator
 
 import yaml
 
+from ..helpers.net import free_port
 from .rulepack import need
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_json(url: str, data: bytes | None = None, timeout: float = 5.0):

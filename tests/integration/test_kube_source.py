@@ -325,6 +325,21 @@ async def test_namespaces_filter_on_ingest(tmp_path: Path) -> None:
     async with running_kube_api() as api:
         _seed(api)
         state = AppState()
+        config = kube_config(api, tmp_path, namespaces=["inference", "gpu-operator"])
+        async with running_kube_source(config, state):
+            await wait_for(lambda: state.kube.pods_synced and api.watch_count() == 2)
+            assert _names(state) == {"inference/llama-0", "inference/llama-1", "gpu-operator/dcgm-exporter-abcde"}
+            api.add(make_pod("training", "ignored", "gpu-1"))
+            api.add(make_pod("inference", "kept", "gpu-1"))
+            await wait_for(lambda: "inference/kept" in _names(state))
+            assert "training/ignored" not in _names(state)
+            assert ("list", "/api/v1/pods", "pods") in api.requests
+
+
+async def test_single_namespace_is_listed_directly(tmp_path: Path) -> None:
+    async with running_kube_api() as api:
+        _seed(api)
+        state = AppState()
         async with running_kube_source(kube_config(api, tmp_path, namespaces=["inference"]), state):
             await wait_for(lambda: state.kube.pods_synced and api.watch_count() == 2)
             assert _names(state) == {"inference/llama-0", "inference/llama-1"}
@@ -332,6 +347,8 @@ async def test_namespaces_filter_on_ingest(tmp_path: Path) -> None:
             api.add(make_pod("inference", "kept", "gpu-1"))
             await wait_for(lambda: "inference/kept" in _names(state))
             assert "training/ignored" not in _names(state)
+            pod_paths = {path for verb, path, res in api.requests if res == "pods"}
+            assert pod_paths == {"/api/v1/namespaces/inference/pods"}  # a namespaced Role suffices
 
 
 async def test_undecodable_watch_lines_and_objects_are_counted_and_skipped(tmp_path: Path) -> None:

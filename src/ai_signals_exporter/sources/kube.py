@@ -15,6 +15,7 @@ between seconds and milliseconds of CPU per re-list.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -136,9 +137,13 @@ class KubeSource(Source):
 
         core = client.CoreV1Api(api_client)
         node = self._kc.node_scope
+        list_pods: Callable[..., Awaitable[Any]] = core.list_pod_for_all_namespaces
+        if len(self._namespaces) == 1:
+            # One namespace: list it directly, so a namespaced Role is enough.  Several are
+            # filtered on ingest from the cluster-wide list.
+            list_pods = functools.partial(core.list_namespaced_pod, next(iter(self._namespaces)))
         return {
-            "pods": _Sync("pods", core.list_pod_for_all_namespaces,
-                          f"spec.nodeName={node}" if node else None),
+            "pods": _Sync("pods", list_pods, f"spec.nodeName={node}" if node else None),
             "nodes": _Sync("nodes", core.list_node, f"metadata.name={node}" if node else None),
         }
 

@@ -238,3 +238,41 @@ async def test_invalid_reload_keeps_sources_running_with_fresh_values(tmp_path: 
             t0 = ex.exporter.state.serving[key].last_success
             await eventually(lambda: ex.exporter.state.serving[key].last_success > t0 + 0.5, timeout=5)
             assert ex.errors("config")["config"] == len(bad_files) + 1
+
+
+async def test_crashing_source_and_deriver_are_contained(monkeypatch) -> None:
+    """A bug that raises out of a source's run() or out of a signal area: the source restarts
+    with backoff, the area is skipped for that refresh, both are counted, the rest is served."""
+    from ai_signals_exporter import app as app_module
+    from ai_signals_exporter.signals import DERIVERS
+    from ai_signals_exporter.sources.base import Source
+
+    runs = {"n": 0}
+
+    class Crashy(Source):
+        name = "crashy"
+
+        async def run(self) -> None:
+            runs["n"] += 1
+            if runs["n"] % 2:
+                raise RuntimeError("bug")  # a crash...
+            # ...or a run() that returns, which a source must never do
+
+    def broken_derive(state, config, now):
+        raise ZeroDivisionError("bug in a signal area")
+
+    monkeypatch.setattr(app_module, "SOURCE_CLASSES", (*app_module.SOURCE_CLASSES, Crashy))
+    monkeypatch.setattr(app_module, "SOURCE_RESTART_MIN", 0.05)
+    monkeypatch.setitem(DERIVERS, "broken", broken_derive)
+    good = SimEngine("vllm", "m", constant(3.0), seed=1)
+    async with run_app(engines_app({"/metrics": good})) as good_url:
+        cfg = {"global": {"refresh_interval": "100ms"},
+               "serving": {**FAST_SERVING, "targets": [{"url": good_url + "/metrics"}]}}
+        async with running_exporter(cfg) as ex:
+            await eventually(lambda: runs["n"] >= 4, timeout=10)  # restarted again and again
+            assert ex.errors("crashy").get("exception", 0) >= 2
+            assert await eventually(lambda: ex.errors("broken").get("exception", 0) >= 3)
+            await eventually(lambda: ex.ups("serving") == {good_url + "/metrics": 1})
+            body, latency = await ex.scrape()
+            assert b"ai_serving_requests_running" in body and latency < 0.5
+            assert ex.tasks_alive()

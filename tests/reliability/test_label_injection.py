@@ -26,6 +26,7 @@ HOSTILE = [
     '"} 1\nai_forged_metric{x="y"} 666\n# ',
     "tab\tcr\r",
     "ünï€😀",
+    "<script>alert(1)</script>",
     "x" * 10_000,
     # Long names that differ only past the label length bound must stay distinct series.
     "statefulset-" + "a" * 200 + "-0",
@@ -98,6 +99,10 @@ async def test_hostile_cluster_values_render_valid_bounded_exposition(tmp_path: 
             await eventually(all_in, timeout=20)
             ex.exporter.refresh()
             body = ex.exporter.exposition.body
+            # Workload names reach the landing page as checkpoint store names: HTML-escaped.
+            async with ex.http.get(ex.base + "/") as r:
+                page = await r.text()
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
 
     res = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
     assert res.returncode == 0, (res.stdout + res.stderr).decode()[-3000:]

@@ -8,6 +8,7 @@ those bytes and never trigger I/O or recomputation.
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import logging
 import time
@@ -54,6 +55,16 @@ class Exposition:
         if self._gzipped is None:
             self._gzipped = gzip.compress(self.body, compresslevel=5)
         return self._gzipped
+
+
+def settle_memory() -> None:
+    """Move everything alive now (config, the initial kube list: 20,000 pods are ~100,000
+    containers) out of the garbage collector's reach.  Full collections otherwise traverse that
+    state again and again: a fifth of a refresh cycle's CPU at 1,000 nodes.  Frozen objects are
+    still freed by reference counting when a re-list replaces them; cyclic garbage is collected
+    first so that none of it is frozen for good."""
+    gc.collect()
+    gc.freeze()
 
 
 def apply_cardinality_limit(families: list[Family], limit: int) -> tuple[list[Family], int]:
@@ -188,6 +199,7 @@ class Exporter:
                 self._kube_synced() or time.time() - self.started_at > KUBE_SYNC_GRACE_SECONDS
             ):
                 self.ready = True
+                settle_memory()
 
     # -- reload ----------------------------------------------------------------------------
 

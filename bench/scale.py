@@ -121,7 +121,27 @@ class _Cached:
         return self.body
 
 
-def _sim_main(n: int, conn) -> None:
+def _addr(kind: int, i: int) -> str:
+    """A loopback address of its own for target i (127.<kind>.x.y)."""
+    return f"127.{kind}.{i // 250 % 250}.{1 + i % 250}"
+
+
+async def _listen(cluster: Any, app: Any, addresses: list[str]) -> int:
+    """Serve `app` on 127.0.0.1 and, with `addresses`, on each of them too (same port), so that
+    every target is a host of its own, as pods are: one connection pool entry per target."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    for addr in addresses:
+        await web.TCPSite(runner, addr, port).start()
+    cluster.on_stop(runner.cleanup)
+    return port
+
+
+def _sim_main(n: int, conn, distinct: bool) -> None:
     from aiohttp import web
 
     from ai_signals_exporter.sim import streaming, training
@@ -158,9 +178,8 @@ def _sim_main(n: int, conn) -> None:
         serving_app.router.add_get("/pods/{i}/metrics", serve_pod)
         dcgm_app = web.Application()
         dcgm_app.router.add_get("/nodes/{node}/metrics", serve_node)
-        serving_url = await cluster.serve(serving_app)
-        dcgm_url = await cluster.serve(dcgm_app)
-        serving_port = int(serving_url.rsplit(":", 1)[1])
+        serving_port = await _listen(cluster, serving_app, [_addr(1, i) for i in range(n)] if distinct else [])
+        dcgm_port = await _listen(cluster, dcgm_app, [_addr(2, i) for i in range(n)] if distinct else [])
 
         api = cluster.kube
         targets = []
@@ -169,7 +188,8 @@ def _sim_main(n: int, conn) -> None:
             name = f"gpu-{i:05d}"
             node = dcgm.add_node(name, 8, load=wave(phase=i / max(n, 1)), tainted=i % 50 != 0)
             node_cache[name] = _Cached(lambda now, nd=node: _padded_dcgm(nd, now))
-            targets.append({"url": f"{dcgm_url}/nodes/{name}/metrics", "node": name})
+            dcgm_host = _addr(2, i) if distinct else "127.0.0.1"
+            targets.append({"url": f"http://{dcgm_host}:{dcgm_port}/nodes/{name}/metrics", "node": name})
             # GPUs 0-3: the inference pod; 4-5: a training pod; 6-7 free (idle).
             inf = f"llm-{i:05d}"
             for d in node.devices[0:4]:
@@ -178,7 +198,7 @@ def _sim_main(n: int, conn) -> None:
                 d.pods.append(("train", f"trainer-{i:05d}"))
                 d.load = duty(busy_s=30, idle_s=60)
             api.add(make_pod("llm", inf, node=name, owner=("Deployment", f"model-{i % 40}"), gpu=4,
-                             ip="127.0.0.1", labels={"app": f"model-{i % 40}"},
+                             ip=_addr(1, i) if distinct else "127.0.0.1", labels={"app": f"model-{i % 40}"},
                              annotations={"ai-signals.io/scrape": "true",
                                           "ai-signals.io/port": str(serving_port),
                                           "ai-signals.io/path": f"/pods/{i}/metrics",
@@ -472,10 +492,11 @@ def _wait(conn, proc, timeout: float, what: str) -> Any:
     return conn.recv()
 
 
-def run_size(n: int, cycles: int, requests: int, timeout: float, profile: str | None = None) -> dict[str, Any]:
+def run_size(n: int, cycles: int, requests: int, timeout: float, profile: str | None = None,
+             distinct: bool = False) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     sim_parent, sim_child = ctx.Pipe()
-    sim = ctx.Process(target=_sim_main, args=(n, sim_child), daemon=True)
+    sim = ctx.Process(target=_sim_main, args=(n, sim_child, distinct), daemon=True)
     t0 = time.perf_counter()
     sim.start()
     try:
@@ -643,6 +664,10 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=3, help="measured refresh cycles per size")
     ap.add_argument("--requests", type=int, default=1000, help="/metrics requests per phase")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per phase before giving up")
+    ap.add_argument("--distinct-addresses", action="store_true",
+                    help="every target on a loopback address of its own (127.1.x.y, 127.2.x.y), "
+                         "as pods are, instead of all on 127.0.0.1 (connection reuse as in a cluster; "
+                         "needs 2 x N + 100 file descriptors per process)")
     ap.add_argument("--profile", metavar="PREFIX",
                     help="pyinstrument the measured cycles; text report to PREFIX-N.txt")
     args = ap.parse_args()
@@ -654,7 +679,8 @@ def main() -> None:
         t = time.perf_counter()
         try:
             results.append(run_size(n, args.cycles, args.requests, args.timeout,
-                                    f"{args.profile}-{n}.txt" if args.profile else None))
+                                    f"{args.profile}-{n}.txt" if args.profile else None,
+                                    args.distinct_addresses))
         except TimeoutError as exc:  # bounded: report what finished
             print(f"N={n}: gave up: {exc}", flush=True)
             break

@@ -12,7 +12,7 @@ Three kinds of process, so that no figure includes another's CPU:
 - the exporter (`_exporter_main`): the real `Exporter`, its kube source listing and watching in
   the background, and its HTTP server.  A *refresh cycle* is driven here, explicitly: one
   `run_once()` of the serving, dcgm and checkpoint sources (every target scraped once) plus
-  `Exporter.refresh()` (derive + render); periodic timers are set to an hour so nothing else runs;
+  `Exporter.refresh_cooperatively()` (derive + render); periodic timers are set to an hour so nothing else runs;
 - a scraper (`_client_main`): 20 concurrent aiohttp clients GETting /metrics with
   `Accept-Encoding: gzip`, as Prometheus does, for a bounded number of requests; once while the
   exporter is idle, once while it runs refresh cycles back to back.
@@ -301,8 +301,8 @@ async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None)
         await src["DcgmSource"].run_once()
         await src["CheckpointSource"].run_once()
         c1 = time.process_time()
-        expo = exporter.refresh()
-        await asyncio.to_thread(expo.gzipped)  # as Exporter._refresh_loop does
+        expo = await exporter.refresh_cooperatively()  # as Exporter._refresh_loop does
+        await asyncio.to_thread(expo.gzipped)
         c2 = time.process_time()
         return {"cpu": c2 - c0, "wall": time.perf_counter() - w0, "scrape_cpu": c1 - c0,
                 "refresh_cpu": c2 - c1, "derive_s": exporter.last_derive_seconds,

@@ -12,6 +12,7 @@ import gc
 import gzip
 import logging
 import time
+from typing import Iterator
 from dataclasses import dataclass, field
 
 from .config import Config, ConfigError, load_config
@@ -159,6 +160,20 @@ class Exporter:
     # -- refresh ---------------------------------------------------------------------------
 
     def refresh(self, now: float | None = None) -> Exposition:
+        """Derive every area and render, in one synchronous step (tests, first render)."""
+        for _ in self._refresh_steps(now):
+            pass
+        return self.exposition
+
+    async def refresh_cooperatively(self, now: float | None = None) -> Exposition:
+        """The same refresh, handing the event loop back between areas: a scrape arriving
+        mid-refresh waits for one area's derive, not for the whole refresh (~0.2 s of CPU at
+        1,000 nodes)."""
+        for _ in self._refresh_steps(now):
+            await asyncio.sleep(0)
+        return self.exposition
+
+    def _refresh_steps(self, now: float | None) -> Iterator[None]:
         now = time.time() if now is None else now
         started = time.perf_counter()
         limit = self.config.global_.max_series_per_source
@@ -177,13 +192,13 @@ class Exporter:
                 if dropped:
                     self.state.selfmon.dropped(area, dropped)
             families.extend(out)
+            yield
         derived = time.perf_counter()
         self.exposition = Exposition(body=render(families), rendered_at=now)
         # Kept for the scale benchmark and debugging: where a refresh spends its time.
         self.last_derive_seconds = derived - started
         self.last_render_seconds = time.perf_counter() - derived
         self.refresh_count += 1
-        return self.exposition
 
     def _kube_synced(self) -> bool:
         k = self.state.kube
@@ -193,7 +208,7 @@ class Exporter:
         while True:
             await asyncio.sleep(self.config.global_.refresh_interval)
             try:
-                expo = self.refresh()
+                expo = await self.refresh_cooperatively()
             except Exception:
                 log.exception("refresh failed")
                 self.state.selfmon.error("refresh", "exception")

@@ -58,6 +58,11 @@ class Exposition:
         return self._gzipped
 
 
+# Young collections every 20,000 allocations instead of 700: a refresh or an initial 20,000-pod
+# list allocates millions of short-lived objects that reference counting frees anyway.
+GC_THRESHOLDS = (20_000, 20, 100)
+
+
 def settle_memory() -> None:
     """Move everything alive now (config, the initial kube list: 20,000 pods are ~100,000
     containers) out of the garbage collector's reach.  Full collections otherwise traverse that
@@ -71,7 +76,7 @@ def settle_memory() -> None:
     1.5 -> 0.4 s at 5,000 (docs/performance.md), RSS unchanged."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(20_000, 20, 100)
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def apply_cardinality_limit(families: list[Family], limit: int) -> tuple[list[Family], int]:
@@ -112,6 +117,8 @@ class Exporter:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        # Before the initial kube list: the collector was ~40 % of its CPU with the defaults.
+        gc.set_threshold(*GC_THRESHOLDS)
         self._start_sources()
         self.refresh()  # serve self-metrics from the first second
         self._refresh_task = asyncio.create_task(self._refresh_loop(), name="refresh")

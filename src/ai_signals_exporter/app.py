@@ -250,8 +250,19 @@ class Exporter:
             await self._stop_sources()
             self.config = new
             self._start_sources()
+            self._forget_disabled_sources()
             log.info("config reloaded from %s", self.config_path)
             return True, "config reloaded"
+
+    def _forget_disabled_sources(self) -> None:
+        """A source the new config disables never runs again, so it cannot forget its own
+        targets: left in place, a last target_up 0 or a frozen last-success timestamp would keep
+        AiSignalsTargetDown / AiSignalsSourceStale firing for a source that no longer exists."""
+        mon = self.state.selfmon
+        for src in self.sources:
+            if not src.enabled():
+                mon.forget_targets(src.name, set())
+                mon.sources.pop(src.name, None)
 
     # -- landing page ----------------------------------------------------------------------
 

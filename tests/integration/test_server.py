@@ -160,3 +160,32 @@ def test_process_sighup_reload_and_sigterm(tmp_path: Path) -> None:
             proc.kill()
         out = proc.stdout.read() if proc.stdout else ""
     assert '"level": "error"' in out and "global.refresh_intervl: unknown key" in out
+
+
+async def test_reload_that_disables_a_source_drops_its_self_metrics(tmp_path: Path) -> None:
+    """A source removed by a reload must not leave target_up 0 / a frozen last-success behind:
+    AiSignalsTargetDown and AiSignalsSourceStale would page forever on a source that is gone."""
+    dead = f"http://127.0.0.1:{free_port()}/v1/completions"  # nothing listens: connect fails
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(
+        f"probes: [{{name: chat, url: '{dead}', interval: 100ms, timeout: 100ms}}]\n"
+    )
+    exporter = Exporter(load_config_text(cfg_file.read_text()), str(cfg_file))
+    await exporter.start()
+    try:
+        for _ in range(100):
+            if ("probes", "chat/ingress") in exporter.state.selfmon.targets:
+                break
+            await asyncio.sleep(0.02)
+        body = exporter.refresh().body
+        assert b'ai_signals_exporter_target_up{source="probes",target="chat/ingress"} 0' in body
+        assert b'ai_signals_exporter_source_last_success_timestamp_seconds{source="probes"}' in body
+        cfg_file.write_text("probes: []\n")
+        ok, _ = await exporter.reload()
+        assert ok
+        body = exporter.refresh().body
+        stale = [line for line in body.splitlines()
+                 if b'source="probes"' in line and not line.startswith(b"ai_signals_exporter_errors_total")]
+        assert stale == []
+    finally:
+        await exporter.stop()

@@ -130,3 +130,30 @@ def test_history_trims_to_window() -> None:
         h.append(t, {}, keep_seconds=40)
     assert len(h.samples) <= 10
     assert h.samples[0][0] <= 995 - 40
+
+
+def test_rate_after_an_outage_does_not_span_the_outage() -> None:
+    # 10 tok/s, then the pod restarts (same URL, counters from zero) and is unreachable for
+    # 10 minutes while it loads weights.  On its return it serves 10 tok/s again.  The sample
+    # from before the outage must not become the window's start point: that would divide the
+    # few seconds of new tokens by ten minutes and report a pod near zero throughput.
+    state = AppState()
+    h = TargetHistory("u", TargetIdentity(model="m"), engine="vllm")
+    for t in range(0, 31, 5):
+        h.append(t, {"": ModelSnapshot(generation_tokens=10.0 * t)}, 40)
+    back = 630
+    for t in range(back, back + 11, 5):
+        h.append(t, {"": ModelSnapshot(generation_tokens=10.0 * (t - back + 5))}, 40)
+    state.serving["u"] = h
+    cfg = Config.model_validate({"serving": {"interval": "5s", "window": "30s"}})
+    got = parse_families(render(derive(state, cfg, back + 10)).decode(),
+                         {"ai_serving_generation_tokens_per_second"})
+    assert got["ai_serving_generation_tokens_per_second"][0][1] == pytest.approx(10.0)
+    # First scrape after the outage: no start point inside the reach of the window -> no rate yet
+    # (as for a pod that just appeared), rather than a rate averaged over the outage.
+    h2 = TargetHistory("u", TargetIdentity(model="m"), engine="vllm")
+    h2.append(0, {"": ModelSnapshot(generation_tokens=300.0)}, 40)
+    h2.append(back, {"": ModelSnapshot(generation_tokens=50.0)}, 40)
+    state.serving["u"] = h2
+    text = render(derive(state, cfg, back)).decode()
+    assert "ai_serving_generation_tokens_per_second{" not in text

@@ -114,14 +114,19 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
 def _window(history: TargetHistory, now: float, window: float):
     """Samples inside [now - window, now], plus the last one before it (so a window holding one
     scrape still has a start point).  Empty when the newest sample is older than the window:
-    a target down for a whole window has no current rate, rather than a stale one."""
+    a target down for a whole window has no current rate, rather than a stale one.
+
+    The sample before the window counts only within one more window (the config keeps the
+    interval at most half the window, so a regular scrape always qualifies): after an outage
+    it would stretch the rate over the whole gap, and after a restart divide the new pod's few
+    seconds of tokens by minutes of downtime."""
     samples = history.samples
     if not samples or samples[-1][0] < now - window:
         return []
     start = 0
     for i, (ts, _) in enumerate(samples):
         if ts >= now - window:
-            start = max(i - 1, 0)
+            start = i - 1 if i > 0 and samples[i - 1][0] >= now - 2 * window else i
             break
     return list(samples)[start:]
 

@@ -84,6 +84,41 @@ def test_shape_rule_without_direct():
     assert judge(m(chunks=2), None, 0.5).buffered is None
 
 
+def _clean(route, ttft, tokens=32, tps=30.0, ok=True):
+    """A clean stream: first token after `ttft`, then one event per token at `tps`."""
+    last = ttft + (tokens - 1) / tps
+    return m(route, first=ttft, last=last, duration=last + 0.005, chunks=tokens, ok=ok)
+
+
+def test_slow_first_token_on_both_routes_is_not_buffered():
+    """A loaded backend: 9-10 s to the first token, then 32 tokens at 30/s on both routes.  The
+    routes' first tokens differ by 0.5 s (batch scheduling), under the 1 s threshold; the ingress
+    passed every event on as the backend sent it.  Measured as a fraction of a duration that the
+    slow first token dominates, the ingress stream looked like a burst and the direct one did
+    not (1.03 s of events within 10.54 s vs 10.04 s): a false 'collapsed' verdict."""
+    ingress, direct = _clean("ingress", ttft=9.5), _clean("direct", ttft=9.0)
+    v = judge(ingress, direct, threshold=1.0)
+    assert v.delay == pytest.approx(0.5)
+    assert v.buffered is False
+    # The real thing after the same slow first token: the ingress held every event to the end.
+    held = m(first=10.04, last=10.04, duration=10.05, chunks=32)
+    assert judge(held, direct, threshold=1.0).buffered is True
+    held_short = m(first=9.2, last=9.2, duration=9.21, chunks=32)  # delay under the threshold
+    assert judge(held_short, _clean("direct", ttft=9.0), threshold=1.0).buffered is True
+    # A backend that sends the whole answer at once (no streaming): nothing for the ingress to
+    # collapse, both routes get one read.
+    at_once = m("direct", first=9.0, last=9.0, duration=9.01, chunks=32)
+    assert judge(m(first=9.1, last=9.1, duration=9.11, chunks=32), at_once, 1.0).buffered is False
+
+
+def test_slow_first_token_without_direct_is_not_a_burst():
+    """Without direct_url: a clean 30 tokens/s stream after a 10 s first token is no burst; the
+    same events delivered in one read (a buffering ingress) are."""
+    assert judge(_clean("ingress", ttft=10.0), None, 1.0).buffered is False
+    held = m(first=11.04, last=11.04, duration=11.05, chunks=32)
+    assert judge(held, None, 1.0).buffered is True
+
+
 def test_failed_ingress_gives_no_verdict_and_failed_direct_falls_back_to_shape():
     failed = m(ok=False, first=None, last=None)
     assert judge(failed, m("direct"), 0.5).buffered is None

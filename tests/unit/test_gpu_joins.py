@@ -111,6 +111,21 @@ def test_requested_non_gpu_pods_and_unhealthy():
     assert n.tainted and n.model == "NVIDIA-H100-80GB-HBM3"
 
 
+def test_node_with_every_gpu_withdrawn_stays_a_gpu_node():
+    # The device plugin marks all 8 devices unhealthy (a node-wide XID): the kubelet keeps them in
+    # capacity and drops allocatable to 0.  That is the loudest unhealthy case, not "no GPU node".
+    s = make_state(
+        nodes=[node("g", gpus=0, capacity={"nvidia.com/gpu": 8})],
+        pods=[pod("g")],
+    )
+    s.kube.nodes["g"].allocatable = {"nvidia.com/gpu": 0}
+    n = gpu_nodes(s.kube, "nvidia.com/gpu", "nvidia.com/gpu")["g"]
+    assert (n.allocatable, n.capacity, n.unhealthy, n.non_gpu_pods) == (0, 8, 8, 1)
+    got = samples(derive(s, config(), NOW))
+    assert got["ai_gpu_node_unhealthy_gpus"] == {("g",): 8}
+    assert got["ai_gpu_node_allocatable_gpus"] == {("g",): 0}
+
+
 def test_mig_only_node_is_a_gpu_node():
     kube = make_state(
         nodes=[node("mig", gpus=0, mig={"nvidia.com/mig-1g.10gb": 7})],

@@ -25,8 +25,11 @@ def gpu_units(resources: dict[str, int], resource_name: str) -> int:
 
 
 def is_gpu_node(node: NodeInfo, resource_name: str) -> bool:
-    return node.allocatable.get(resource_name, 0) > 0 or any(
-        k.startswith(MIG_PREFIX) for k in node.allocatable
+    # Capacity too: when the device plugin withdraws every device as unhealthy, allocatable drops
+    # to 0 while capacity keeps them, and that node must stay visible (unhealthy_gpus = all).
+    return any(
+        res.get(resource_name, 0) > 0 or any(k.startswith(MIG_PREFIX) for k in res)
+        for res in (node.allocatable, node.capacity)
     )
 
 

@@ -221,3 +221,23 @@ def test_megatron_release_tracker():
     files = {"release/mp_rank_00/model_optim_rng.pt": 1.0, "latest_checkpointed_iteration.txt": 2.0}
     v = detect(_files(files, {"latest_checkpointed_iteration.txt": b"release"}), 10.0, None, "auto")
     assert v.layout == "megatron" and v.last_complete_ts == 2.0 and not v.pointer_dangling
+
+
+def test_hf_trainer_rng_state_after_trainer_state_is_complete():
+    # transformers <= 4.35 saved rng_state*.pth *after* trainer_state.json, and with several
+    # processes each rank writes its own rng_state_<rank>.pth without a barrier.  Neither is an
+    # in-place overwrite: the checkpoint is complete.
+    files = {
+        "checkpoint-100/model.safetensors": 1.0, "checkpoint-100/optimizer.pt": 2.0,
+        "checkpoint-100/trainer_state.json": 3.0, "checkpoint-100/rng_state.pth": 3.2,
+        "checkpoint-200/model.safetensors": 11.0, "checkpoint-200/optimizer.pt": 12.0,
+        "checkpoint-200/trainer_state.json": 13.0, "checkpoint-200/rng_state_0.pth": 13.1,
+        "checkpoint-200/rng_state_1.pth": 14.5,
+    }
+    v = detect(_files(files), 100.0, None, "auto")
+    assert v.layout == "hf_trainer" and v.last_step == 200 and v.last_complete_ts == 13.0
+    assert not v.in_progress
+    # A resumed run overwriting the same folder still makes it torn.
+    files["checkpoint-200/model.safetensors"] = 50.0
+    v = detect(_files(files), 100.0, None, "auto")
+    assert v.last_step == 100 and v.in_progress and v.in_progress_since == 50.0

@@ -35,6 +35,7 @@ SETTLE_SECONDS = 60.0
 
 _SHARD_RE = re.compile(r"^__(\d+)_(\d+)\.distcp$")
 _HF_RE = re.compile(r"^checkpoint-(\d+)$")
+_HF_RNG_RE = re.compile(r"^rng_state(?:_\d+)?\.pth$")
 _DS_RE = re.compile(r"^global_step(\d+)$")
 _ZERO_RE = re.compile(r"^(?:bf16_)?zero_pp_rank_(\d+)_mp_rank_\d+_optim_states\.pt$")
 _MEGATRON_RE = re.compile(r"^iter_(\d{7})$")
@@ -266,14 +267,17 @@ def _hf_trainer(listing: Listing, ctx: "_Ctx") -> list[Candidate]:
         state = listing.entries.get(join(d, "trainer_state.json"))
         # trainer_state.json is written last; anything newer means the folder was overwritten in
         # place after it (a resumed run saving the same step) and is torn until a new one lands.
+        # Except the RNG states: transformers <= 4.35 saved rng_state*.pth after
+        # trainer_state.json, and every rank writes its own one without a barrier.
+        weights = [e for e in files if not _HF_RNG_RE.match(basename(e.path))]
         complete = (
             state is not None
-            and _newest(files) <= state.mtime
+            and _newest(weights) <= state.mtime
             and nested_dcp_ok(listing, d)
             and _ds_inside_ok(listing, d)
         )
         ts = state.mtime if complete and state is not None else _oldest(
-            [e for e in files if state is None or e.mtime > state.mtime] or files
+            [e for e in weights if state is None or e.mtime > state.mtime] or files
         )
         out.append(Candidate(d, int(m.group(1)), complete, ts, _size(files)))
     return out

@@ -110,6 +110,7 @@ class Exporter:
         self.ready = False
         self.started_at = time.time()
         self._reload_lock = asyncio.Lock()
+        self._stopping = False
         self.refresh_count = 0
         self.last_derive_seconds = 0.0
         self.last_render_seconds = 0.0
@@ -124,10 +125,13 @@ class Exporter:
         self._refresh_task = asyncio.create_task(self._refresh_loop(), name="refresh")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._refresh_task:
             self._refresh_task.cancel()
             await asyncio.gather(self._refresh_task, return_exceptions=True)
-        await self._stop_sources()
+        # After a reload in flight: it would otherwise start new sources once we are done.
+        async with self._reload_lock:
+            await self._stop_sources()
 
     def _start_sources(self) -> None:
         self.sources = [cls(self.config, self.state) for cls in SOURCE_CLASSES]
@@ -243,11 +247,15 @@ class Exporter:
                 self.state.selfmon.error("config", "config")
                 log.error("config reload failed, keeping the running config: %s", exc)
                 return False, str(exc)
+            if self._stopping:
+                return False, "shutting down"
             self.state.selfmon.config_reload_ok = True
             self.state.selfmon.config_reload_ts = time.time()
             if new == self.config:
                 return True, "config unchanged"
             await self._stop_sources()
+            if self._stopping:  # shutdown began while the old sources stopped
+                return False, "shutting down"
             self.config = new
             self._start_sources()
             self._forget_disabled_sources()

@@ -189,3 +189,20 @@ async def test_reload_that_disables_a_source_drops_its_self_metrics(tmp_path: Pa
         assert stale == []
     finally:
         await exporter.stop()
+
+
+async def test_shutdown_during_a_reload_leaves_no_source_running(tmp_path: Path) -> None:
+    """SIGTERM while a SIGHUP reload is stopping the old sources: the reload must not start new
+    sources after shutdown has stopped everything (orphaned tasks, unclosed sessions)."""
+    dead = f"http://127.0.0.1:{free_port()}/v1/completions"
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(f"probes: [{{name: a, url: '{dead}', interval: 100ms, timeout: 100ms}}]\n")
+    exporter = Exporter(load_config_text(cfg_file.read_text()), str(cfg_file))
+    await exporter.start()
+    cfg_file.write_text(f"probes: [{{name: b, url: '{dead}', interval: 100ms, timeout: 100ms}}]\n")
+    reload = asyncio.create_task(exporter.reload())
+    await asyncio.sleep(0)  # the reload is now waiting for the old sources to stop
+    await exporter.stop()
+    await reload
+    running = [t for t in asyncio.all_tasks() if t.get_name().startswith("source:") and not t.done()]
+    assert running == [] and exporter._tasks == []

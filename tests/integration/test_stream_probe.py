@@ -248,3 +248,24 @@ async def test_rendered_families_pass_promtool(server):
     assert b"ai_stream_buffered" in body
     out = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+async def test_source_last_success_follows_any_route_not_all(server):
+    """One dead route (a direct pod IP gone after a redeploy) is AiSignalsTargetDown's and
+    StreamProbeFailing's to report; the probe source itself still delivers fresh signals, so its
+    last-success time moves on (else AiSignalsSourceStale fired too, and only when no other
+    probe happened to be configured).  With every route down the source is blind: no success."""
+
+    @server.route("/sse")
+    async def sse(request):
+        return await _stream(request, "text/event-stream", [b"data: 1\n\n"] * 3)
+
+    await server.start()
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    before = time.time()
+    obs, state, *_ = await run_one(server.url + "/sse", direct_url=dead)
+    assert obs.ingress.ok and obs.direct.reason == "connect"
+    assert state.selfmon.targets == {("probes", "p/ingress"): True, ("probes", "p/direct"): False}
+    assert state.selfmon.sources["probes"].last_success >= before
+    obs, state, *_ = await run_one(dead, direct_url=dead)
+    assert state.selfmon.sources["probes"].last_success == 0

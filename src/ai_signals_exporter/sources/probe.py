@@ -267,7 +267,9 @@ class ProbeSource(Source):
             else:
                 mon.error(SOURCE, m.reason)
                 log.info("probe %s route %s failed: %s", probe.name, m.route, m.reason)
-        mon.source_run(SOURCE, time.monotonic() - started, all(m.ok for m in results), now)
+        # A dead route is its target's failure (target_up, StreamProbeFailing); the source is
+        # only stale when no route delivers fresh signals at all.
+        mon.source_run(SOURCE, time.monotonic() - started, any(m.ok for m in results), now)
         return obs
 
     def targets(self) -> list[TargetStatus]:

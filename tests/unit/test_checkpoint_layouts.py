@@ -241,3 +241,53 @@ def test_hf_trainer_rng_state_after_trainer_state_is_complete():
     files["checkpoint-200/model.safetensors"] = 50.0
     v = detect(_files(files), 100.0, None, "auto")
     assert v.last_step == 100 and v.in_progress and v.in_progress_since == 50.0
+
+
+def test_history_counts_a_pointer_checkpoint_once_after_it_is_superseded():
+    # DeepSpeed/Megatron: the current checkpoint's time is the pointer's mtime; once superseded it
+    # has no marker and its newest file stands in.  The same checkpoint must not enter the
+    # history twice (gaps of a few seconds would make the learned interval tiny).
+    def ds(steps: list[int]) -> Listing:
+        es = []
+        for s in steps:
+            es.append(Entry(f"global_step{s}/mp_rank_00_model_states.pt", 100, float(s)))
+            es.append(Entry(f"global_step{s}/zero_pp_rank_0_mp_rank_00_optim_states.pt", 100, float(s)))
+        es.append(Entry("latest", 10, steps[-1] + 5.0))
+        return Listing(es, contents={"latest": f"global_step{steps[-1]}".encode()})
+
+    v = None
+    for k in range(1, 8):
+        steps = [600 * i for i in range(max(1, k - 2), k + 1)]
+        v = detect(ds(steps), steps[-1] + 30.0, v, "deepspeed")
+        gaps = [b - a for a, b in zip(v.complete_history_ts, v.complete_history_ts[1:])]
+        assert all(g > 500 for g in gaps), v.complete_history_ts
+        if k >= 2:
+            assert learned_interval(v.complete_history_ts) == pytest.approx(600.0, abs=5.0)
+
+    def megatron(iters: list[int]) -> Listing:
+        es = [Entry(f"iter_{i:07d}/mp_rank_00/model_optim_rng.pt", 100, float(i)) for i in iters]
+        es.append(Entry("latest_checkpointed_iteration.txt", 4, iters[-1] + 20.0))
+        return Listing(es, contents={"latest_checkpointed_iteration.txt": str(iters[-1]).encode()})
+
+    v = None
+    for k in range(1, 6):
+        v = detect(megatron([1000 * i for i in range(1, k + 1)]), k * 1000 + 60.0, v, "megatron")
+    assert learned_interval(v.complete_history_ts) == pytest.approx(1000.0, abs=20.0)
+    assert len(v.complete_history_ts) == 5
+
+
+def test_history_survives_an_in_place_save_and_grows_with_it():
+    # One model.pt rewritten by every save: the same key, a new commit time each time; while it
+    # is being rewritten there is no complete checkpoint, and the history must not be lost.
+    def one(size: int, mtime: float, ok: bool = True) -> Listing:
+        e = Entry("model.pt", size, mtime)
+        return Listing([e], tails={e.path: zip_bytes() if ok else torn_zip()})
+
+    v = detect(one(10, 0.0), 1000.0, None, "torch_save")
+    v = detect(one(10, 1200.0), 1300.0, v, "torch_save")  # rewritten: needs a second look
+    v = detect(one(10, 1200.0), 1360.0, v, "torch_save")
+    v = detect(one(5, 2400.0, ok=False), 2410.0, v, "torch_save")  # being rewritten
+    assert v.last_complete_ts is None and v.complete_history_ts == (0.0, 1200.0)
+    v = detect(one(10, 2420.0), 2480.0, v, "torch_save")
+    v = detect(one(10, 2420.0), 2540.0, v, "torch_save")
+    assert v.complete_history_ts == (0.0, 1200.0, 2420.0)

@@ -623,10 +623,17 @@ def summarise(layout: str, cands: list[Candidate], ctx: _Ctx) -> Verdict:
     ):
         # A file being written keeps moving its mtime; the save started at least when first seen.
         since = min(since, prev.in_progress_since)
-    history = merge_history(
-        prev.complete_history_ts if prev is not None and prev.layout == layout else (),
-        [c.ts for c in complete if last is not None and c.ts <= last.ts],
-    )
+    old = prev.complete_history_ts if prev is not None and prev.layout == layout else ()
+    # With a history to extend, only checkpoints committed after its newest entry are new.  A
+    # superseded DeepSpeed/Megatron checkpoint loses its pointer and is re-dated by its newest
+    # file, seconds off its pointer time: counting it again would teach a gap of seconds.
+    prev_key = prev.last_complete_key if old and prev is not None else None
+    fresh = [
+        c.ts for c in complete
+        if last is not None and c.ts <= last.ts
+        and (not old or (c.ts > old[-1] and (c is last or c.key != prev_key)))
+    ]
+    history = merge_history(old, fresh)
     return Verdict(
         layout=layout,
         last_complete_ts=last.ts if last is not None else None,

@@ -212,3 +212,39 @@ async def test_real_prometheus_sees_token_rate(tmp_path: Path, promtool: str) ->
                                capture_output=True, timeout=30)
         assert check.returncode == 0, check.stdout + check.stderr
         await exporter.stop()
+
+
+async def test_pod_ip_reused_by_another_pod_starts_a_fresh_history() -> None:
+    """Pod IPs are recycled: when a new pod answers at a deleted pod's address, the old pod's
+    samples must not become the new pod's rate (its tokens would be credited to the newcomer,
+    and the counter drop read as a restart of the same server)."""
+    from ai_signals_exporter.config import Config
+    from ai_signals_exporter.signals.serving import TargetIdentity
+    from ai_signals_exporter.sources.http import new_session
+    from ai_signals_exporter.sources.scrape import ServingSource, Target
+    from ai_signals_exporter.state import AppState
+
+    body = {"text": 'vllm:generation_tokens_total{model_name="m"} 5000\n'}
+
+    async def metrics(_):
+        return web.Response(text=body["text"])
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    async with run_app(app) as base:
+        state = AppState()
+        source = ServingSource(Config.model_validate({"serving": {"interval": "1s", "window": "10s"}}), state)
+        url = base + "/metrics"
+        old = Target(url, "vllm", TargetIdentity("llm", "llama-old", "Deployment", "llama"))
+        new = Target(url, "vllm", TargetIdentity("llm", "llama-new", "Deployment", "llama"))
+        try:
+            source._session = new_session(2)
+            await source._scrape(old)
+            await source._scrape(old)
+            body["text"] = 'vllm:generation_tokens_total{model_name="m"} 40\n'
+            await source._scrape(new)
+            history = state.serving[url]
+            assert history.identity.pod == "llama-new"
+            assert [s[1]["m"].generation_tokens for s in history.samples] == [40.0]
+        finally:
+            await source.close()

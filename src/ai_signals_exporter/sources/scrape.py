@@ -182,7 +182,13 @@ class ServingSource(PeriodicSource):
                 self._fail(target, "parse")
                 return
         history = self.state.serving.get(target.url)
-        if history is None or history.engine != engine:
+        # A recycled pod IP: another pod at the same URL is another server, not a restart.
+        if (
+            history is None
+            or history.engine != engine
+            or (history.identity.namespace, history.identity.pod)
+            != (target.identity.namespace, target.identity.pod)
+        ):
             history = TargetHistory(url=target.url, identity=target.identity, engine=engine)
             self.state.serving[target.url] = history
         history.identity = target.identity  # pod relabelled / capacity annotation changed

@@ -291,3 +291,19 @@ def test_history_survives_an_in_place_save_and_grows_with_it():
     v = detect(one(10, 2420.0), 2480.0, v, "torch_save")
     v = detect(one(10, 2420.0), 2540.0, v, "torch_save")
     assert v.complete_history_ts == (0.0, 1200.0, 2420.0)
+
+
+def test_lightning_deepspeed_directory_without_latest_is_in_progress():
+    # DeepSpeed writes the `latest` tag file after the rank files: a `.ckpt` directory with
+    # DeepSpeed states and no `latest` yet is a save in progress, not a complete checkpoint.
+    files = {
+        "epoch=0-step=50.ckpt/checkpoint/mp_rank_00_model_states.pt": 1.0,
+        "epoch=0-step=50.ckpt/checkpoint/zero_pp_rank_0_mp_rank_00_optim_states.pt": 1.5,
+        "epoch=0-step=50.ckpt/latest": 2.0,
+        "epoch=1-step=100.ckpt/checkpoint/mp_rank_00_model_states.pt": 5.0,
+        "epoch=1-step=100.ckpt/checkpoint/zero_pp_rank_0_mp_rank_00_optim_states.pt": 6.0,
+    }
+    contents = {"epoch=0-step=50.ckpt/latest": b"checkpoint"}
+    v = detect(_files(files, contents), 100.0, None, "auto")
+    assert v.layout == "lightning" and v.last_step == 50 and v.last_complete_ts == 2.0
+    assert v.in_progress and v.in_progress_since == 5.0

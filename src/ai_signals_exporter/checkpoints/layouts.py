@@ -193,6 +193,9 @@ def _ckpt_dir(listing: Listing, d: str) -> Candidate:
         ok = bool(ds) and not sub.dangling
         ts = max((c.ts for c in ds), default=_oldest(files))
         return Candidate(d, step, ok, ts if ok else _oldest(files), _size(files))
+    if any(basename(e.path).endswith("model_states.pt") or _ZERO_RE.match(basename(e.path)) for e in files):
+        # DeepSpeed rank files but no `latest` yet: rank 0 writes it after its own files.
+        return Candidate(d, step, False, _oldest(files), _size(files))
     return Candidate(d, step, True, _newest(files), _size(files))
 
 

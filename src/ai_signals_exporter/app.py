@@ -24,7 +24,7 @@ from .sources.kube import KubeSource
 from .sources.probe import ProbeSource
 from .sources.scrape import ServingSource
 from .sources.storage import CheckpointSource
-from .state import AppState
+from .state import AppState, KubeState
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,13 @@ SOURCE_CLASSES: tuple[type[Source], ...] = (
 # How long the first refresh waits for the initial Kubernetes list before marking the exporter
 # ready anyway (a slow API server must not keep every other signal from being served).
 KUBE_SYNC_GRACE_SECONDS = 30.0
+# The AppState dicts each source fills (by source name), emptied when a reload disables it.
+AREA_STATE_SLOTS: dict[str, tuple[str, ...]] = {
+    "serving": ("serving",),
+    "gpu": ("dcgm", "gpu"),
+    "checkpoints": ("checkpoints",),
+    "probes": ("probes",),
+}
 # Backoff of a source task that crashed, doubling up to the maximum.
 SOURCE_RESTART_MIN = 1.0
 SOURCE_RESTART_MAX = 60.0
@@ -265,12 +272,19 @@ class Exporter:
     def _forget_disabled_sources(self) -> None:
         """A source the new config disables never runs again, so it cannot forget its own
         targets: left in place, a last target_up 0 or a frozen last-success timestamp would keep
-        AiSignalsTargetDown / AiSignalsSourceStale firing for a source that no longer exists."""
+        AiSignalsTargetDown / AiSignalsSourceStale firing for a source that no longer exists.
+        The same holds for its last observations: signals are derived from state, so a removed
+        checkpoint store's age would keep growing (and paging) with nobody listing it."""
         mon = self.state.selfmon
         for src in self.sources:
             if not src.enabled():
                 mon.forget_targets(src.name, set())
                 mon.sources.pop(src.name, None)
+                for slot in AREA_STATE_SLOTS.get(src.name, ()):
+                    getattr(self.state, slot).clear()
+                if src.name == "kube":
+                    # No stale pods for joins or discovery; the generation only moves forward.
+                    self.state.kube = KubeState(generation=self.state.kube.generation + 1)
 
     # -- landing page ----------------------------------------------------------------------
 

@@ -206,3 +206,29 @@ async def test_shutdown_during_a_reload_leaves_no_source_running(tmp_path: Path)
     await reload
     running = [t for t in asyncio.all_tasks() if t.get_name().startswith("source:") and not t.done()]
     assert running == [] and exporter._tasks == []
+
+
+async def test_reload_that_disables_an_area_drops_its_last_observations(tmp_path: Path) -> None:
+    """Removing the last checkpoint store disables the checkpoint source; its last observation
+    must go with it, or ai_checkpoint_age_seconds of a store nobody watches any more keeps
+    growing and the stale-checkpoint alerts page forever."""
+    from ..helpers.checkpoint_trees import CASES, build
+
+    root = tmp_path / "run"
+    build(next(c for c in CASES if c.id == "deepspeed-complete"), root, time.time() - 600)
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(f"checkpoints: {{interval: 100ms, timeout: 100ms, stores: [{{name: run, uri: 'file://{root}'}}]}}\n")
+    exporter = Exporter(load_config_text(cfg_file.read_text()), str(cfg_file))
+    await exporter.start()
+    try:
+        for _ in range(100):
+            if "ai_checkpoint_age_seconds{" in exporter.refresh().body.decode():
+                break
+            await asyncio.sleep(0.02)
+        assert b'ai_checkpoint_age_seconds{store="run"' in exporter.exposition.body
+        cfg_file.write_text("checkpoints: {stores: []}\n")
+        ok, _ = await exporter.reload()
+        assert ok
+        assert b"ai_checkpoint_" not in exporter.refresh().body
+    finally:
+        await exporter.stop()

@@ -162,6 +162,30 @@ async def test_stores_discovered_from_pod_annotations(tmp_path):
     assert ("checkpoints", "team/other") not in state.selfmon.targets
 
 
+async def test_finished_job_stops_being_a_store(tmp_path):
+    # A Job that finished keeps its Succeeded (or Failed) pods until they are garbage-collected;
+    # its checkpoints stop changing, which is not a stale checkpoint: no work is at risk.
+    build(case("hf_trainer-complete"), tmp_path / "ft", time.time() - 600)
+    cfg = load_config_text("kubernetes: {enabled: true}\n")
+    state = AppState()
+    ann = {"ai-signals.io/checkpoint-uri": f"file://{tmp_path / 'ft'}"}
+    state.kube.pods = {
+        "a": _pod("a", "ml", "ft-0", "finetune", ann),
+        "b": _pod("b", "ml", "ft-1", "finetune", ann),
+    }
+    src = CheckpointSource(cfg, state)
+    await src.run_once()
+    assert sorted(state.checkpoints) == ["ml/finetune"]
+    state.kube.pods["a"].phase = "Failed"  # one worker failed, the job goes on
+    await src.run_once()
+    assert sorted(state.checkpoints) == ["ml/finetune"]
+    state.kube.pods["b"].phase = "Succeeded"
+    await src.run_once()
+    assert state.checkpoints == {}
+    _, m = values(state, cfg, time.time())
+    assert "ai_checkpoint_age_seconds" not in m
+
+
 async def test_simulated_job_saves_and_interruptions(tmp_path):
     job = TrainingJob(tmp_path / "job", layout="dcp", interval=60, save_seconds=0.0)
     await job.backfill(3)

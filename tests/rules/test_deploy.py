@@ -297,6 +297,39 @@ def test_dcgm_exporter_kustomization_ships_the_csv_and_keeps_pod_labels():
     assert sm["spec"]["endpoints"][0]["honorLabels"] is True
 
 
+def _scrape_config_from(sm: dict, job: str, target: str, target_labels: dict) -> dict:
+    """The part of the Prometheus Operator's scrape config this ServiceMonitor endpoint controls:
+    the operator's own target labels (pod, namespace, container of the scraped pod) first, then
+    the endpoint's relabelings, the same order the operator generates."""
+    ep = sm["spec"]["endpoints"][0]
+    keys = {"sourceLabels": "source_labels", "targetLabel": "target_label"}
+    relabel = [{keys.get(k, k.lower()): v for k, v in r.items()} for r in ep.get("relabelings") or ()]
+    return {"job_name": job, "honor_labels": ep.get("honorLabels", False), "metrics_path": "/metrics",
+            "scrape_interval": "1s", "static_configs": [{"targets": [target], "labels": target_labels}],
+            "relabel_configs": relabel}
+
+
+def test_dcgm_servicemonitor_never_attributes_a_free_gpu_to_the_exporter_pod(tmp_path):
+    # With honorLabels the exporter's own pod labels (the workload) win, but a series without them
+    # (an unallocated GPU) would get the target's pod/namespace: the dcgm-exporter pod itself.
+    from .promstack import prometheus, query, text_server, wait_until
+
+    (sm,) = by_kind(render("dcgm-exporter"), "ServiceMonitor")
+    payload = (
+        'DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-a",Hostname="n1",container="main",namespace="prod",pod="vllm-0"} 50\n'
+        'DCGM_FI_DEV_GPU_UTIL{gpu="1",UUID="GPU-b",Hostname="n1"} 0\n'
+    )
+    own = {"pod": "nvidia-dcgm-exporter-x7k2p", "namespace": "gpu-operator", "container": "nvidia-dcgm-exporter"}
+    with text_server(lambda path: payload if path == "/metrics" else None) as target:
+        cfg = {"global": {"scrape_interval": "1s"},
+               "scrape_configs": [_scrape_config_from(sm, "dcgm", target, own)]}
+        with prometheus(tmp_path, cfg) as url:
+            wait_until(lambda: len(query(url, "DCGM_FI_DEV_GPU_UTIL")) == 2, 30, "dcgm series scraped")
+            got = {r["metric"]["UUID"]: r["metric"] for r in query(url, "DCGM_FI_DEV_GPU_UTIL")}
+    assert (got["GPU-a"]["namespace"], got["GPU-a"]["pod"], got["GPU-a"]["container"]) == ("prod", "vllm-0", "main")
+    assert not {"pod", "namespace", "container"} & set(got["GPU-b"]), got["GPU-b"]
+
+
 def test_dcgm_counters_csv_enables_exactly_what_is_used():
     text = (DEPLOY / "dcgm-exporter" / "counters.csv").read_text()
     rows = [r for r in csv.reader(io.StringIO(text), skipinitialspace=True) if r and not r[0].startswith("#")]

@@ -636,3 +636,24 @@ async def test_official_client_typed_models_and_watch_helper(fake_api: FakeKubeA
                 break
     finally:
         await api_client.close()
+
+
+async def test_watch_event_larger_than_the_read_buffer(tmp_path: Path) -> None:
+    """A single watch event line can be larger than aiohttp's default 128 KiB readline limit (a
+    pod whose annotations carry a whole workflow template, up to the API's 256 KiB).  It must be
+    applied, not fail the watch again and again from the same resourceVersion (the source would
+    be stuck on that event for good).  Holds because kubernetes_asyncio's session reads with a
+    2 MiB buffer (4 MiB lines); this guards that assumption."""
+    async with running_kube_api() as api:
+        _seed(api)
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path), state):
+            await wait_for(lambda: state.kube.pods_synced and state.kube.nodes_synced)
+            await wait_for(lambda: api.watch_count() == 2)
+            big = make_pod("training", "argo-step-0", "gpu-1", owner=("Workflow", "argo"),
+                           annotations={"workflows.argoproj.io/template": "x" * 200_000})
+            api.add(big)
+            api.add(make_pod("training", "after-it", "gpu-1", owner=("Job", "after")))
+            await wait_for(lambda: {"training/argo-step-0", "training/after-it"} <= _names(state))
+            assert state.selfmon.errors.get(("kube", "exception"), 0) == 0
+            assert _lists(state, "pods") == 1

@@ -307,3 +307,27 @@ def test_lightning_deepspeed_directory_without_latest_is_in_progress():
     v = detect(_files(files, contents), 100.0, None, "auto")
     assert v.layout == "lightning" and v.last_step == 50 and v.last_complete_ts == 2.0
     assert v.in_progress and v.in_progress_since == 5.0
+
+
+def test_history_counts_a_last_copy_once():
+    # Lightning `save_last=True` writes last.ckpt as a second full save right after the numbered
+    # one, NeMo a `-last` twin with the same step: the same state, so one entry in the history,
+    # or the learned interval becomes the duration of one save.
+    interval, save = 600.0, 40.0
+    lightning = nemo = None
+    for k in range(1, 8):
+        t = k * interval
+        lightning = detect(
+            Listing([Entry(f"epoch={k}-step={k * 100}.ckpt", 100, t), Entry("last.ckpt", 100, t + save)]),
+            t + save + 10, lightning, "lightning",
+        )
+        stem = f"ckpt/model--val_loss=0.5-step={k * 100}-epoch={k}"
+        nemo = detect(
+            Listing([Entry(f"{stem}.ckpt", 100, t), Entry(f"{stem}-last.ckpt", 100, t + save)]),
+            t + save + 10, nemo, "nemo",
+        )
+        assert lightning.last_step == k * 100 and lightning.last_complete_ts == t + save
+        assert nemo.last_step == k * 100
+        if k >= 2:
+            assert learned_interval(lightning.complete_history_ts) == interval
+            assert learned_interval(nemo.complete_history_ts) == interval

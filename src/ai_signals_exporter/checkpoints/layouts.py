@@ -601,6 +601,23 @@ def detect(
     return summarise(layout, cands, ctx)
 
 
+def _one_per_step(complete: list[Candidate]) -> list[Candidate]:
+    """The first commit of each step.  Lightning's `last.ckpt` copy (no step of its own) and
+    NeMo's `-last` twin are second saves of the numbered checkpoint just before them; counted in
+    the history they would teach a gap as short as one save."""
+    numbered = any(c.step is not None for c in complete)
+    first: dict[int, Candidate] = {}
+    out = []
+    for c in sorted(complete, key=lambda c: c.ts):
+        if c.step is None:
+            if not numbered:  # e.g. one model.pt overwritten in place: its own history
+                out.append(c)
+        elif c.step not in first:
+            first[c.step] = c
+            out.append(c)
+    return out
+
+
 def summarise(layout: str, cands: list[Candidate], ctx: _Ctx) -> Verdict:
     complete = [c for c in cands if c.complete]
     last = max(complete, key=lambda c: (c.ts, -1 if c.step is None else c.step), default=None)
@@ -632,7 +649,7 @@ def summarise(layout: str, cands: list[Candidate], ctx: _Ctx) -> Verdict:
     # file, seconds off its pointer time: counting it again would teach a gap of seconds.
     prev_key = prev.last_complete_key if old and prev is not None else None
     fresh = [
-        c.ts for c in complete
+        c.ts for c in _one_per_step(complete)
         if last is not None and c.ts <= last.ts
         and (not old or (c.ts > old[-1] and (c is last or c.key != prev_key)))
     ]

@@ -288,3 +288,29 @@ async def test_cardinality_guard_across_targets_is_stable_over_runs():
                 await src.run_once()
                 assert sum(len(o.readings) for o in state.dcgm.values()) == 6
         assert state.selfmon.series_dropped["gpu"] == 3 * 2  # 4 + 4 readings, 2 over, every run
+
+
+async def test_idle_stretch_restarts_when_a_pod_takes_the_gpu():
+    # gpu 1 of the fixture is free and idle; a pod is then attributed to it (dcgm-exporter adds
+    # pod labels).  Its series names the pod, so its idle time must be the pod's, not the free
+    # GPU's: a pod still loading its model is not blamed for the idle hours before it came.
+    free = fixture("l40s-hostname-lowercase.prom")
+    held = free.replace(b'DCGM_FI_DRIVER_VERSION="580.105.08"} 0\n',
+                        b'DCGM_FI_DRIVER_VERSION="580.105.08",namespace="prod",pod="vllm-0"} 0\n')
+    assert held.count(b'pod="vllm-0"') == 1
+    ep = Endpoint(free)
+    async with run_app(ep.app()) as url:
+        cfg = make_config(dcgm_targets=[{"url": f"{url}/metrics"}], idle_after="1s")
+        state = AppState()
+        key = ("GPU-40540001-5555-4555-8555-555555555501", "")
+        async with source_for(cfg, state) as src:
+            await src.run_once()
+            free_since = state.gpu["idle"][key].since
+            assert free_since is not None
+            await asyncio.sleep(0.05)
+            ep.body = held
+            await src.run_once()
+            held_since = state.gpu["idle"][key].since
+            assert held_since > free_since
+            idle_s = series(derive(state, cfg, held_since + 2), "ai_gpu_idle_seconds")
+            assert idle_s[("l40s-node-b", "1", key[0], "NVIDIA L40S", "prod", "vllm-0")] == pytest.approx(2)

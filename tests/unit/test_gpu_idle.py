@@ -43,6 +43,22 @@ def test_gap_longer_than_max_gap_restarts_stretch():
     assert ts[2].since == 15 + GAP + 1
 
 
+def test_new_holder_starts_a_new_stretch():
+    # A free GPU idle for two hours gets a pod that is still loading its model: the series now
+    # names that pod, and the pod has not held the GPU idle for two hours.  Freed again: the free
+    # GPU's idle time starts at the release.
+    vllm = ("prod", "vllm-0")
+    t = track(None, 0.0, THRESHOLD, 0, GAP)
+    t = track(t, 0.0, THRESHOLD, 7200, 7200 + GAP)
+    assert t.since == 0
+    t = track(t, 0.0, THRESHOLD, 7215, GAP, vllm)
+    assert t.since == 7215
+    t = track(t, 0.0, THRESHOLD, 7230, GAP, vllm)
+    assert t.since == 7215  # same holder, same stretch
+    t = track(t, 0.0, THRESHOLD, 7245, GAP)
+    assert t.since == 7245
+
+
 def test_clock_never_negative():
     assert idle_seconds(IdleTrack(100.0, 100.0), now=90) == 0
     assert idle_seconds(None, now=90) == 0

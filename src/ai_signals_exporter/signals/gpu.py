@@ -27,7 +27,8 @@ def _families() -> dict[str, Family]:
         Family(
             "ai_gpu_idle_seconds", "gauge",
             "Continuous time this GPU (or MIG instance) has stayed below gpu.idle_threshold "
-            "utilisation, 0 when busy. Counted from the first idle reading this exporter saw; "
+            "utilisation, 0 when busy. Counted from the first idle reading this exporter saw, "
+            "restarting when the pod the GPU is attributed to changes; "
             "an allocated GPU that idles for long wastes the most expensive hardware.",
             GPU_LABELS,
         ),

@@ -101,7 +101,9 @@ class DcgmSource(PeriodicSource):
         tracks = self._tracks()
         max_gap = stale_after(self.interval)
         for r in readings:
-            tracks[r.key] = track(tracks.get(r.key), r.util, g.idle_threshold, ts, max_gap)
+            # The holder is the pod that labels the series (signals/gpu.py: the first in order).
+            holder = r.pods[0] if r.pods else None
+            tracks[r.key] = track(tracks.get(r.key), r.util, g.idle_threshold, ts, max_gap, holder)
         self.state.dcgm[ep.url] = DcgmObservation(ep.url, ep.node, ts, tuple(readings), up=True)
         self.state.selfmon.target_up(self.name, ep.url, True)
 

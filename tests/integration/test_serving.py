@@ -248,3 +248,34 @@ async def test_pod_ip_reused_by_another_pod_starts_a_fresh_history() -> None:
             assert [s[1]["m"].generation_tokens for s in history.samples] == [40.0]
         finally:
             await source.close()
+
+
+async def test_unlabelled_static_targets_do_not_collide() -> None:
+    """Static targets without labels (outside Kubernetes) all had the same label set: two vLLM
+    servers of one model rendered the same series twice, and Prometheus keeps only one of
+    duplicate samples.  The target's host:port names the pod when no `pod` label is given."""
+    from ai_signals_exporter.config import Config
+    from ai_signals_exporter.state import AppState
+    from ai_signals_exporter.sources.scrape import ServingSource
+
+    engine = SimEngine("vllm", "m", constant(2.0), seed=5)
+    async with run_app(engines_app({"/metrics": engine})) as a, run_app(engines_app({"/metrics": engine})) as b:
+        cfg = Config.model_validate({"serving": {"interval": "1s", "window": "10s", "targets": [
+            {"url": a + "/metrics"}, {"url": b + "/metrics"},
+            {"url": b + "/metrics?x", "labels": {"pod": "given"}}]}})
+        # User-info in a URL (basic auth) stays out of the label.
+        (secret,) = ServingSource(Config.model_validate({"serving": {"targets": [
+            {"url": "http://u:pw@10.0.0.9:8000/metrics"}]}}), AppState()).static_targets()
+        assert secret.identity.pod == "10.0.0.9:8000"
+        source = ServingSource(cfg, AppState())
+        try:
+            for _ in range(2):
+                await source.run_once()
+            from ai_signals_exporter.expo.families import render
+            from ai_signals_exporter.signals.serving import derive
+
+            text = render(derive(source.state, cfg, time.time())).decode()
+            pods = sorted(l["pod"] for l, _ in parse_families(text, {GEN})[GEN])
+            assert pods == sorted([a.split("//")[1], b.split("//")[1], "given"])
+        finally:
+            await source.close()

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from .. import engines
 from ..engines.base import UnknownEngine
@@ -43,6 +44,19 @@ def _capacity(value: str | None) -> float | None:
     except ValueError:
         return None
     return cap if cap and cap > 0 and cap != float("inf") else None
+
+
+def _address(url: str) -> str:
+    """host:port of a URL, never its user-info (a label must not carry a password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port else host
 
 
 def target_for_pod(pod: PodInfo, default_port: int, default_path: str) -> Target | None:
@@ -113,7 +127,9 @@ class ServingSource(PeriodicSource):
                     engine=t.engine,
                     identity=TargetIdentity(
                         namespace=lab.get("namespace", ""),
-                        pod=lab.get("pod", ""),
+                        # Unlabelled targets would all render the same series (Prometheus
+                        # keeps one of duplicates): the address names the server instead.
+                        pod=lab.get("pod") or _address(t.url),
                         workload_kind=lab.get("workload_kind", ""),
                         workload=lab.get("workload", ""),
                         model=lab.get("model", ""),

@@ -341,3 +341,13 @@ def test_dcgm_counters_csv_enables_exactly_what_is_used():
     for p in DASHBOARDS.glob("*.json"):
         used |= set(DCGM_RE.findall(p.read_text()))
     assert used - DCGM_ALIASES == enabled
+
+
+def test_keda_scales_gpu_replicas_down_as_slowly_as_the_hpa_example():
+    """KEDA's cooldownPeriod only governs scaling to zero: between min and max replicas the HPA it
+    creates scales down after 5 minutes, all surplus replicas at once, unless `advanced` sets
+    the behaviour.  A GPU replica takes minutes to load weights: same behaviour as hpa.yaml."""
+    so = yaml.safe_load((DEPLOY / "autoscaling" / "keda-scaledobject.yaml").read_text())
+    hpa = yaml.safe_load((DEPLOY / "autoscaling" / "hpa.yaml").read_text())
+    behavior = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior == hpa["spec"]["behavior"]

@@ -84,7 +84,10 @@ async def serve(
     app = make_app(exporter, telemetry_path, web_config)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
     await runner.setup()
-    site = web.TCPSite(runner, listen[0], listen[1],
+    # The wildcard means every interface, IPv6 included, as Go exporters' dual-stack listener
+    # does: host None makes asyncio bind one socket per address family.
+    host = None if listen[0] == "0.0.0.0" else listen[0]
+    site = web.TCPSite(runner, host, listen[1],
                        ssl_context=web_config.ssl_context() if web_config else None)
     await site.start()
     return runner

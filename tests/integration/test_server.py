@@ -232,3 +232,22 @@ async def test_reload_that_disables_an_area_drops_its_last_observations(tmp_path
         assert b"ai_checkpoint_" not in exporter.refresh().body
     finally:
         await exporter.stop()
+
+
+async def test_default_listen_address_serves_ipv4_and_ipv6(tmp_path: Path) -> None:
+    """`:9842` (and `0.0.0.0:9842`) means every interface, as for Go exporters, whose wildcard
+    listener is dual-stack: in an IPv6-only cluster (EKS IPv6 mode) Prometheus scrapes the pod's
+    IPv6 address, and an IPv4-only listener would make the exporter look down."""
+    from ai_signals_exporter.cli import parse_listen_address, serve
+
+    exporter = Exporter(load_config_text(""))
+    exporter.refresh()
+    port = free_port()
+    runner = await serve(exporter, parse_listen_address(f":{port}"), "/metrics", None, asyncio.Event())
+    try:
+        async with aiohttp.ClientSession() as s:
+            for host in ("127.0.0.1", "[::1]"):
+                async with s.get(f"http://{host}:{port}/metrics") as r:
+                    assert r.status == 200 and b"ai_signals_exporter_build_info" in await r.read()
+    finally:
+        await runner.cleanup()

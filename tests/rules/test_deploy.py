@@ -351,3 +351,14 @@ def test_keda_scales_gpu_replicas_down_as_slowly_as_the_hpa_example():
     hpa = yaml.safe_load((DEPLOY / "autoscaling" / "hpa.yaml").read_text())
     behavior = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behavior == hpa["spec"]["behavior"]
+
+
+def test_adapter_rules_read_only_the_kind_they_expose():
+    """The adapter maps the `workload` label to Deployments; without a workload_kind matcher a
+    StatefulSet or LeaderWorkerSet of the same name in the namespace would be mixed into the
+    Deployment's metric (max/sum over both)."""
+    adapter = yaml.safe_load((DEPLOY / "autoscaling" / "prometheus-adapter-rules.yaml").read_text())
+    for rule in adapter["rules"]:
+        assert rule["resources"]["overrides"]["workload"] == {"group": "apps", "resource": "deployment"}
+        assert 'workload_kind="Deployment"' in rule["seriesQuery"]
+        assert '<<.LabelMatchers>>,workload_kind="Deployment"' in rule["metricsQuery"]

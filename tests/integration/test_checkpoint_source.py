@@ -163,8 +163,9 @@ async def test_stores_discovered_from_pod_annotations(tmp_path):
 
 
 async def test_finished_job_stops_being_a_store(tmp_path):
-    # A Job that finished keeps its Succeeded (or Failed) pods until they are garbage-collected;
-    # its checkpoints stop changing, which is not a stale checkpoint: no work is at risk.
+    # A Job that finished keeps its Succeeded pods until they are garbage-collected; its
+    # checkpoints stop changing, which is not a stale checkpoint: no work is at risk.  Failed
+    # pods still count: between retries of a crash-looping Job they may be all there is.
     build(case("hf_trainer-complete"), tmp_path / "ft", time.time() - 600)
     cfg = load_config_text("kubernetes: {enabled: true}\n")
     state = AppState()
@@ -176,10 +177,10 @@ async def test_finished_job_stops_being_a_store(tmp_path):
     src = CheckpointSource(cfg, state)
     await src.run_once()
     assert sorted(state.checkpoints) == ["ml/finetune"]
-    state.kube.pods["a"].phase = "Failed"  # one worker failed, the job goes on
+    state.kube.pods["a"].phase = state.kube.pods["b"].phase = "Failed"  # waiting for a retry
     await src.run_once()
     assert sorted(state.checkpoints) == ["ml/finetune"]
-    state.kube.pods["b"].phase = "Succeeded"
+    state.kube.pods["a"].phase = state.kube.pods["b"].phase = "Succeeded"
     await src.run_once()
     assert state.checkpoints == {}
     _, m = values(state, cfg, time.time())

@@ -31,7 +31,6 @@ URI_ANNOTATION = "ai-signals.io/checkpoint-uri"
 LAYOUT_ANNOTATION = "ai-signals.io/checkpoint-layout"
 _LAYOUTS = set(get_args(Layout))
 _URI_PREFIXES = ("file://", "s3://", "gs://", "az://", "abfs://")
-_TERMINAL = ("Succeeded", "Failed")
 
 
 @dataclass
@@ -70,8 +69,10 @@ def discovered_stores(
     out: dict[str, tuple[CheckpointStore, str, str]] = {}
     for pod in state.kube.pods.values():
         uri = pod.annotations.get(URI_ANNOTATION, "").strip()
-        # A finished pod's job no longer saves: its checkpoint age is not work at risk.
-        if not uri or pod.deleting or pod.phase in _TERMINAL or not uri.startswith(_URI_PREFIXES):
+        # A pod that succeeded has finished training: its checkpoint age is no work at risk.  A
+        # Failed one still counts: between retries of a crash-looping Job it may be the only pod,
+        # and a job that keeps dying before its next save is what CheckpointStale is for.
+        if not uri or pod.deleting or pod.phase == "Succeeded" or not uri.startswith(_URI_PREFIXES):
             continue
         # "/.." (plain or percent-encoded) could climb out of an allowed file:// prefix.
         if allowed and (not uri.startswith(tuple(allowed)) or "/.." in uri or "%2e" in uri.lower()):

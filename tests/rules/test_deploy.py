@@ -362,3 +362,10 @@ def test_adapter_rules_read_only_the_kind_they_expose():
         assert rule["resources"]["overrides"]["workload"] == {"group": "apps", "resource": "deployment"}
         assert 'workload_kind="Deployment"' in rule["seriesQuery"]
         assert '<<.LabelMatchers>>,workload_kind="Deployment"' in rule["metricsQuery"]
+
+
+def test_keda_queries_read_only_the_scaled_kind():
+    so = yaml.safe_load((DEPLOY / "autoscaling" / "keda-scaledobject.yaml").read_text())
+    assert so["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+    for trigger in so["spec"]["triggers"]:
+        assert 'workload_kind="Deployment"' in trigger["metadata"]["query"]

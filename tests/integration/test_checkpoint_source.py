@@ -126,6 +126,42 @@ async def test_timeout_marks_store_down(tmp_path, monkeypatch):
     assert derive(state, cfg, time.time())[0].samples == []
 
 
+async def test_hung_mount_holds_one_thread_not_one_per_scan(tmp_path, monkeypatch):
+    # A hung NFS mount blocks os.scandir for good; the scan times out but its thread cannot be
+    # cancelled.  Starting a new walk every scan would pile up threads until the default
+    # executor (shared with /metrics compression) is exhausted: one walk per store at a time.
+    import threading
+
+    from ai_signals_exporter.checkpoints import stores
+
+    build(case("dcp-complete"), tmp_path, time.time() - 600)
+    cfg = load_config_text(f"checkpoints: {{timeout: 100ms, stores: [{{name: nfs, uri: 'file://{tmp_path}'}}]}}\n")
+    state = AppState()
+    src = CheckpointSource(cfg, state)
+    release, calls = threading.Event(), []
+    original = stores._walk
+
+    def hung_walk(root, max_objects, deadline):
+        calls.append(root)
+        release.wait(10)
+        return original(root, max_objects, time.monotonic() + 10)
+
+    monkeypatch.setattr(stores, "_walk", hung_walk)
+    try:
+        for _ in range(3):
+            await src.run_once()
+    finally:
+        release.set()
+    assert len(calls) == 1
+    assert state.selfmon.errors[("checkpoints", "timeout")] == 3
+    for _ in range(50):  # the walk returns once the mount answers; then scans work again
+        await asyncio.sleep(0.02)
+        await src.run_once()
+        if state.checkpoints["nfs"].up:
+            break
+    assert state.checkpoints["nfs"].up and state.checkpoints["nfs"].verdict.last_complete_ts is not None
+
+
 def _pod(uid: str, ns: str, name: str, workload: str, annotations: dict[str, str]) -> PodInfo:
     return PodInfo(uid=uid, namespace=ns, name=name, node="n1", phase="Running", ip="10.0.0.1",
                    labels={}, annotations=annotations, workload_kind="Job", workload=workload, requests={})

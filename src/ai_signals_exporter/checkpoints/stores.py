@@ -119,10 +119,24 @@ class LocalTree:
     def __init__(self, uri: str) -> None:
         self.root = unquote(urlsplit(uri).path) or "/"
         self.deadline_s = 30.0
+        self._walking = False
 
     async def list(self, max_objects: int, page_size: int) -> list[Entry]:
+        # A hung mount blocks scandir for good and a thread cannot be cancelled: a scan that
+        # timed out leaves its walk running.  Start no second one meanwhile, or every scan adds
+        # a stuck thread until the default executor (/metrics compression uses it) is exhausted.
+        if self._walking:
+            raise ScanError("timeout", f"{self.root}: previous listing still running")
         deadline = time.monotonic() + self.deadline_s
-        return await asyncio.to_thread(_walk, self.root, max_objects, deadline)
+        return await asyncio.to_thread(self._walk_once, max_objects, deadline)
+
+    def _walk_once(self, max_objects: int, deadline: float) -> list[Entry]:
+        # Set in the thread itself: a walk cancelled before a worker picked it up never ran.
+        self._walking = True
+        try:
+            return _walk(self.root, max_objects, deadline)
+        finally:
+            self._walking = False
 
     async def read(self, path: str, size: int) -> bytes:
         return await asyncio.to_thread(_read, os.path.join(self.root, path), None)

@@ -331,3 +331,21 @@ def test_history_counts_a_last_copy_once():
         if k >= 2:
             assert learned_interval(lightning.complete_history_ts) == interval
             assert learned_interval(nemo.complete_history_ts) == interval
+
+
+def test_latest_pointer_alone_does_not_make_deepspeed():
+    # A `latest` file or symlink is common outside DeepSpeed (e.g. `latest -> step200/` next to
+    # DCP step directories); judged as DeepSpeed the store had no complete checkpoint at all.
+    files = {
+        "step100/model/.metadata": 3.0, "step100/model/__0_0.distcp": 2.0,
+        "step200/model/.metadata": 13.0, "step200/model/__0_0.distcp": 12.0,
+    }
+    entries = [Entry(p, 100, m) for p, m in files.items()] + [Entry("latest", 0, 13.0, link="step200")]
+    listing = Listing(entries)
+    assert sniff(listing) == "dcp"
+    v = detect(listing, 100.0, None, "auto")
+    assert v.layout == "dcp" and v.last_complete_ts == 13.0 and not v.in_progress
+    # DeepSpeed itself is still recognised by its rank files, with or without global_step names.
+    ds = _files({"checkpoint/mp_rank_00_model_states.pt": 1.0, "latest": 2.0}, {"latest": b"checkpoint"})
+    assert sniff(ds) == "deepspeed"
+    assert detect(ds, 10.0, None, "auto").last_complete_ts == 2.0

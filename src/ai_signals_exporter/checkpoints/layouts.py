@@ -563,7 +563,10 @@ def sniff(listing: Listing) -> str:
         return "hf_trainer"
     if any(n.endswith(".ckpt") for n in names | dirs):  # before DeepSpeed: .ckpt dirs hold `latest`
         return "lightning"
-    if "latest" in names or any(_DS_RE.match(d) for d in dirs):
+    # `latest` alone is not enough: other trainers keep a `latest` file or symlink too.
+    if any(_DS_RE.match(d) for d in dirs) or (
+        "latest" in names and any(n.endswith("model_states.pt") or _ZERO_RE.match(n) for n in names)
+    ):
         return "deepspeed"
     if (
         "_CHECKPOINT_METADATA" in names or "commit_success.txt" in names

@@ -227,6 +227,5 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
                 deltas = bucket_deltas(hist)
                 for q in ("0.5", "0.95"):
                     fams["ttft"].add(labels, histogram_quantile(float(q), deltas), extra=(("quantile", q),))
-                fams["ttft"].add(labels, deltas[-1][1] if deltas else 0.0, suffix="_count")
     return list(fams.values())
 

@@ -349,3 +349,15 @@ def test_latest_pointer_alone_does_not_make_deepspeed():
     ds = _files({"checkpoint/mp_rank_00_model_states.pt": 1.0, "latest": 2.0}, {"latest": b"checkpoint"})
     assert sniff(ds) == "deepspeed"
     assert detect(ds, 10.0, None, "auto").last_complete_ts == 2.0
+
+
+def test_megatron_iterations_past_ten_million():
+    # Megatron names iterations `iter_{:07d}`: at 10,000,000 and beyond they have 8 digits.
+    files = {
+        "iter_9999999/mp_rank_00/model_optim_rng.pt": 1.0,
+        "iter_10000000/mp_rank_00/model_optim_rng.pt": 5.0, "latest_checkpointed_iteration.txt": 6.0,
+        "iter_10000001/mp_rank_00/distrib_optim.pt": 9.0,  # saving the next one
+    }
+    v = detect(_files(files, {"latest_checkpointed_iteration.txt": b"10000000"}), 20.0, None, "auto")
+    assert v.layout == "megatron" and v.last_step == 10_000_000 and v.last_complete_ts == 6.0
+    assert v.in_progress and v.in_progress_keys == ("iter_10000001",) and v.in_progress_since == 9.0

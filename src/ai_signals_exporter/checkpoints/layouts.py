@@ -38,7 +38,7 @@ _HF_RE = re.compile(r"^checkpoint-(\d+)$")
 _HF_RNG_RE = re.compile(r"^rng_state(?:_\d+)?\.pth$")
 _DS_RE = re.compile(r"^global_step(\d+)$")
 _ZERO_RE = re.compile(r"^(?:bf16_)?zero_pp_rank_(\d+)_mp_rank_\d+_optim_states\.pt$")
-_MEGATRON_RE = re.compile(r"^iter_(\d{7})$")
+_MEGATRON_RE = re.compile(r"^iter_(\d{7,})$")  # {:07d}: 8 digits from 10M on
 _COMPOSER_RE = re.compile(r"^ep(\d+)-ba(\d+)(?:-rank0)?(?:\.pt)?$")
 _STEP_RE = re.compile(r"step[=_-]?(\d+)")
 _INT_RE = re.compile(r"\d+")

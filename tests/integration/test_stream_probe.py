@@ -269,3 +269,18 @@ async def test_source_last_success_follows_any_route_not_all(server):
     assert state.selfmon.sources["probes"].last_success >= before
     obs, state, *_ = await run_one(dead, direct_url=dead)
     assert state.selfmon.sources["probes"].last_success == 0
+
+
+async def test_landing_page_last_success_survives_a_reload(server):
+    """A reload builds a new ProbeSource over the same state: a route that just succeeded must
+    not show "never" on the landing page until its next run."""
+
+    @server.route("/sse")
+    async def sse(request):
+        return await _stream(request, "text/event-stream", [b"data: 1\n\n"] * 3)
+
+    await server.start()
+    obs, state, config, _ = await run_one(server.url + "/sse")
+    reloaded = ProbeSource(config, state)
+    [row] = reloaded.targets()
+    assert row.up is True and row.last_success == obs.at

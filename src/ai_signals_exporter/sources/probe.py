@@ -287,7 +287,9 @@ class ProbeSource(Source):
                         source=SOURCE,
                         target=f"{key} {redact_url(urls[route] or '')}",
                         up=None if m is None else m.ok,
-                        last_success=self._last_success.get(key, 0.0),
+                        # After a reload this instance is new; the state's last run is not.
+                        last_success=self._last_success.get(key)
+                        or (obs.at if obs is not None and m is not None and m.ok else 0.0),
                         last_error="" if m is None or m.ok else m.reason,
                     )
                 )

@@ -361,3 +361,12 @@ def test_megatron_iterations_past_ten_million():
     v = detect(_files(files, {"latest_checkpointed_iteration.txt": b"10000000"}), 20.0, None, "auto")
     assert v.layout == "megatron" and v.last_step == 10_000_000 and v.last_complete_ts == 6.0
     assert v.in_progress and v.in_progress_keys == ("iter_10000001",) and v.in_progress_since == 9.0
+
+
+def test_megatron_first_save_without_tracker_is_in_progress():
+    # Megatron writes the tracker after every save, the first one included: an iteration
+    # directory with no tracker yet is the first save, still running or cut off.
+    files = {"run/iter_0000100/mp_rank_00/model_optim_rng.pt": 5.0, "run/iter_0000100/mp_rank_01/x": 4.0}
+    v = detect(_files(files), 20.0, None, "auto")
+    assert v.layout == "megatron" and v.last_complete_ts is None
+    assert v.in_progress and v.in_progress_keys == ("run/iter_0000100",) and v.in_progress_since == 4.0

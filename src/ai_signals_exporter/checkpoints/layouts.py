@@ -421,7 +421,16 @@ def _megatron_dir_ok(listing: Listing, d: str) -> tuple[bool, float]:
 
 def _megatron(listing: Listing, ctx: "_Ctx") -> list[Candidate]:
     out = []
-    for tracker in [e for e in listing.under("") if basename(e.path) == "latest_checkpointed_iteration.txt"]:
+    trackers = [e for e in listing.under("") if basename(e.path) == "latest_checkpointed_iteration.txt"]
+    # The tracker is written after every save, the first one included: iterations in a save
+    # directory without one are that first save, still running or cut off.
+    tracked_bases = {parent(t.path) for t in trackers}
+    for d in sorted(listing.dirs()):
+        m = _MEGATRON_RE.match(basename(d))
+        if m and parent(d) not in tracked_bases:
+            files = listing.under(d)
+            out.append(Candidate(d, int(m.group(1)), False, _oldest(files), _size(files)))
+    for tracker in trackers:
         base = parent(tracker.path)
         value = listing.text(tracker.path)
         pointed = None

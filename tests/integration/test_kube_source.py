@@ -657,3 +657,25 @@ async def test_watch_event_larger_than_the_read_buffer(tmp_path: Path) -> None:
             await wait_for(lambda: {"training/argo-step-0", "training/after-it"} <= _names(state))
             assert state.selfmon.errors.get(("kube", "exception"), 0) == 0
             assert _lists(state, "pods") == 1
+
+
+async def test_kube_that_never_worked_exports_last_success_zero(tmp_path: Path) -> None:
+    """A kube source that has never listed (401 from the start, or no client config) must export
+    last-success 0 ("never"), as the other sources do: with no series at all,
+    AiSignalsSourceStale (whose runbook is about exactly this: RBAC, API reachability) stays
+    silent."""
+    async with running_kube_api() as api:
+        _seed(api)
+        config = kube_config(api, tmp_path, backoff_max="100ms")
+        api.token = "rotated"
+        state = AppState()
+        async with running_kube_source(config, state):
+            await wait_for(lambda: _lists(state, "pods", "error") >= 1)
+            assert state.selfmon.sources["kube"].last_success == 0
+    config = Config.model_validate(
+        {"kubernetes": {"enabled": True, "kubeconfig": str(tmp_path / "missing"), "backoff_max": "100ms"}}
+    )
+    state = AppState()
+    async with running_kube_source(config, state):
+        await wait_for(lambda: state.selfmon.errors.get(("kube", "config"), 0) >= 1)
+        assert state.selfmon.sources["kube"].last_success == 0

@@ -127,6 +127,7 @@ class KubeSource(Source):
             except Exception as exc:
                 log.warning("kube: cannot load client configuration: %s", exc)
                 self.state.selfmon.error(self.name, "config")
+                self.state.selfmon.source_run(self.name, self._last_list_duration, False, time.time())
                 for r in RESOURCES:
                     self._mark(r, False, "config")
                 await asyncio.sleep(backoff_delay(failures, self._kc.backoff_max))
@@ -199,6 +200,8 @@ class KubeSource(Source):
         """Count a failed list/watch (`reason` from selfmon.REASONS), mark the target down and
         sleep the backoff.  A failed list starts over; a failed watch resumes from s.rv."""
         self.state.selfmon.error(self.name, reason)
+        # A failed run: keeps last-success as it was, or exports 0 ("never") from the first one.
+        self.state.selfmon.source_run(self.name, self._last_list_duration, False, time.time())
         if phase == "list":
             self.state.selfmon.kube_list(s.resource, "error")
             s.rv = None

@@ -56,6 +56,7 @@ def display_target(target: str) -> str:
 class SourceStats:
     last_duration: float = 0.0
     last_success: float = 0.0  # unix time; 0 = never
+    interval: float = 0.0  # configured run interval; 0 = not periodic (the kube watch)
 
 
 @dataclass
@@ -83,9 +84,13 @@ class SelfMon:
         key = (source, bound_reason(reason))
         self.errors[key] = self.errors.get(key, 0) + 1
 
-    def source_run(self, source: str, duration: float, ok: bool, now: float) -> None:
+    def source_run(
+        self, source: str, duration: float, ok: bool, now: float, interval: float = 0.0
+    ) -> None:
         st = self.sources.setdefault(source, SourceStats())
         st.last_duration = duration
+        if interval:
+            st.interval = interval
         if ok:
             st.last_success = now
 

@@ -48,6 +48,8 @@ CONTRACT_METRICS = {
     "ai_signals_exporter_source_duration_seconds",
     "ai_signals_exporter_source_last_success_timestamp_seconds",
     "ai_signals_exporter_errors_total", "ai_signals_exporter_config_last_reload_successful",
+    # Extensions of the contract (docs/signals.md).
+    "ai_signals_exporter_source_interval_seconds",
 }
 AI_METRIC_RE = re.compile(r"(?<![:\w])(ai_[a-z0-9_]+)")
 

@@ -34,9 +34,17 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         "Unix time of the source's last run without errors; 0 if never.",
         ("source",),
     )
+    interval = Family(
+        "ai_signals_exporter_source_interval_seconds",
+        "gauge",
+        "Configured run interval of a periodic source; staleness alerts scale with it.",
+        ("source",),
+    )
     for source, st in sorted(sm.sources.items()):
         duration.add((source,), st.last_duration)
         last_ok.add((source,), st.last_success)
+        if st.interval:
+            interval.add((source,), st.interval)
     errors = Family(
         "ai_signals_exporter_errors_total",
         "counter",
@@ -87,4 +95,4 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
     )
     for source, n in sorted(sm.series_dropped.items()):
         dropped.add((source,), n)
-    return [build, up, duration, last_ok, errors, reload_ok, reload_ts, lists, events, objects, dropped]
+    return [build, up, duration, last_ok, interval, errors, reload_ok, reload_ts, lists, events, objects, dropped]

@@ -76,7 +76,9 @@ class PeriodicSource(Source):
                 ok = False
                 log.exception("source %s: run failed", self.name)
                 self.state.selfmon.error(self.name, "exception")
-            self.state.selfmon.source_run(self.name, time.monotonic() - started, ok, time.time())
+            self.state.selfmon.source_run(
+                self.name, time.monotonic() - started, ok, time.time(), self.interval
+            )
             next_at += self.interval
             now = loop.time()
             if next_at < now:  # overran: skip missed ticks instead of bursting

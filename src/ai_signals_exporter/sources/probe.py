@@ -269,7 +269,9 @@ class ProbeSource(Source):
                 log.info("probe %s route %s failed: %s", probe.name, m.route, m.reason)
         # A dead route is its target's failure (target_up, StreamProbeFailing); the source is
         # only stale when no route delivers fresh signals at all.
-        mon.source_run(SOURCE, time.monotonic() - started, any(m.ok for m in results), now)
+        # The staleness bound of the source is the longest probe interval.
+        longest = max((p.interval for p in self.config.probes), default=probe.interval)
+        mon.source_run(SOURCE, time.monotonic() - started, any(m.ok for m in results), now, longest)
         return obs
 
     def targets(self) -> list[TargetStatus]:

@@ -97,7 +97,7 @@ def test_derive_produces_contract_series() -> None:
 
 def test_target_down_for_a_whole_window_has_no_rate() -> None:
     state = AppState()
-    h = TargetHistory("u", TargetIdentity(), engine="tgi")
+    h = TargetHistory("u", TargetIdentity(), engine="vllm")
     h.append(1000, _snap(0, 0, 0), 40)
     h.append(1005, _snap(50, 0, 0), 40)
     state.serving["u"] = h
@@ -157,3 +157,24 @@ def test_rate_after_an_outage_does_not_span_the_outage() -> None:
     state.serving["u"] = h2
     text = render(derive(state, cfg, back)).decode()
     assert "ai_serving_generation_tokens_per_second{" not in text
+
+
+def test_bursty_engine_rates_wait_for_half_a_window() -> None:
+    """TGI counts tokens when a request finishes: two scrapes 5 s apart that straddle one
+    finished request would read 6x the true rate.  vLLM counts as it generates: no wait."""
+    cfg = Config()  # window 30 s
+    for engine, expect_rate in (("tgi", False), ("vllm", True)):
+        state = AppState()
+        h = TargetHistory("u", TargetIdentity(model="m"), engine=engine)
+        h.append(1000, {"": ModelSnapshot(generation_tokens=0.0, waiting=2)}, 40)
+        h.append(1005, {"": ModelSnapshot(generation_tokens=600.0, waiting=2)}, 40)
+        state.serving["u"] = h
+        text = render(derive(state, cfg, 1006)).decode()
+        assert ("ai_serving_generation_tokens_per_second{" in text) is expect_rate, engine
+        assert "ai_serving_requests_waiting{" in text  # gauges are served at once
+    # Once half a window is covered, the bursty engine's rate is served.
+    for t in range(1010, 1021, 5):
+        h.append(t, {"": ModelSnapshot(generation_tokens=600.0)}, 40)
+    h.engine = "tgi"
+    text = render(derive(state, cfg, 1021)).decode()
+    assert "ai_serving_generation_tokens_per_second{" in text

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..config import Config
+from ..engines import ENGINES
 from ..engines.base import ModelSnapshot
 from ..expo.families import Family
 from ..state import AppState
@@ -197,6 +198,13 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
             continue
         ident = history.identity
         latest = win[-1][1]
+        # Engines that count a request's tokens when it finishes (TGI, SGLang, Triton's TRT-LLM
+        # histograms) give 0 or a multiple of the true rate over a short span: right after a pod
+        # appears (or the exporter starts) their rates wait until half a window is covered.
+        mapping = ENGINES.get(history.engine)
+        counters_ready = not (mapping is not None and mapping.bursty_tokens) or (
+            win[-1][0] - win[0][0] >= window / 2
+        )
         for model, snap in latest.items():
             labels = (
                 ident.namespace,
@@ -206,16 +214,16 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
                 history.engine,
                 model or ident.model,
             )
-            gen = rate(_field_points(win, model, "generation_tokens"))
+            gen = rate(_field_points(win, model, "generation_tokens")) if counters_ready else None
             if gen is not None:
                 fams["gen"].add(labels, gen)
                 cap = ident.capacity_tokens_per_second
                 if cap:
                     fams["cap"].add(labels, gen / cap)
-            prompt = rate(_field_points(win, model, "prompt_tokens"))
+            prompt = rate(_field_points(win, model, "prompt_tokens")) if counters_ready else None
             if prompt is not None:
                 fams["prompt"].add(labels, prompt)
-            req = rate(_field_points(win, model, "requests"))
+            req = rate(_field_points(win, model, "requests")) if counters_ready else None
             if req is not None:
                 fams["req"].add(labels, req)
             for key, attr in (("running", "running"), ("waiting", "waiting"), ("kv", "kv_cache_usage")):

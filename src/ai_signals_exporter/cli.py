@@ -87,9 +87,17 @@ async def serve(
     # The wildcard means every interface, IPv6 included, as Go exporters' dual-stack listener
     # does: host None makes asyncio bind one socket per address family.
     host = None if listen[0] == "0.0.0.0" else listen[0]
-    site = web.TCPSite(runner, host, listen[1],
-                       ssl_context=web_config.ssl_context() if web_config else None)
-    await site.start()
+    ssl_context = web_config.ssl_context() if web_config else None
+    site = web.TCPSite(runner, host, listen[1], ssl_context=ssl_context)
+    try:
+        await site.start()
+    except OSError:
+        if host is not None:
+            raise
+        # A node with IPv6 disabled can refuse the IPv6 wildcard: serve IPv4 then.
+        log.warning("cannot listen on the IPv6 wildcard; listening on 0.0.0.0 only")
+        site = web.TCPSite(runner, "0.0.0.0", listen[1], ssl_context=ssl_context)
+        await site.start()
     return runner
 
 

@@ -19,14 +19,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .net import free_port
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_listening(port: int, proc: subprocess.Popen, deadline: float) -> bool:

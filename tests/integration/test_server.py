@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import os
 import signal
 import ssl
 import subprocess

@@ -20,6 +20,7 @@ from ai_signals_exporter.sim import serving as sim_serving
 from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sim.engines import SimEngine, constant, make_app as engines_app
 
+from ..helpers.kube import wait_for
 from ..helpers.net import run_app
 from ..rules.promstack import prometheus, query
 
@@ -29,16 +30,6 @@ WANT = {GEN, "ai_serving_requests_waiting", "ai_serving_token_capacity_ratio",
         "ai_signals_exporter_target_up", "ai_signals_exporter_errors_total"}
 
 FAST = {"global": {"refresh_interval": "200ms"}, "serving": {"interval": "500ms", "window": "5s"}}
-
-
-async def _wait(pred, timeout: float = 15.0, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = pred()
-        if result:
-            return result
-        await asyncio.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 async def test_discovered_pods_rates_match_ground_truth() -> None:
@@ -55,7 +46,7 @@ async def test_discovered_pods_rates_match_ground_truth() -> None:
                 got = parse_families(exporter.exposition.body, WANT).get(GEN, [])
                 return got if len(got) == len(sim.pods) else None
 
-            await _wait(ready, timeout=20)
+            await wait_for(ready, timeout=20, interval=0.2)
             await asyncio.sleep(5.5)  # one full window of scrapes
             now = time.time()
             exporter.refresh(now)
@@ -153,7 +144,7 @@ async def test_broken_targets_mark_only_themselves_down() -> None:
                 ups = {l["target"].rsplit("/", 1)[-1]: v for l, v in got.get("ai_signals_exporter_target_up", [])}
                 return got if len(ups) == 5 and got.get(GEN) else None
 
-            got = await _wait(all_seen, timeout=20)
+            got = await wait_for(all_seen, timeout=20, interval=0.2)
             ups = {l["target"].rsplit("/", 1)[-1]: v for l, v in got["ai_signals_exporter_target_up"]}
             assert ups == {"good": 1, "slow": 0, "failing": 0, "garbage": 0, "huge": 0}
             assert [l["pod"] for l, _ in got[GEN]] == ["good"]

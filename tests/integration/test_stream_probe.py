@@ -9,7 +9,6 @@ import subprocess
 import time
 import zlib
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -19,7 +18,7 @@ from ai_signals_exporter.signals import selfmon as selfmon_signals
 from ai_signals_exporter.signals.streaming import derive
 from ai_signals_exporter.sources.probe import ProbeSource, redact_url
 from ai_signals_exporter.state import AppState
-from tests.helpers.proxies import free_port
+from tests.helpers.net import free_port
 
 TOL = 0.1
 

@@ -24,7 +24,7 @@ from yarl import URL
 from ai_signals_exporter.app import Exporter
 from ai_signals_exporter.config import Config
 from ai_signals_exporter.server import make_app
-from ai_signals_exporter.sim.engines import SimEngine, constant, make_app as engines_app
+from ai_signals_exporter.sim.engines import SimEngine, constant
 from ai_signals_exporter.sim.objects import make_node, make_pod
 from ai_signals_exporter.sources.kube_objects import pod_from_json
 from ai_signals_exporter.sources.scrape import target_for_pod

@@ -230,14 +230,20 @@ class FakeKubeAPI:
             if seen is not None:
                 w.queue.put_nowait(seen)
 
-    def add(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Create an object (a copy is stored).  Returns the stored object."""
+    def _stored_copy(self, obj: dict[str, Any]) -> tuple[str, dict[str, Any], tuple[str, str]]:
+        """A private copy of `obj` as stored (namespaced objects default to "default"), its
+        resource and its key."""
         resource = self._resource_of(obj)
         stored = orjson.loads(orjson.dumps(obj))
         meta = stored["metadata"]
         if _RESOURCES[resource][1] and not meta.get("namespace"):
             meta["namespace"] = "default"
-        key = self._key(resource, stored)
+        return resource, stored, self._key(resource, stored)
+
+    def add(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create an object (a copy is stored).  Returns the stored object."""
+        resource, stored, key = self._stored_copy(obj)
+        meta = stored["metadata"]
         if key in self._objects[resource]:
             raise ValueError(f"{resource} {key} already exists")
         self._rv += 1
@@ -250,12 +256,8 @@ class FakeKubeAPI:
 
     def update(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Replace an existing object (matched by namespace/name); uid and creation time stay."""
-        resource = self._resource_of(obj)
-        stored = orjson.loads(orjson.dumps(obj))
+        resource, stored, key = self._stored_copy(obj)
         meta = stored["metadata"]
-        if _RESOURCES[resource][1] and not meta.get("namespace"):
-            meta["namespace"] = "default"
-        key = self._key(resource, stored)
         old = self._objects[resource].get(key)
         if old is None:
             raise KeyError(f"{resource} {key} not found")

@@ -19,11 +19,11 @@ from .config import Config, ConfigError, load_config
 from .expo.families import Family, render
 from .signals import DERIVERS
 from .sources.base import Source, TargetStatus
-from .sources.dcgm import DcgmSource
+from .sources.gpu import DcgmSource
 from .sources.kube import KubeSource
-from .sources.probe import ProbeSource
-from .sources.scrape import ServingSource
-from .sources.storage import CheckpointSource
+from .sources.probes import ProbeSource
+from .sources.serving import ServingSource
+from .sources.checkpoints import CheckpointSource
 from .state import AppState, KubeState
 
 log = logging.getLogger(__name__)

@@ -73,17 +73,17 @@ class KubeState:
 @dataclass
 class AppState:
     """Latest observations per area.  Values of the per-area dicts are defined by the module that
-    owns the area (sources/scrape.py + signals/serving.py, sources/dcgm.py + signals/gpu.py, ...)."""
+    owns the area (sources/serving.py + signals/serving.py, sources/gpu.py + signals/gpu.py, ...)."""
 
     selfmon: SelfMon = field(default_factory=SelfMon)
     kube: KubeState = field(default_factory=KubeState)
     # target key -> serving history (signals/serving.py: TargetHistory)
     serving: dict[str, Any] = field(default_factory=dict)
-    # dcgm target url -> observation (sources/dcgm.py)
+    # dcgm target url -> observation (sources/gpu.py)
     dcgm: dict[str, Any] = field(default_factory=dict)
     # extra per-area state a signal needs across refreshes (e.g. idle-since timestamps per GPU)
     gpu: dict[str, Any] = field(default_factory=dict)
-    # store name -> observation (sources/storage.py)
+    # store name -> observation (sources/checkpoints.py)
     checkpoints: dict[str, Any] = field(default_factory=dict)
-    # probe name -> observation (sources/probe.py)
+    # probe name -> observation (sources/probes.py)
     probes: dict[str, Any] = field(default_factory=dict)

@@ -13,7 +13,7 @@ from ai_signals_exporter.checkpoints import detect
 from ai_signals_exporter.checkpoints.stores import ObjectTree, ScanError, scan
 from ai_signals_exporter.config import load_config_text
 from ai_signals_exporter.signals.checkpoints import derive
-from ai_signals_exporter.sources.storage import CheckpointSource
+from ai_signals_exporter.sources.checkpoints import CheckpointSource
 from ai_signals_exporter.state import AppState
 from tests.helpers import checkpoint_trees as trees
 from tests.helpers.checkpoint_trees import CASES, Case, Tree

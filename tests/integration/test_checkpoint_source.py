@@ -13,7 +13,7 @@ from ai_signals_exporter.expo.families import render
 from ai_signals_exporter.expo.parse import parse_families
 from ai_signals_exporter.signals.checkpoints import derive
 from ai_signals_exporter.sim.training import TrainingJob
-from ai_signals_exporter.sources.storage import CheckpointSource
+from ai_signals_exporter.sources.checkpoints import CheckpointSource
 from ai_signals_exporter.state import AppState, PodInfo
 from tests.helpers.checkpoint_trees import CASES, build
 

@@ -14,7 +14,7 @@ from ai_signals_exporter.signals.gpu import derive
 from ai_signals_exporter.sim import gpu as simgpu
 from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sim.objects import make_node, make_pod
-from ai_signals_exporter.sources.dcgm import DcgmSource
+from ai_signals_exporter.sources.gpu import DcgmSource
 from ai_signals_exporter.state import AppState
 from tests.helpers.kube import kube_config, running_kube_api, running_kube_source, wait_for
 

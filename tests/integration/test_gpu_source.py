@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ai_signals_exporter.config import Config
 from ai_signals_exporter.signals.gpu import derive
-from ai_signals_exporter.sources.dcgm import DcgmSource
+from ai_signals_exporter.sources.gpu import DcgmSource
 from ai_signals_exporter.state import AppState, PodInfo
 from tests.helpers.net import run_app
 

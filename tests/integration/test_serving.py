@@ -212,7 +212,7 @@ async def test_pod_ip_reused_by_another_pod_starts_a_fresh_history() -> None:
     from ai_signals_exporter.config import Config
     from ai_signals_exporter.signals.serving import TargetIdentity
     from ai_signals_exporter.sources.http import new_session
-    from ai_signals_exporter.sources.scrape import ServingSource, Target
+    from ai_signals_exporter.sources.serving import ServingSource, Target
     from ai_signals_exporter.state import AppState
 
     body = {"text": 'vllm:generation_tokens_total{model_name="m"} 5000\n'}
@@ -247,7 +247,7 @@ async def test_unlabelled_static_targets_do_not_collide() -> None:
     duplicate samples.  The target's host:port names the pod when no `pod` label is given."""
     from ai_signals_exporter.config import Config
     from ai_signals_exporter.state import AppState
-    from ai_signals_exporter.sources.scrape import ServingSource
+    from ai_signals_exporter.sources.serving import ServingSource
 
     engine = SimEngine("vllm", "m", constant(2.0), seed=5)
     async with run_app(engines_app({"/metrics": engine})) as a, run_app(engines_app({"/metrics": engine})) as b:

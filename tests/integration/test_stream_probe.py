@@ -16,7 +16,7 @@ from ai_signals_exporter.config import Config, Probe
 from ai_signals_exporter.expo.families import render
 from ai_signals_exporter.signals import selfmon as selfmon_signals
 from ai_signals_exporter.signals.streaming import derive
-from ai_signals_exporter.sources.probe import ProbeSource, redact_url
+from ai_signals_exporter.sources.probes import ProbeSource, redact_url
 from ai_signals_exporter.state import AppState
 from tests.helpers.net import free_port
 

@@ -24,7 +24,7 @@ from ai_signals_exporter.config import Probe
 from ai_signals_exporter.signals.streaming import derive
 from ai_signals_exporter.config import Config
 from ai_signals_exporter.sim.streaming import StreamingBackend, StreamPlan
-from ai_signals_exporter.sources.probe import ProbeSource
+from ai_signals_exporter.sources.probes import ProbeSource
 from ai_signals_exporter.state import AppState
 from tests.helpers.proxies import astart_haproxy, astart_nginx
 

@@ -13,7 +13,7 @@ from ai_signals_exporter.expo.families import render
 from ai_signals_exporter.signals.streaming import derive
 from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sim.streaming import StreamingBackend, StreamPlan, attach
-from ai_signals_exporter.sources.probe import ProbeSource
+from ai_signals_exporter.sources.probes import ProbeSource
 from ai_signals_exporter.state import AppState
 
 # Loopback, same process: the probe's arrival times and the backend's send times differ by the

@@ -27,7 +27,7 @@ from ai_signals_exporter.server import make_app
 from ai_signals_exporter.sim.engines import SimEngine, constant
 from ai_signals_exporter.sim.objects import make_node, make_pod
 from ai_signals_exporter.sources.kube_objects import pod_from_json
-from ai_signals_exporter.sources.scrape import target_for_pod
+from ai_signals_exporter.sources.serving import target_for_pod
 from ai_signals_exporter.webconfig import WebConfig
 
 from ..helpers.kube import running_kube_api

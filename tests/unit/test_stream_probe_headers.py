@@ -1,4 +1,4 @@
-"""Probe request headers and the failure-reason mapping (pure parts of sources/probe.py)."""
+"""Probe request headers and the failure-reason mapping (pure parts of sources/probes.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from ai_signals_exporter.config import Probe
 from ai_signals_exporter.selfmon import REASONS
-from ai_signals_exporter.sources.probe import _failure_reason, build_headers, redact_url
+from ai_signals_exporter.sources.probes import _failure_reason, build_headers, redact_url
 from ai_signals_exporter.streaming import DecodeError, ParseError
 
 

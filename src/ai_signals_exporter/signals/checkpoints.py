@@ -1,6 +1,6 @@
 """Checkpoint signals: age of the last *complete* checkpoint and saves that never finished.
 
-Pure: reads `state.checkpoints` (sources/storage.py `StoreObservation`) and the clock.  A store
+Pure: reads `state.checkpoints` (sources/checkpoints.py `StoreObservation`) and the clock.  A store
 that could not be listed keeps its last good verdict, so the age keeps growing from the last
 complete checkpoint the exporter actually saw instead of vanishing.
 """

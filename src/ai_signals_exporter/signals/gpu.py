@@ -1,7 +1,7 @@
 """GPU waste: idle GPUs and mis-scheduled pods on GPU nodes.
 
 Joins fresh dcgm-exporter readings (`state.dcgm`, idle stretches in `state.gpu["idle"]`, both
-written by sources/dcgm.py) with node and pod state (`state.kube`).  Pure: no I/O, no mutation.
+written by sources/gpu.py) with node and pod state (`state.kube`).  Pure: no I/O, no mutation.
 
 Per-GPU series come from dcgm alone, so they work with Kubernetes disabled (node = the target's
 `node` or the payload's Hostname).  Per-node series need the node list; the idle count needs

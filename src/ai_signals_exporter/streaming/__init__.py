@@ -1,7 +1,7 @@
 """Streaming-probe internals, all pure (no I/O): incremental stream parsers, content decoding,
 the per-request measurement record, and the buffering verdict.
 
-`sources/probe.py` drives the network and feeds bytes in; `signals/streaming.py` turns the
+`sources/probes.py` drives the network and feeds bytes in; `signals/streaming.py` turns the
 records into metric families.
 """
 

@@ -99,6 +99,11 @@ async def render_demo_at_fixed_clock(tmp_path: Path, monkeypatch: pytest.MonkeyP
         probes = ProbeSource(config, state)
         try:
             await wait_for(lambda: state.kube.pods_synced and state.kube.nodes_synced, timeout=20)
+            # The simulated objects do not change: stop watching, so no watch event or
+            # re-list lands at a clock that depends on scheduling.
+            kube_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await kube_task
             for i in range(SCRAPES):
                 clock.t = T0 + i * STEP
                 for src in sources:

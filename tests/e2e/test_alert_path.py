@@ -20,7 +20,7 @@ import yaml
 from aiohttp import web
 
 from ai_signals_exporter.app import Exporter
-from ai_signals_exporter.cli import serve
+from ai_signals_exporter.server import serve
 from ai_signals_exporter.sim import gpu as simgpu
 from ai_signals_exporter.sim import serving as simserving
 from ai_signals_exporter.sim.engines import SimEngine, constant

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
-from ai_signals_exporter.cli import SHUTDOWN_GRACE_SECONDS
+from ai_signals_exporter.server import SHUTDOWN_GRACE_SECONDS
 from ai_signals_exporter.sim.objects import make_node
 
 from ..helpers.kube import running_kube_api

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import get_args
 
 from ..checkpoints.layouts import detect
-from ..checkpoints.model import Verdict
+from ..checkpoints.observation import StoreObservation
 from ..checkpoints.stores import ScanError, Tree, open_tree, scan, scheme_of
 from ..config import CheckpointStore, Config, Layout
 from ..state import AppState
@@ -31,24 +31,6 @@ URI_ANNOTATION = "ai-signals.io/checkpoint-uri"
 LAYOUT_ANNOTATION = "ai-signals.io/checkpoint-layout"
 _LAYOUTS = set(get_args(Layout))
 _URI_PREFIXES = ("file://", "s3://", "gs://", "az://", "abfs://")
-
-
-@dataclass
-class StoreObservation:
-    """`state.checkpoints[name]`: the latest verdict for one store and how it was obtained."""
-
-    name: str
-    uri: str
-    namespace: str
-    job: str
-    layout: str  # configured layout ("auto" or a fixed one)
-    expected_interval: float | None
-    verdict: Verdict | None = None  # last good verdict; None until a scan succeeded
-    scanned_at: float = 0.0  # unix time of that verdict
-    up: bool | None = None
-    last_error: str = ""
-    objects: int = 0
-    discovered: bool = False
 
 
 @dataclass

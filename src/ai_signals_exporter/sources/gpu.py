@@ -3,7 +3,7 @@ dcgm-exporter pods found in `state.kube`.
 
 Per target the latest good observation goes to `state.dcgm[url]`; a failing target keeps it
 (with its timestamp, so the signal drops it once stale).  Idle stretches are tracked here, at
-ingest, in `state.gpu["idle"]`, so `signals/gpu.py` stays a pure function of state and a clock.
+ingest, in `state.gpu_idle`, so `signals/gpu.py` stays a pure function of state and a clock.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from ..labelselector import SelectorError
 from ..state import AppState
 from .base import PeriodicSource, TargetStatus
 from .http import FetchError, fetch_bounded, new_session
-
-IDLE_KEY = "idle"  # state.gpu[IDLE_KEY]: {GpuKey: IdleTrack}
 
 
 class DcgmSource(PeriodicSource):
@@ -78,7 +76,7 @@ class DcgmSource(PeriodicSource):
         prune(self._tracks(), time.time(), stale_after(self.interval))
 
     def _tracks(self) -> dict:
-        return self.state.gpu.setdefault(IDLE_KEY, {})
+        return self.state.gpu_idle
 
     async def _scrape(self, ep: DcgmEndpoint, sem: asyncio.Semaphore) -> None:
         g = self.config.gpu

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from .. import engines
 from ..engines.base import UnknownEngine
 from ..labelselector import SelectorError, parse_selector
-from ..signals.serving import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity
+from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity, keep_seconds
 from ..state import PodInfo
 from .base import PeriodicSource, TargetStatus
 from .http import FetchError, fetch_bounded, new_session
@@ -205,10 +205,14 @@ class ServingSource(PeriodicSource):
             or (history.identity.namespace, history.identity.pod)
             != (target.identity.namespace, target.identity.pod)
         ):
-            history = TargetHistory(url=target.url, identity=target.identity, engine=engine)
+            mapping = engines.ENGINES.get(engine)
+            history = TargetHistory(
+                url=target.url, identity=target.identity, engine=engine,
+                bursty=mapping is not None and mapping.bursty_tokens,
+            )
             self.state.serving[target.url] = history
         history.identity = target.identity  # pod relabelled / capacity annotation changed
-        history.append(ts, snapshot, keep_seconds=self.cfg.window + 2 * self.cfg.interval)
+        history.append(ts, snapshot, keep_seconds(self.cfg.window, self.cfg.interval))
         self._last_error.pop(target.url, None)
         self.state.selfmon.target_up(self.name, target.url, True)
 

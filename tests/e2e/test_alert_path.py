@@ -27,7 +27,7 @@ from ai_signals_exporter.sim.engines import SimEngine, constant
 from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sim.training import TrainingJob
 
-from ..rules.promstack import alertmanager, free_port, prometheus, query, wait_until
+from ..helpers.promstack import alertmanager, free_port, prometheus, query, wait_until
 from ..rules.test_dashboards import adapter_query
 from ..rules.rulepack import DEPLOY, rule_files
 

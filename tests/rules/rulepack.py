@@ -14,6 +14,8 @@ import yaml
 
 from ai_signals_exporter.areas import families
 
+from ..helpers.promstack import need  # noqa: F401  (re-exported for the rule tests)
+
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "rules"
 RULE_TESTS_DIR = RULES_DIR / "tests"
@@ -34,12 +36,6 @@ TEMPLATED_RE = re.compile(r"\{\{|\$value|\$labels|humanize")
 # The ai_* families the areas declare (their specs); rules and dashboards may use nothing else of ours.
 CONTRACT_METRICS = {spec.name for spec in families()}
 AI_METRIC_RE = re.compile(r"(?<![:\w])(ai_[a-z0-9_]+)")
-
-
-def need(binary: str) -> str:
-    path = shutil.which(binary)
-    assert path, f"{binary} is not installed (scripts/test installs it from Debian packages)"
-    return path
 
 
 def rule_files() -> list[Path]:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import get_args
+from typing import Callable, get_args
 
 from ..checkpoints.layouts import detect
 from ..checkpoints.observation import StoreObservation
@@ -76,8 +76,8 @@ def discovered_stores(
 class CheckpointSource(PeriodicSource):
     name = "checkpoints"
 
-    def __init__(self, config: Config, state: AppState) -> None:
-        super().__init__(config, state)
+    def __init__(self, config: Config, state: AppState, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(config, state, clock)
         self.cfg = config.checkpoints
         self.interval = self.cfg.interval
         self._stores: dict[str, _Store] = {}
@@ -147,7 +147,7 @@ class CheckpointSource(PeriodicSource):
             log.exception("checkpoints: store %s: scan failed", spec.name)
             self._failed(obs, "exception")
             return
-        now = time.time()
+        now = self.clock()
         args = (listing, now, obs.verdict, spec.layout)
         if len(listing) > 2000:
             # ~10 µs per object: a 100k-object store would hold the loop (and /metrics) for a

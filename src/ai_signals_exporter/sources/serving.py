@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -93,9 +94,10 @@ def target_for_pod(pod: PodInfo, default_port: int, default_path: str) -> Target
 
 class ServingSource(PeriodicSource):
     name = "serving"
+    per_target = True
 
-    def __init__(self, config, state) -> None:
-        super().__init__(config, state)
+    def __init__(self, config, state, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(config, state, clock)
         self.cfg = config.serving
         self.interval = self.cfg.interval
         self._session = None
@@ -166,7 +168,13 @@ class ServingSource(PeriodicSource):
         targets.update({t.url: t for t in self.static_targets()})  # static config wins
         return targets
 
+    def target_keys(self) -> list[str]:
+        return list(self.current_targets())
+
     async def run_once(self) -> None:
+        await self.scrape(self.target_keys())
+
+    async def scrape(self, keys: list[str]) -> None:
         if self._session is None:
             self._session = new_session(self.cfg.max_concurrency)
         targets = self.current_targets()
@@ -175,13 +183,13 @@ class ServingSource(PeriodicSource):
             del self.state.serving[url]
             self._last_error.pop(url, None)
         self.state.selfmon.forget_targets(self.name, set(targets))
-        await asyncio.gather(*(self._scrape(t) for t in targets.values()))
+        await asyncio.gather(*(self._scrape(targets[k]) for k in keys if k in targets))
 
     async def _scrape(self, target: Target) -> None:
         async with self._sem:
             # Stamp the sample when the request starts, as Prometheus does: the server renders
             # its counters on arrival, and the start time does not drift with transfer time.
-            ts = time.time()
+            ts = self.clock()
             try:
                 body = await fetch_bounded(
                     self._session, target.url, self.cfg.timeout, self.cfg.max_response_bytes

@@ -3,6 +3,8 @@ per-target offset (as Prometheus spreads its scrape loops), not a whole interval
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import contextlib
 
@@ -14,6 +16,9 @@ from ai_signals_exporter.state import AppState, PodInfo
 
 from ..helpers.net import run_app
 from ..helpers.wait import wait_for
+
+# Timing-sensitive: also run under a CPU hog by scripts/test (-m timing).
+pytestmark = pytest.mark.timing
 
 INTERVAL = 30.0
 

@@ -130,22 +130,43 @@ class DcgmTarget(Strict):
         return self
 
 
+# Labels of dcgm-exporter pods in the common deployments: the GPU Operator's classic stack
+# (DaemonSet nvidia-dcgm-exporter), the upstream Helm chart (app.kubernetes.io/name), and the
+# GPU Operator's DRA stack (nvidia-dcgm-exporter-dra).
+DEFAULT_DCGM_SELECTORS = (
+    "app=nvidia-dcgm-exporter",
+    "app.kubernetes.io/name=dcgm-exporter",
+    "app=nvidia-dcgm-exporter-dra",
+)
+
+
 class DcgmDiscovery(Strict):
     enabled: bool = True
-    # Defaults match the NVIDIA GPU Operator and the upstream dcgm-exporter Helm chart.
-    label_selector: str = "app=nvidia-dcgm-exporter"
+    # A pod matching any of these selectors is a dcgm-exporter.
+    label_selectors: list[str] = Field(default_factory=lambda: list(DEFAULT_DCGM_SELECTORS))
+    # One selector, kept for older configs: when set it replaces `label_selectors`.
+    label_selector: str | None = None
     namespaces: list[str] = Field(default_factory=list)
+    # The container port of this name is scraped; `port` only when the pod declares none.
+    port_name: str = Field("metrics", min_length=1)
     port: int = Field(9400, ge=1, le=65535)
     path: str = Field("/metrics", pattern=r"^/")
+
+    @property
+    def selectors(self) -> list[str]:
+        return [self.label_selector] if self.label_selector is not None else self.label_selectors
 
     @model_validator(mode="after")
     def _check_selector(self) -> "DcgmDiscovery":
         from .labelselector import SelectorError, parse_selector
 
-        try:
-            parse_selector(self.label_selector)
-        except SelectorError as exc:
-            raise ValueError(f"label_selector: {exc}") from None
+        if not self.selectors:
+            raise ValueError("label_selectors: at least one selector is needed")
+        for selector in self.selectors:
+            try:
+                parse_selector(selector)
+            except SelectorError as exc:
+                raise ValueError(f"label_selector: {exc}") from None
         return self
 
 
@@ -156,13 +177,27 @@ class GpuConfig(Strict):
     max_response_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     idle_threshold: float = Field(0.05, ge=0, le=1)
     idle_after: Duration = "10m"
-    resource_name: str = "nvidia.com/gpu"
+    # Extended resources that are GPUs on the kube side: one name or a list, e.g. both
+    # nvidia.com/gpu and a time-slicing rename such as nvidia.com/gpu.shared (renameByDefault).
+    # nvidia.com/mig-* always counts.
+    resource_name: str | list[str] = "nvidia.com/gpu"
     taint_key: str = "nvidia.com/gpu"
     # Price of one GPU-hour per GPU model (the node's nvidia.com/gpu.product label); "default"
     # applies to models not listed.  Enables ai_gpu_idle_cost_per_hour.
     price_per_gpu_hour: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     dcgm_targets: list[DcgmTarget] = Field(default_factory=list)
     discovery: DcgmDiscovery = Field(default_factory=DcgmDiscovery)
+
+    @property
+    def resource_names(self) -> tuple[str, ...]:
+        names = [self.resource_name] if isinstance(self.resource_name, str) else self.resource_name
+        return tuple(dict.fromkeys(names))
+
+    @model_validator(mode="after")
+    def _check_resource_name(self) -> "GpuConfig":
+        if not self.resource_names or not all(self.resource_names):
+            raise ValueError("resource_name: give one or more non-empty resource names")
+        return self
 
 
 Layout = Literal[

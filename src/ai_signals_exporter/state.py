@@ -55,6 +55,17 @@ class PodInfo:
     is_static: bool = False  # mirror pod of a static pod (kubernetes.io/config.mirror)
     ready: bool = False
     deleting: bool = False
+    # Named container ports (name, containerPort), in spec order: discovery scrapes the one named
+    # `metrics` (dcgm-exporter) or `metrics`/`http` (serving) instead of a configured default.
+    ports: tuple[tuple[str, int], ...] = ()
+
+    def named_port(self, names: tuple[str, ...], default: int) -> int:
+        """The container port with the first of `names` the pod declares, else `default`."""
+        for name in names:
+            for port_name, number in self.ports:  # the first container declaring it wins
+                if port_name == name:
+                    return number
+        return default
 
 
 @dataclass

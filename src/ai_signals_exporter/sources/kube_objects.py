@@ -209,7 +209,19 @@ def pod_from_json(obj: dict[str, Any]) -> PodInfo:
         is_static=is_static_pod(obj),
         ready=_is_ready(status),
         deleting=bool(meta.get("deletionTimestamp")),
+        ports=named_ports(spec),
     )
+
+
+def named_ports(spec: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """(name, containerPort) of every named port of the app containers, in spec order."""
+    out = []
+    for container in spec.get("containers") or ():
+        for port in container.get("ports") or ():
+            name, number = port.get("name"), port.get("containerPort")
+            if name and isinstance(number, int) and 0 < number < 65536:
+                out.append((name, number))
+    return tuple(out)
 
 
 def node_from_json(obj: dict[str, Any]) -> NodeInfo:

@@ -280,9 +280,11 @@ def test_keda_scaled_object_uses_recorded_series_and_never_tokens_alone():
 
 # --- dcgm-exporter counters: exactly what the rules and dashboards use ---
 
-# Names the rules accept that are not CSV fields: the pre-rename clock field and the sample name
-# some exporter builds print for DCGM_EXP_XID_ERRORS_COUNT.
-DCGM_ALIASES = {"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "DCGM_FI_DEV_XID_ERRORS_ACTIVE"}
+# Names the rules accept that are not CSV fields: the pre-rename clock field.
+DCGM_ALIASES = {"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS"}
+# Fields only dcgm-exporter >= 4.8.3 knows: in counters-4.8.3.csv, never in counters.csv (an
+# unknown DCGM_EXP_* name stops older exporters from starting).
+DCGM_NEWER = {"DCGM_EXP_XID_ERRORS_TOTAL"}
 DCGM_RE = re.compile(r"\bDCGM_(?:FI|EXP)_[A-Z0-9_]+")
 
 
@@ -330,17 +332,23 @@ def test_dcgm_servicemonitor_never_attributes_a_free_gpu_to_the_exporter_pod(tmp
     assert not {"pod", "namespace", "container"} & set(got["GPU-b"]), got["GPU-b"]
 
 
-def test_dcgm_counters_csv_enables_exactly_what_is_used():
-    text = (DEPLOY / "dcgm-exporter" / "counters.csv").read_text()
+def _enabled(name: str) -> set[str]:
+    text = (DEPLOY / "dcgm-exporter" / name).read_text()
     rows = [r for r in csv.reader(io.StringIO(text), skipinitialspace=True) if r and not r[0].startswith("#")]
     assert all(len(r) == 3 and r[1] in ("gauge", "counter", "label") for r in rows)
-    enabled = {r[0] for r in rows if r[1] != "label"}
+    return {r[0] for r in rows if r[1] != "label"}
+
+
+def test_dcgm_counters_csv_enables_exactly_what_is_used():
+    enabled = _enabled("counters.csv")
+    assert _enabled("counters-4.8.3.csv") == enabled | DCGM_NEWER
+    assert not enabled & DCGM_NEWER
     used = set()
     for p in rule_files():
         used |= set(DCGM_RE.findall(p.read_text()))
     for p in DASHBOARDS.glob("*.json"):
         used |= set(DCGM_RE.findall(p.read_text()))
-    assert used - DCGM_ALIASES == enabled
+    assert used - DCGM_ALIASES == enabled | DCGM_NEWER
 
 
 def test_keda_scales_gpu_replicas_down_as_slowly_as_the_hpa_example():

@@ -135,44 +135,29 @@ def _usable(value: float) -> bool:
     return not math.isnan(value) and 0 <= value < _SENTINEL_FLOOR
 
 
-# Labels that mark a per-pod copy of a device series (with or without --use-old-namespace,
-# relabelled or not).  `pod` alone is not enough: in a relabelled payload it names the exporter.
-_POD_LABELS = ("pod_name", "exported_pod", "pod_uid")
-
-
 def is_per_pod(labels: dict[str, str], relabelled: bool) -> bool:
-    if any(labels.get(name) for name in _POD_LABELS):
+    """A per-pod copy of a device series (with or without --use-old-namespace, relabelled or
+    not).  `pod` alone is not enough: in a relabelled payload it names the exporter."""
+    if labels.get("pod_name") or labels.get("exported_pod") or labels.get("pod_uid"):
         return True
     return not relabelled and bool(labels.get("pod"))
 
 
 @dataclass(slots=True)
-class _Field:
-    """One utilisation field of one device: the device-level value wins over per-pod copies."""
-
-    device: float | None = None
-    per_pod_max: float | None = None
-
-    def add(self, value: float, per_pod: bool) -> None:
-        if not per_pod:
-            # Two device-level series (an hpc_job copy, old exporters) carry the same value.
-            self.device = value if self.device is None else max(self.device, value)
-        elif self.per_pod_max is None or value > self.per_pod_max:
-            self.per_pod_max = value
-
-    @property
-    def value(self) -> float | None:
-        return self.device if self.device is not None else self.per_pod_max
-
-
-@dataclass(slots=True)
 class _Acc:
+    """One device: per field (0 = GPU_UTIL, 1 = engine-active) the device-level value, which
+    wins, and the largest per-pod copy."""
+
     labels: dict[str, str]
-    util_pct: _Field
-    engine: _Field
+    device: list  # [util_pct, engine], None where absent
+    per_pod: list
     pods: set[tuple[str, str]] | None = None
     # pod -> pod_uid where the exporter names it, so a recreated pod of the same name is new.
     uids: dict[tuple[str, str], str] | None = None
+
+    def value(self, field: int) -> float | None:
+        v = self.device[field]
+        return v if v is not None else self.per_pod[field]
 
 
 def extract_readings(
@@ -183,15 +168,19 @@ def extract_readings(
     `default_host` names the node when the payload has no host label (``--no-hostname``)."""
     relabelled = is_relabelled(samples)
     acc: dict[GpuKey, _Acc] = {}
-    for name in (GPU_UTIL, GR_ENGINE_ACTIVE):
+    for field, name in enumerate((GPU_UTIL, GR_ENGINE_ACTIVE)):
         for labels, value in samples.get(name, ()):
             if not _usable(value):
                 continue
             key = key_of(labels, default_host)
             a = acc.get(key)
             if a is None:
-                a = acc[key] = _Acc(labels, _Field(), _Field())
-            (a.util_pct if name == GPU_UTIL else a.engine).add(value, is_per_pod(labels, relabelled))
+                a = acc[key] = _Acc(labels, [None, None], [None, None])
+            # Two device-level series (hpc_job copies, old exporters) carry the same value.
+            slot = a.per_pod if is_per_pod(labels, relabelled) else a.device
+            prev = slot[field]
+            if prev is None or value > prev:
+                slot[field] = value
             pod = pod_of(labels, relabelled, own_pod)
             if pod is not None:
                 if a.pods is None:
@@ -210,7 +199,7 @@ def extract_readings(
         if not key[1] and key[0] in mig_parents:
             continue
         instance, profile = instance_of(a.labels)
-        util_pct, engine = a.util_pct.value, a.engine.value
+        util_pct, engine = a.value(0), a.value(1)
         if instance:
             # GPU_UTIL is not defined for a MIG instance; a value there would be the parent's.
             util = engine

@@ -273,3 +273,13 @@ def test_own_mig_identity_and_no_reading_without_utilisation():
     assert extract_readings(parse_families(
         b"\n".join(line for line in text.splitlines() if line.startswith(b"DCGM_FI_DEV_SM_CLOCK")) + b"\n",
         WANTED)) == []
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.prom")))
+def test_own_dcgm_payloads_are_no_serving_engine(name):
+    # A dcgm-exporter scraped as a serving target is not mistaken for an inference engine (the
+    # same check runs on ../shared's real payloads in test_engines.py where they exist).
+    from ai_signals_exporter.engines import UnknownEngine, extract
+
+    with pytest.raises(UnknownEngine):
+        extract((FIXTURES / name).read_bytes(), "auto")

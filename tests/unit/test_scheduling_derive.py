@@ -85,6 +85,15 @@ def test_samples_of_the_scenario():
     assert len(s.quota_rejections) == 1
 
 
+def test_known_stores_start_at_zero():
+    s = SchedulingState()
+    out = {}
+    for spec, labels, value in samples(s, (), (), (), NOW, known_stores=[("run7", "ml", "run7")]):
+        out.setdefault(spec.name, {})[labels] = value
+    assert out == {"ai_checkpoint_lost_seconds_total": {("run7", "ml", "run7"): 0.0},
+                   "ai_checkpoint_lost_gpu_seconds_total": {("run7", "ml", "run7"): 0.0}}
+
+
 def test_counters_survive_forgetting_deleted_pods():
     s, pods, nodes, quotas = _scenario()
     for p in pods:

@@ -74,8 +74,10 @@ def forget_event(state: SchedulingState, uid: str) -> None:
 
 def samples(
     state: SchedulingState, pods: Iterable[PodView], nodes: Iterable[NodeView],
-    quotas: Iterable[QuotaView], now: float,
+    quotas: Iterable[QuotaView], now: float, known_stores: Iterable[tuple[str, str, str]] = (),
 ) -> Iterator[Sample]:
+    """`known_stores` (store, namespace, job) get 0-valued loss counters before any disruption, so
+    a job's first loss is an increase Prometheus can see rather than a series born at its value."""
     groups, oldest = aggregate_pending(pods, now, state.gpus)
     for (ns, kind, wl, reason), g in sorted(groups.items()):
         yield F.PODS_PENDING, (ns, kind, wl, reason), g.pods
@@ -86,8 +88,11 @@ def samples(
         yield F.ADMISSION_FAILURES, labels, n
     for labels, n in sorted(state.disruptions.totals.items()):
         yield F.DISRUPTIONS, labels, n
-    for store, loss in sorted(state.work_lost.stores.items()):
-        if not loss.interruptions:
+    stores = dict.fromkeys(known_stores, None) | state.work_lost.stores
+    for store, loss in sorted(stores.items()):
+        if loss is None:
+            yield F.CKPT_LOST_SECONDS, store, 0.0
+            yield F.CKPT_LOST_GPU_SECONDS, store, 0.0
             continue
         for reason, n in sorted(loss.interruptions.items()):
             yield F.CKPT_INTERRUPTIONS, store + (reason,), n
@@ -105,11 +110,12 @@ def samples(
 
 def derive(
     state: SchedulingState, pods: Iterable[PodView], nodes: Iterable[NodeView],
-    quotas: Iterable[QuotaView], now: float, scopes: frozenset[str] = frozenset({"cluster", "node"}),
+    quotas: Iterable[QuotaView], now: float, known_stores: Iterable[tuple[str, str, str]] = (),
+    scopes: frozenset[str] = frozenset({"cluster", "node"}),
 ) -> list[Family]:
     """Families of the area; `scopes` keeps only the families this instance owns (topologies)."""
     out = {spec.name: spec.family() for spec in F.FAMILIES if spec.scope in scopes}
-    for spec, labels, value in samples(state, pods, nodes, quotas, now):
+    for spec, labels, value in samples(state, pods, nodes, quotas, now, known_stores):
         fam = out.get(spec.name)
         if fam is not None:
             fam.add(labels, value)

@@ -85,6 +85,16 @@ def test_samples_of_the_scenario():
     assert len(s.quota_rejections) == 1
 
 
+def test_disruption_without_transition_time_uses_now():
+    s = SchedulingState()
+    link = CheckpointLink("run1", "ml", "run1", last_complete=NOW - 100, job_gpus=2)
+    cond = {"DisruptionTarget": Condition("True", "EvictionByEvictionAPI")}
+    observe_pod(s, _pod("a", conditions=cond), synced=True, checkpoint=link)  # no clock: skipped
+    assert s.work_lost.stores == {} and s.disruptions.totals
+    observe_pod(s, _pod("b", conditions=cond), synced=True, checkpoint=link, now=NOW)
+    assert s.work_lost.stores[("run1", "ml", "run1")].lost_gpu_seconds == 200.0
+
+
 def test_known_stores_start_at_zero():
     s = SchedulingState()
     out = {}

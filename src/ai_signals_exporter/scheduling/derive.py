@@ -41,15 +41,21 @@ class SchedulingState:
 
 def observe_pod(
     state: SchedulingState, pod: PodView, synced: bool, checkpoint: CheckpointLink | None = None,
+    now: float | None = None,
 ) -> None:
-    """Feed one pod add/update (initial list, watch event or re-list) to the counters."""
+    """Feed one pod add/update (initial list, watch event or re-list) to the counters.
+
+    `checkpoint` links the pod to its job's store (work lost); `now` stands in for a
+    DisruptionTarget condition without lastTransitionTime (the watch saw it just now)."""
     reason = admission_reason(pod, state.gpus)
     state.admissions.observe(pod.uid, (pod.node, reason) if reason else None, synced)
     hit = disruption(pod, state.gpus)
     labels = (pod.namespace, pod.workload_kind, pod.workload, hit[0]) if hit else None
     state.disruptions.observe(pod.uid, labels, synced)
-    if hit and checkpoint is not None:
-        at = hit[1] if hit[1] is not None else 0.0
+    if hit is None or checkpoint is None:
+        return
+    at = hit[1] if hit[1] is not None else now
+    if at is not None:
         state.work_lost.observe(
             pod.uid, (checkpoint.store, checkpoint.namespace, checkpoint.job), hit[0], at,
             checkpoint.last_complete, checkpoint.job_gpus, synced)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, strategies as st
 
 from ai_signals_exporter.scheduling.model import Condition, PodView
 from ai_signals_exporter.scheduling.pending import (
@@ -96,3 +97,31 @@ def test_aggregate_per_workload_and_reason_with_oldest_age():
         ("ml", "Job", "train", "scheduling_gated"): (1, 8),
     }
     assert oldest == {("ml", "Job", "train"): 1000.0}
+
+
+# Reason strings per class, as the plugins write them (see the fixture header for the sources).
+_STRINGS = {
+    "insufficient_gpu": ["Insufficient nvidia.com/gpu", "Insufficient nvidia.com/mig-3g.40gb"],
+    "node_affinity": ["node(s) didn't match Pod's node affinity/selector"],
+    "untolerated_taint": ["node(s) had untolerated taint {nvidia.com/gpu: present}",
+                          "node(s) had untolerated taint {node.kubernetes.io/unreachable: }"],
+    "other": ["Insufficient cpu", "node(s) were unschedulable", "node(s) had volume node affinity conflict"],
+}
+
+
+@given(st.dictionaries(st.sampled_from([s for v in _STRINGS.values() for s in v]),
+                       st.integers(min_value=1, max_value=500), min_size=1),
+       st.booleans())
+def test_property_most_blocking_class_wins(histogram, preemption):
+    # FitError.Error(): "%v %v" items, sort.Strings'ed, joined by ", ", then "."; then the
+    # PostFilter message, which names other counts that must not be counted.
+    items = sorted(f"{n} {reason}" for reason, n in histogram.items())
+    total = sum(histogram.values())
+    msg = f"0/{total} nodes are available: {', '.join(items)}."
+    if preemption:
+        msg += f" preemption: 0/{total} nodes are available: {total * 7} Preemption is not helpful for scheduling.."
+    per_class = {c: sum(histogram.get(s, 0) for s in strings) for c, strings in _STRINGS.items()}
+    best = max(per_class.values())
+    expect = next(r for r in REASONS if per_class.get(r, 0) == best)
+    assert blocked_nodes(msg) == {c: n for c, n in per_class.items() if n}
+    assert classify_message(msg) == expect

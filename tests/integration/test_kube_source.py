@@ -582,7 +582,12 @@ async def test_protocol_discovery_auth_and_down(fake_api: FakeKubeAPI, http: aio
     _, api = await _get(http, f"{base}/api")
     assert api["kind"] == "APIVersions" and api["versions"] == ["v1"]
     _, resources = await _get(http, f"{base}/api/v1")
-    assert {r["name"]: r["namespaced"] for r in resources["resources"]} == {"pods": True, "nodes": False}
+    assert {r["name"]: r["namespaced"] for r in resources["resources"]} == {
+        "pods": True, "nodes": False, "resourcequotas": True, "events": True}
+    _, groups = await _get(http, f"{base}/apis")
+    assert {g["name"] for g in groups["groups"]} == {"apps", "leaderworkerset.x-k8s.io"}
+    _, apps = await _get(http, f"{base}/apis/apps/v1")
+    assert {r["name"] for r in apps["resources"]} == {"deployments", "statefulsets"}
     async with aiohttp.ClientSession() as anonymous:
         status, body = await _get(anonymous, f"{base}/api/v1/pods")
         assert status == 401 and body["reason"] == "Unauthorized"

@@ -234,6 +234,8 @@ class FakeKubeAPI:
         self.base_url = ""
         # (verb, path, resource) per request: verb is get|list|watch.
         self.requests: list[tuple[str, str, str]] = []
+        # (path, query parameters) per request, beside `requests`: which selectors were sent.
+        self.queries: list[tuple[str, dict[str, str]]] = []
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -415,6 +417,7 @@ class FakeKubeAPI:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        self.queries.append((path, dict(request.query)))
         if self._down:
             self._log("unavailable", path, "")
             return _status_response(503, "ServiceUnavailable", "the server is currently unable to handle the request")

@@ -538,11 +538,11 @@ def test_preempted_pod_conditions_restarts_and_start() -> None:
     info = pod_from_json(PREEMPTED_POD)
     assert info.disruption is not None
     assert (info.disruption.status, info.disruption.reason) == ("True", "PreemptionByScheduler")
-    assert info.disruption.since == T0 + 1800 and info.deleted_at == T0 + 1800 and info.deleting
+    assert info.disruption.last_transition == T0 + 1800 and info.deleted_at == T0 + 1800 and info.deleting
     assert info.created == T0 - 3600
-    assert info.scheduled.since == T0 - 3600 + 5 and info.scheduled.reason == ""
-    assert info.initialized.since == T0 - 3600 + 120
-    assert info.containers_ready.since == info.ready_condition.since == T0 - 3600 + 300
+    assert info.scheduled.last_transition == T0 - 3600 + 5 and info.scheduled.reason == ""
+    assert info.initialized.last_transition == T0 - 3600 + 120
+    assert info.containers_ready.last_transition == info.ready_condition.last_transition == T0 - 3600 + 300
     assert info.ready and info.restarts == 3
     assert info.started_at == T0 - 3600 + 270  # the latest running start of the two
     # Only the kept conditions' details: Initialized has no message to keep.
@@ -577,7 +577,7 @@ def test_staged_pod_times_from_the_builder() -> None:
     info = pod_from_json(make_pod("llm", "a", "gpu-1", gpu=1, created="2026-01-05T09:59:00Z",
                                   scheduled_at="2026-01-05T09:59:10Z", initialized_at="2026-01-05T10:01:00Z",
                                   ready_at="2026-01-05T10:03:00Z", restarts=1))
-    assert (info.created, info.scheduled.since, info.initialized.since, info.ready_condition.since) == (
+    assert (info.created, info.scheduled.last_transition, info.initialized.last_transition, info.ready_condition.last_transition) == (
         T0 - 60, T0 - 50, T0 + 60, T0 + 180)
     assert info.started_at == T0 + 60 and info.restarts == 1
 

@@ -47,7 +47,7 @@ class Condition:
     (PodScheduled, DisruptionTarget); `message` is bounded (kube_objects.MESSAGE_MAX)."""
 
     status: str  # "True" | "False" | "Unknown"
-    since: float | None  # lastTransitionTime
+    last_transition: float | None  # lastTransitionTime
     reason: str = ""
     message: str = ""
 
@@ -80,11 +80,11 @@ class PodInfo:
     # Evicted, with the kubelet's "Pod was rejected: ..." message.
     reason: str = ""
     message: str = ""
-    scheduled: Condition | None = None  # PodScheduled (status, reason, message, since)
-    initialized: Condition | None = None  # Initialized (status, since)
-    containers_ready: Condition | None = None  # ContainersReady (status, since)
-    ready_condition: Condition | None = None  # Ready (status, since); `ready` is its bool
-    disruption: Condition | None = None  # DisruptionTarget (status, reason, since)
+    scheduled: Condition | None = None  # PodScheduled (status, reason, message, last_transition)
+    initialized: Condition | None = None  # Initialized (status, last_transition)
+    containers_ready: Condition | None = None  # ContainersReady (status, last_transition)
+    ready_condition: Condition | None = None  # Ready (status, last_transition); `ready` is its bool
+    disruption: Condition | None = None  # DisruptionTarget (status, reason, last_transition)
     restarts: int = 0  # sum of containerStatuses[].restartCount
     started_at: float | None = None  # latest containerStatuses[].state.running.startedAt
     gated: bool = False  # spec.schedulingGates is not empty

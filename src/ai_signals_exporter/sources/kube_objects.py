@@ -241,7 +241,7 @@ def _conditions(status: dict[str, Any]) -> dict[str, Condition]:
             continue
         out[ctype] = Condition(
             status=shared(cond.get("status")),
-            since=parse_time(cond.get("lastTransitionTime")),
+            last_transition=parse_time(cond.get("lastTransitionTime")),
             reason=shared(cond.get("reason")) if detailed else "",
             message=bounded(cond.get("message")) if detailed else "",
         )

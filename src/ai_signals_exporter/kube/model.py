@@ -47,9 +47,9 @@ class Condition:
     (PodScheduled, DisruptionTarget); `message` is bounded (kube_objects.MESSAGE_MAX)."""
 
     status: str  # "True" | "False" | "Unknown"
-    last_transition: float | None  # lastTransitionTime
     reason: str = ""
     message: str = ""
+    last_transition: float | None = None  # lastTransitionTime
 
 
 @dataclass(slots=True)

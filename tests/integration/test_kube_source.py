@@ -749,7 +749,10 @@ def _records(state: AppState, resource: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("resource", sorted(_CASES))
-async def test_new_resource_list_watch_bookmark_relist(resource: str, tmp_path: Path) -> None:
+async def test_new_resource_list_watch_bookmark_relist(
+    resource: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kube_module, "PAGE_SIZE", 1)  # every list of two is two pages
     case = _CASES[resource]
     async with running_kube_api(bookmark_interval=0.1) as api:
         _seed(api)
@@ -789,6 +792,26 @@ async def test_new_resource_list_watch_bookmark_relist(resource: str, tmp_path: 
         # Exactly this resource's list and watch, on its own API group's path.
         calls = {(verb, path) for verb, path, res in api.requests if res}
         assert calls == {("list", case.path), ("watch", case.path)}
+        assert sum(1 for r in api.requests if r[0] == "list") == 4  # 2 lists x 2 pages
+
+
+@pytest.mark.parametrize("resource", ["deployments", "leaderworkersets", "events"])
+async def test_one_namespace_lists_new_resources_namespaced(resource: str, tmp_path: Path) -> None:
+    case = _CASES[resource]
+    async with running_kube_api() as api:
+        api.add(case.build("a", 1))
+        other = case.build("b", 1)
+        other["metadata"]["namespace"] = "elsewhere"
+        if case.kind == "Event":
+            other["involvedObject"]["namespace"] = "elsewhere"
+        api.add(other)
+        state = AppState()
+        config = kube_config(api, tmp_path, namespaces=["ml"])
+        async with running_kube_source(config, state, resources=[resource], clock=_clock):
+            await wait_for(lambda: resource in state.kube.synced and api.watch_count() == 1)
+            assert _records(state, resource) == {"a": 1}
+        prefix = case.path.rsplit("/", 1)[0] + "/namespaces/ml/" + resource
+        assert {path for _v, path, res in api.requests if res} == {prefix}
 
 
 async def test_events_are_warnings_only_and_pruned_by_age(tmp_path: Path) -> None:

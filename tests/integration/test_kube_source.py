@@ -934,3 +934,19 @@ async def test_protocol_new_resources(fake_api: FakeKubeAPI, http: aiohttp.Clien
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list"]},
         {"apiGroups": ["leaderworkerset.x-k8s.io"], "resources": ["leaderworkersets"], "verbs": ["list"]},
     ]
+
+
+async def test_recorded_event_repeats_bump_count_on_one_object(tmp_path: Path) -> None:
+    async with running_kube_api() as api:
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path), state, resources=["events"], clock=_clock):
+            await wait_for(lambda: "events" in state.kube.synced and api.watch_count() == 1)
+            msg = quota_exceeded_message("llama-abc-x", "gpu")
+            api.record_event(make_event("llm", ("ReplicaSet", "llama-abc"), "FailedCreate", msg))
+            api.record_event(make_event("llm", ("ReplicaSet", "llama-abc"), "FailedCreate", msg),
+                             at="2026-01-05T10:00:40Z")
+            api.record_event(make_event("llm", ("ReplicaSet", "other"), "FailedCreate", msg))
+            await wait_for(lambda: sorted(e.count for e in state.kube.events.values()) == [1, 2])
+            assert len(api.objects("Event")) == 2
+            bumped = next(e for e in state.kube.events.values() if e.count == 2)
+            assert bumped.last_seen == parse_time("2026-01-05T10:00:40Z") and bumped.name == "llama-abc"

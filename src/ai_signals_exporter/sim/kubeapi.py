@@ -27,7 +27,8 @@ the official client cannot tell the difference:
 - bearer-token authentication (401 Status otherwise), /version, /api, /api/v1, /apis and
   /apis/<group>/<version> discovery.
 
-Test controls: `compact()`, `drop_watches()`, `end_watches()`, `set_down()`, and `requests`, a log of
+Test controls: `record_event()` (the recorder's count aggregation), `install_crd()`/`uninstall_crd()`,
+`compact()`, `drop_watches()`, `end_watches()`, `set_down()`, and `requests`, a log of
 (verb, path, resource) from which the RBAC the client needs can be derived.
 """
 
@@ -361,6 +362,24 @@ class FakeKubeAPI:
         gone = dict(old, metadata=dict(old["metadata"], resourceVersion=str(self._rv)))
         self._record(resource, "DELETED", gone, None)
         return gone
+
+    def record_event(self, event: dict[str, Any], at: str | None = None) -> dict[str, Any]:
+        """Record an Event the way client-go's recorder does: a repeat of one already stored
+        (same involved object, reason, message and type; EventCorrelator's aggregation key in
+        tools/record/events_cache.go) updates it with count + 1 and a new lastTimestamp instead
+        of creating another object.  `at` (RFC 3339) is the occurrence time."""
+        inv = event.get("involvedObject") or {}
+        ident = (inv.get("uid"), inv.get("kind"), inv.get("name"), event.get("reason"),
+                 event.get("message"), event.get("type"))
+        ns = event["metadata"].get("namespace") or "default"
+        for (ens, _name), old in self._objects["events"].items():
+            o_inv = old.get("involvedObject") or {}
+            if ens == ns and (o_inv.get("uid"), o_inv.get("kind"), o_inv.get("name"), old.get("reason"),
+                              old.get("message"), old.get("type")) == ident:
+                repeat = dict(old, count=int(old.get("count") or 1) + 1,
+                              lastTimestamp=at or old.get("lastTimestamp"))
+                return self.update(repeat)
+        return self.add(dict(event, lastTimestamp=at or event.get("lastTimestamp")) if at else event)
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         resource = self._resource_of(kind)

@@ -41,7 +41,7 @@ class NodeInfo:
     ready: str = "True"
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Condition:
     """One pod condition.  `reason`/`message` are kept only where a signal classifies them
     (PodScheduled, DisruptionTarget); `message` is bounded (kube_objects.MESSAGE_MAX)."""

@@ -300,6 +300,8 @@ def normalize(resources: Any) -> tuple[Watch, ...]:
     resource, in the given order."""
     if resources is None:
         return DEFAULT_WATCHES
+    if isinstance(resources, (str, Watch)):
+        resources = [resources]
     out: list[Watch] = []
     seen: set[str] = set()
     for r in resources:

@@ -50,6 +50,7 @@ CONTRACT_METRICS = {
     "ai_signals_exporter_errors_total", "ai_signals_exporter_config_last_reload_successful",
     # Extensions of the contract (docs/signals.md).
     "ai_signals_exporter_source_interval_seconds",
+    "ai_checkpoint_store_objects", "ai_checkpoint_store_empty_seconds",
 }
 AI_METRIC_RE = re.compile(r"(?<![:\w])(ai_[a-z0-9_]+)")
 

@@ -10,7 +10,7 @@ import pytest
 
 from ai_signals_exporter.checkpoints.stores import ScanError, describe_error, split_options
 from ai_signals_exporter.cli import main
-from ai_signals_exporter.config import ConfigError, load_config_text
+from ai_signals_exporter.config import ConfigError, check_config_deeply, load_config_text
 from ai_signals_exporter.signals.checkpoints import derive
 from ai_signals_exporter.sources.checkpoints import CheckpointSource
 from ai_signals_exporter.state import AppState
@@ -64,13 +64,34 @@ async def test_gcs_scheme_builds_a_store(monkeypatch):
     ("s3://b/p", "{allow_http: maybe}", "allow_http"),
     ("s3://b/p", "{timeout: soon}", "timeout"),
     ("s3://b/p", "{endpoint: '127.0.0.1:9000'}", "endpoint"),  # no scheme: a panic at run time
-    ("file:///data", "{region: x}", "region"),
+    ("s3://b/p", "{region: eu-west-1, aws_allow_http: maybe}", "aws_allow_http"),
 ])
-def test_bad_option_is_rejected_with_its_key_path(uri, options, key):
+def test_bad_option_is_reported_with_its_key_path(uri, options, key):
+    cfg = load_config_text(_store_cfg(uri, options), "cfg.yaml")  # loads: judged at check/run time
     with pytest.raises(ConfigError) as exc:
-        load_config_text(_store_cfg(uri, options), "cfg.yaml")
-    assert f"cfg.yaml: checkpoints.stores.0: " in str(exc.value)
-    assert f"options.{key}:" in str(exc.value)
+        check_config_deeply(cfg, "cfg.yaml")
+    assert str(exc.value).startswith(f"cfg.yaml: checkpoints.stores.0: options.{key}: ")
+    assert "\n" not in str(exc.value)  # only the bad key, not its neighbours
+
+
+def test_good_options_pass_the_check():
+    cfg = load_config_text(_store_cfg(
+        "az://c/p", "{account_name: a, endpoint: 'http://127.0.0.1:1/a', allow_http: true, timeout: 5s}"))
+    check_config_deeply(cfg, "cfg.yaml")
+
+
+def test_options_on_a_local_store_are_rejected_at_load():
+    with pytest.raises(ConfigError, match="checkpoints.stores.0: .*file:// stores take no options"):
+        load_config_text(_store_cfg("file:///data", "{region: x}"))
+
+
+async def test_bad_option_at_run_time_is_a_config_failure_naming_the_key(caplog):
+    cfg = load_config_text(_store_cfg("gs://b/p", "{endpoint: 'http://127.0.0.1:1'}"))
+    state = AppState()
+    with caplog.at_level(logging.WARNING):
+        await CheckpointSource(cfg, state).run_once()
+    assert state.selfmon.errors[("checkpoints", "config")] == 1
+    assert "'endpoint' is not valid for store 'GCS'" in caplog.text
 
 
 def test_config_check_reports_the_option_key(tmp_path, capsys):
@@ -97,8 +118,9 @@ def test_secrets_come_from_env_and_file(tmp_path, monkeypatch):
     assert cfg.checkpoints.stores[0].resolved_options() == {
         "account_name": "acct42", "account_key": "c2VjcmV0"}
     # The key name is still checked when the secret is not readable where the config is checked.
-    with pytest.raises(ConfigError, match="options.acount_key"):
-        load_config_text(_store_cfg("az://c/p", "{acount_key: {env: NOT_SET_ANYWHERE}}"))
+    cfg = load_config_text(_store_cfg("az://c/p", "{acount_key: {env: NOT_SET_ANYWHERE}, account_key: {env: NOT_SET}}"))
+    with pytest.raises(ConfigError, match="options.acount_key: not an option of az:// stores$"):
+        check_config_deeply(cfg, "cfg.yaml")
 
 
 async def test_unset_secret_marks_the_store_down_with_reason_config(monkeypatch, caplog):

@@ -236,6 +236,9 @@ class CheckpointStore(Strict):
         literal = {k: v if isinstance(v, str) else v.value for k, v in self.options.items()}
         return [f"options.{k}: {msg}" for k, msg in option_errors(self.uri, literal)]
 
+    def has_secrets(self) -> bool:
+        return any(isinstance(v, ValueFrom) and v.value is None for v in self.options.values())
+
     def resolved_options(self) -> dict[str, str]:
         """The options with secrets read now (raises ConfigError for a missing one)."""
         return {k: resolve_value(v) for k, v in self.options.items()}

@@ -36,6 +36,7 @@ class Cloud:
 
 @pytest.fixture(scope="module", params=["azure", "gcs"])
 def cloud(request):
+    # (A test narrowed to one cloud with indirect parametrization shares that cloud's emulator.)
     with (emulators.azurite() if request.param == "azure" else emulators.fake_gcs()) as emu:
         if request.param == "azure":
             emu.create_container(CONTAINER)
@@ -207,3 +208,26 @@ checkpoints:
     m = _values(state, cfg, obs.scanned_at + 90)
     assert m["ai_checkpoint_store_objects"] == {("typo", "", "typo"): 0}
     assert m["ai_checkpoint_store_empty_seconds"] == {("typo", "", "typo"): pytest.approx(90)}
+
+
+@pytest.mark.parametrize("cloud", ["azure"], indirect=True)  # fake-gcs-server checks no keys
+async def test_rotated_key_file_is_read_again_after_a_failure(cloud: Cloud, clean_env, tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text(emulators.AZURE_KEY[:-8] + "AAAAAA==")  # the old, now wrong key
+    opts = {k: v for k, v in cloud.emu.options().items() if k != "account_key"}
+    cfg = load_config_text(f"""
+checkpoints:
+  timeout: 10s
+  stores:
+    - name: rotated
+      uri: {cloud.uri("dcp-complete")}
+      options: {{{", ".join(f'{k}: "{v}"' for k, v in opts.items())}, account_key: {{file: "{key_file}"}}}}
+""")
+    state = AppState()
+    src = CheckpointSource(cfg, state)
+    await src.run_once()
+    assert state.selfmon.targets[("checkpoints", "rotated")] is False
+    key_file.write_text(emulators.AZURE_KEY + "\n")  # the Secret volume updated in place
+    await src.run_once()
+    assert state.selfmon.targets[("checkpoints", "rotated")] is True
+    assert state.checkpoints["rotated"].verdict.last_step == 200

@@ -50,11 +50,14 @@ def test_scheme_spellings_are_accepted(uri):
     assert cfg.checkpoints.stores[0].uri == uri
 
 
-async def test_gcs_scheme_builds_a_store(monkeypatch):
+@pytest.mark.parametrize("uri,options,scheme", [
+    ("gcs://bucket/run", {"skip_signature": "true"}, "gs"),  # obstore itself rejects gcs://
+    ("abfss://c@acct.dfs.core.windows.net/run", {}, "az"),
+])
+def test_scheme_spellings_build_a_store(uri, options, scheme):
     from ai_signals_exporter.checkpoints.stores import ObjectTree
 
-    tree = ObjectTree("gcs://bucket/run", {"skip_signature": "true"}, timeout=5)
-    assert tree.scheme == "gs"
+    assert ObjectTree(uri, options, timeout=5).scheme == scheme
 
 
 @pytest.mark.parametrize("uri,options,key", [

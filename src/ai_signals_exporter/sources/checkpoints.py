@@ -160,6 +160,11 @@ class CheckpointSource(PeriodicSource):
             return
         except ScanError as exc:
             self._failed(obs, exc.reason, str(exc))
+            if exc.reason != "timeout" and spec.has_secrets():
+                # A rotated key (403 with the old one) is read again by the next scan's client,
+                # without waiting for a reload.  Not after a timeout: LocalTree's guard against
+                # stacking walks on a hung mount lives in the tree.
+                st.tree = None
             return
         except ConfigError as exc:  # a secret's variable or file is missing
             self._failed(obs, "config", str(exc))

@@ -22,6 +22,7 @@ from ..checkpoints.layouts import detect
 from ..checkpoints.model import Verdict
 from ..checkpoints.stores import ScanError, Tree, open_tree, scan, scheme_of
 from ..config import STORE_URI_PREFIXES, CheckpointStore, Config, ConfigError, Layout
+from ..selfmon import display_target
 from ..state import AppState
 from .base import PeriodicSource, TargetStatus
 
@@ -150,8 +151,8 @@ class CheckpointSource(PeriodicSource):
         try:
             async with asyncio.timeout(self.cfg.timeout):
                 if st.tree is None:
-                    # Secrets are read when the client is built, so a rotated key file or a
-                    # changed variable takes effect with the next new client (reload).
+                    # Secrets are read when the client is built: at start, when the store's
+                    # config changes, and after a failed scan (below).
                     st.tree = open_tree(spec.uri, spec.resolved_options(), self.cfg.timeout)
                     st.tree_key = (spec.uri, tuple(sorted(spec.options.items())))
                 listing = await scan(st.tree, self.cfg.max_objects, self.cfg.page_size)
@@ -197,7 +198,8 @@ class CheckpointSource(PeriodicSource):
         # Once per change of state: a store down for a day at a 60s interval must not write
         # 1,440 identical warnings; the error counter keeps counting every failure.
         if obs.up is not False or obs.last_error != reason:
-            log.warning("checkpoints: store %s (%s): %s: %s", obs.name, obs.uri, reason, detail[:600])
+            log.warning("checkpoints: store %s (%s): %s: %s", obs.name, display_target(obs.uri),
+                        reason, detail[:600])
         else:
             log.debug("checkpoints: store %s: still failing: %s: %.600s", obs.name, reason, detail)
         obs.up = False

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from ai_signals_exporter.checkpoints.stores import ScanError, describe_error, split_options
+from ai_signals_exporter.checkpoints.stores import describe_error, split_options
 from ai_signals_exporter.cli import main
 from ai_signals_exporter.config import ConfigError, check_config_deeply, load_config_text
 from ai_signals_exporter.signals.checkpoints import derive

@@ -280,3 +280,14 @@ async def test_empty_store_exports_zero_objects_and_how_long(tmp_path):
     fams = {f.name: f for f in derive(state, cfg, obs.scanned_at + 5)}
     assert [s[2] for s in fams["ai_checkpoint_store_objects"].samples] == [1]
     assert [s[2] for s in fams["ai_checkpoint_store_empty_seconds"].samples] == [0]
+
+
+def test_documented_store_examples_pass_the_check(monkeypatch):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "checkpoints.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "stores:" in b]
+    assert len(blocks) >= 3  # the general one, GCS, Azure
+    for block in blocks:
+        check_config_deeply(load_config_text(block, "docs/checkpoints.md"), "docs/checkpoints.md")

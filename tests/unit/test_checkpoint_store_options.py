@@ -282,7 +282,7 @@ async def test_empty_store_exports_zero_objects_and_how_long(tmp_path):
     assert [s[2] for s in fams["ai_checkpoint_store_empty_seconds"].samples] == [0]
 
 
-def test_documented_store_examples_pass_the_check(monkeypatch):
+def test_documented_store_examples_pass_the_check():
     import re
     from pathlib import Path
 

@@ -206,20 +206,77 @@ Layout = Literal[
 ]
 
 
+class ValueFrom(Strict):
+    """A value given inline, from a file or from an environment variable, so secrets (probe API
+    keys, object-store account keys) stay out of the config file and its ConfigMap.  One
+    mechanism for probe headers and checkpoint store options; resolved when used, since files
+    may be rotated (`resolve_value`)."""
+
+    value: str | None = None
+    file: str | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ValueFrom":
+        if sum(x is not None for x in (self.value, self.file, self.env)) != 1:
+            raise ValueError("exactly one of value, file, env must be set")
+        return self
+
+
+HeaderValue = ValueFrom  # the name probe headers have used
+
+
+def _scalar_to_str(value: Any) -> Any:
+    # YAML reads `allow_http: true` and `timeout: 30` as bool/int; the clients want strings.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+OptionValue = Annotated[str | ValueFrom, BeforeValidator(_scalar_to_str)]
+
+
+STORE_URI_PREFIXES = ("file://", "s3://", "gs://", "gcs://", "az://", "abfs://", "abfss://")
+
+
 class CheckpointStore(Strict):
     name: str = Field(min_length=1)
     uri: str
     layout: Layout = "auto"
     expected_interval: Duration | None = None
     labels: LabelMap = Field(default_factory=dict)
-    # Passed to the object-store client (endpoint, region, credentials overrides).
-    options: dict[str, str] = Field(default_factory=dict)
+    # Passed to the object-store client (endpoint, region, credentials...); they override the
+    # cloud's standard environment variables key by key.  Values may come {env: NAME} or
+    # {file: PATH}.
+    options: dict[str, OptionValue] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_uri(self) -> "CheckpointStore":
-        if not self.uri.startswith(("file://", "s3://", "gs://", "az://", "abfs://")):
-            raise ValueError("uri must start with file://, s3://, gs:// or az://")
+        if not self.uri.lower().startswith(STORE_URI_PREFIXES):
+            raise ValueError(
+                "uri must start with file://, s3://, gs:// (gcs://) or az:// (abfs://, abfss://)"
+            )
+        if self.uri.lower().startswith("file://") and self.options:
+            raise ValueError("options: file:// stores take no options")
         return self
+
+    def option_errors(self) -> list[str]:
+        """Options the store's client rejects (unknown key, bad value), found by building it
+        without network: for --config.check, since a build costs ~15 ms per store.  At run time
+        the same mistake marks the store down with reason "config"."""
+        from .checkpoints.stores import option_errors
+
+        literal = {k: v if isinstance(v, str) else v.value for k, v in self.options.items()}
+        return [f"options.{k}: {msg}" for k, msg in option_errors(self.uri, literal)]
+
+    def has_secrets(self) -> bool:
+        return any(isinstance(v, ValueFrom) and v.value is None for v in self.options.values())
+
+    def resolved_options(self) -> dict[str, str]:
+        """The options with secrets read now (raises ConfigError for a missing one)."""
+        return {k: resolve_value(v) for k, v in self.options.items()}
 
 
 class CheckpointDiscovery(Strict):
@@ -245,20 +302,6 @@ class CheckpointsConfig(Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"duplicate store names: {sorted(dup)}")
-        return self
-
-
-class HeaderValue(Strict):
-    """A header value from a file or an environment variable, so API keys stay out of config."""
-
-    value: str | None = None
-    file: str | None = None
-    env: str | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "HeaderValue":
-        if sum(x is not None for x in (self.value, self.file, self.env)) != 1:
-            raise ValueError("exactly one of value, file, env must be set")
         return self
 
 
@@ -345,6 +388,17 @@ def load_config_text(text: str, source: str = "<config>") -> Config:
         raise ConfigError(_format_errors(source, exc)) from None
 
 
+def check_config_deeply(config: Config, source: str) -> None:
+    """The checks of --config.check beyond loading: build every checkpoint store (no network)."""
+    lines = [
+        f"{source}: checkpoints.stores.{i}: {err}"
+        for i, store in enumerate(config.checkpoints.stores)
+        for err in store.option_errors()
+    ]
+    if lines:
+        raise ConfigError("\n".join(lines))
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     p = Path(path)
     try:
@@ -356,8 +410,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return load_config_text(text, str(p))
 
 
-def resolve_header(value: str | HeaderValue) -> str:
-    """Resolve a header at request time (files may be rotated).  Never log the result."""
+def resolve_value(value: str | ValueFrom) -> str:
+    """Resolve a value where it is used (files may be rotated).  Never log the result."""
     if isinstance(value, str):
         return value
     if value.value is not None:
@@ -369,3 +423,6 @@ def resolve_header(value: str | HeaderValue) -> str:
     if v is None:
         raise ConfigError(f"environment variable {value.env} is not set")
     return v
+
+
+resolve_header = resolve_value  # probe headers

@@ -166,8 +166,9 @@ def test_bursty_engine_rates_wait_for_half_a_window() -> None:
     for engine, expect_rate in (("tgi", False), ("vllm", True)):
         state = AppState()
         h = TargetHistory("u", TargetIdentity(model="m"), engine=engine)
-        h.append(1000, {"": ModelSnapshot(generation_tokens=0.0, waiting=2)}, 40)
-        h.append(1005, {"": ModelSnapshot(generation_tokens=600.0, waiting=2)}, 40)
+        bursty = engine == "tgi"  # the engine mapping marks the candidate that served the model
+        h.append(1000, {"": ModelSnapshot(generation_tokens=0.0, waiting=2, bursty_tokens=bursty)}, 40)
+        h.append(1005, {"": ModelSnapshot(generation_tokens=600.0, waiting=2, bursty_tokens=bursty)}, 40)
         state.serving["u"] = h
         text = render(derive(state, cfg, 1006)).decode()
         assert ("ai_serving_generation_tokens_per_second{" in text) is expect_rate, engine

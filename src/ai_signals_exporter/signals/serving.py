@@ -10,15 +10,13 @@ averages over several scrapes; it must be longer than a typical request.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from ..config import Config
-from ..engines import ENGINES
 from ..engines.base import ModelSnapshot
 from ..expo.families import Family
+from ..promql import bucket_deltas, counter_increase, histogram_quantile, rate  # noqa: F401 (re-exported)
 from ..state import AppState
 
 LABELS = ("namespace", "pod", "workload_kind", "workload", "engine", "model")
@@ -54,64 +52,6 @@ class TargetHistory:
             self.samples.popleft()
 
 
-def counter_increase(points: Sequence[tuple[float, float]]) -> float:
-    """Increase of a counter across points, counting a drop as a reset to zero (pod restart)."""
-    inc = 0.0
-    for (_, a), (_, b) in zip(points, points[1:]):
-        inc += b - a if b >= a else b
-    return inc
-
-
-def rate(points: Sequence[tuple[float, float]]) -> float | None:
-    """Per-second increase over the points' time span; None with fewer than two points."""
-    if len(points) < 2:
-        return None
-    span = points[-1][0] - points[0][0]
-    if span <= 0:
-        return None
-    return counter_increase(points) / span
-
-
-def bucket_deltas(
-    series: Sequence[tuple[tuple[float, float], ...]],
-) -> list[tuple[float, float]]:
-    """Observations per cumulative bucket across successive histogram snapshots, reset-aware.
-
-    Each pair of snapshots contributes its own delta; a pair where the total count dropped is
-    a reset, and then the later snapshot counts from zero.  Bucket boundaries that change
-    between snapshots (server reconfigured) are matched by `le`.
-    """
-    totals: dict[float, float] = {}
-    for prev, cur in zip(series, series[1:]):
-        prev_map = dict(prev)
-        reset = (cur[-1][1] if cur else 0) < (prev[-1][1] if prev else 0)
-        for le, count in cur:
-            base = 0.0 if reset else prev_map.get(le, 0.0)
-            totals[le] = totals.get(le, 0.0) + max(count - base, 0.0)
-    return sorted(totals.items())
-
-
-def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
-    """Prometheus' histogram_quantile on cumulative (le, count) pairs: linear interpolation inside
-    the bucket; NaN when there are no observations; the highest finite bound when the quantile
-    lands in the +Inf bucket."""
-    if not buckets or buckets[-1][1] <= 0:
-        return math.nan
-    total = buckets[-1][1]
-    rank = q * total
-    prev_le, prev_count = 0.0, 0.0
-    for le, count in buckets:
-        if count >= rank:
-            if math.isinf(le):
-                return prev_le
-            if count == prev_count:
-                return le
-            lower = prev_le if prev_le > 0 or le <= 0 else 0.0
-            return lower + (le - lower) * (rank - prev_count) / (count - prev_count)
-        prev_le, prev_count = le, count
-    return prev_le
-
-
 def _window(history: TargetHistory, now: float, window: float):
     """Samples inside [now - window, now], plus the last one before it (so a window holding one
     scrape still has a start point).  Empty when the newest sample is older than the window:
@@ -143,6 +83,15 @@ def _field_points(win, model: str, attr: str) -> list[tuple[float, float]]:
     return pts
 
 
+def _add_quantiles(fam: Family, labels, win, model: str, attr: str) -> None:
+    """p50/p95 of a histogram's observations inside the window (bucket deltas)."""
+    hist = [h for _, snaps in win if (m := snaps.get(model)) is not None and (h := getattr(m, attr))]
+    if len(hist) >= 2:
+        deltas = bucket_deltas(hist)
+        for q in ("0.5", "0.95"):
+            fam.add(labels, histogram_quantile(float(q), deltas), extra=(("quantile", q),))
+
+
 def derive(state: AppState, config: Config, now: float) -> list[Family]:
     window = config.serving.window
     fams = {
@@ -161,7 +110,13 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         "req": Family(
             "ai_serving_requests_per_second",
             "gauge",
-            "Finished requests per second over the rate window.",
+            "Requests finished with a result (stop, length, repetition) per second over the rate window.",
+            LABELS,
+        ),
+        "failed": Family(
+            "ai_serving_failed_requests_per_second",
+            "gauge",
+            "Requests that ended without a result (aborted or failed) per second over the rate window.",
             LABELS,
         ),
         "running": Family(
@@ -185,6 +140,12 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
             "Time to first token over the rate window, from histogram bucket deltas.",
             LABELS,
         ),
+        "queue": Family(
+            "ai_serving_queue_time_seconds",
+            "summary",
+            "Time requests spent queued before being scheduled, over the rate window, from histogram bucket deltas.",
+            LABELS,
+        ),
         "cap": Family(
             "ai_serving_token_capacity_ratio",
             "gauge",
@@ -198,14 +159,14 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
             continue
         ident = history.identity
         latest = win[-1][1]
-        # Engines that count a request's tokens when it finishes (TGI, SGLang, Triton's TRT-LLM
-        # histograms) give 0 or a multiple of the true rate over a short span: right after a pod
-        # appears (or the exporter starts) their rates wait until half a window is covered.
-        mapping = ENGINES.get(history.engine)
-        counters_ready = not (mapping is not None and mapping.bursty_tokens) or (
-            win[-1][0] - win[0][0] >= window / 2
-        )
+        covered = win[-1][0] - win[0][0] >= window / 2
         for model, snap in latest.items():
+            # Token counters that advance when a request finishes (TGI, old SGLang counters,
+            # trtllm-serve, Triton's TRT-LLM histograms) give 0 or a multiple of the true rate
+            # over a short span: right after a pod appears (or the exporter starts) their rates
+            # wait until half a window is covered.  The engine mapping says which candidate
+            # served the model, so an SGLang with per-iteration counters is not held back.
+            counters_ready = covered or not snap.bursty_tokens
             labels = (
                 ident.namespace,
                 ident.pod,
@@ -223,17 +184,15 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
             prompt = rate(_field_points(win, model, "prompt_tokens")) if counters_ready else None
             if prompt is not None:
                 fams["prompt"].add(labels, prompt)
-            req = rate(_field_points(win, model, "requests")) if counters_ready else None
-            if req is not None:
-                fams["req"].add(labels, req)
+            for key, attr in (("req", "requests"), ("failed", "failed_requests")):
+                v = rate(_field_points(win, model, attr)) if counters_ready else None
+                if v is not None:
+                    fams[key].add(labels, v)
             for key, attr in (("running", "running"), ("waiting", "waiting"), ("kv", "kv_cache_usage")):
                 v = getattr(snap, attr)
                 if v is not None:
                     fams[key].add(labels, v)
-            hist = [s[1][model].ttft_buckets for s in win if model in s[1] and s[1][model].ttft_buckets]
-            if len(hist) >= 2:
-                deltas = bucket_deltas(hist)
-                for q in ("0.5", "0.95"):
-                    fams["ttft"].add(labels, histogram_quantile(float(q), deltas), extra=(("quantile", q),))
+            _add_quantiles(fams["ttft"], labels, win, model, "ttft_buckets")
+            _add_quantiles(fams["queue"], labels, win, model, "queue_buckets")
     return list(fams.values())
 

@@ -13,9 +13,15 @@ Time model (a fluid queue on a fixed grid, `dt` seconds):
   every request starts on arrival.
 - A request lasts D = ttft + output_tokens / decode_tokens_per_second.  Gauges follow from it:
   running = requests started in the last D seconds, KV usage = running x tokens held / KV size.
-- Token counters: vLLM and llama.cpp count tokens as they are generated (smooth); TGI, SGLang
-  and Triton's TRT-LLM histograms count a request's tokens when it finishes (bursty), with
-  per-request sizes drawn from a seeded RNG.
+- Token counters: vLLM, llama.cpp and SGLang's per-iteration `realtime_tokens_total` count
+  tokens as they are generated (smooth); TGI and Triton's TRT-LLM histograms count a request's
+  tokens when it finishes (bursty), with per-request sizes drawn from a seeded RNG.
+- About 1 % of finished requests end without a result (abort/error): `requests_at` counts the
+  others, `failed_requests_at` those.
+- Shapes are the engines' current releases (see tests/fixtures/engines/ for the upstream files):
+  vLLM finish reasons incl. repetition/error and waiting by reason; SGLang with every scheduler
+  rank publishing and priority totals; llama.cpp with prompt tokens split into computed and
+  cached.
 
 Ground truth for tests: `expected_generation_rate(t0, t1)` (and prompt/request variants) is
 the exact rate a perfect scraper of this engine sees between two absolute times, and
@@ -38,7 +44,7 @@ from prometheus_client.utils import floatToGoString as _go  # vLLM/SGLang print 
 Load = Callable[[float], float]
 
 KINDS = ("vllm", "tgi", "sglang", "triton", "llamacpp")
-_BURSTY = {"tgi", "sglang", "triton"}
+_BURSTY = {"tgi", "triton"}
 
 # Bucket boundaries as the engines define them.
 VLLM_TTFT_BUCKETS = (
@@ -245,7 +251,12 @@ class SimEngine:
         self._keep_steps = max(16, int(history_seconds / dt))
         self._k0 = 0
         self._n0 = 0
-        self._raw = {"gen": self._gen_raw, "prompt": self._prompt_raw, "req": self._req_raw}
+        self._raw = {
+            "gen": self._gen_raw,
+            "prompt": self._prompt_raw,
+            "req": self._req_raw,
+            "failed": self._failed_raw,
+        }
         # (time, raw counter values then): visible counters count from zero after each.
         self._restarts: list[tuple[float, dict[str, float]]] = []
         self._started_at_restart = 0
@@ -338,12 +349,21 @@ class SimEngine:
             return float(math.floor(self.prompt_tokens * self.started(t - self.ttft) + 1e-9))
         return self._tokens(n)[1]
 
-    def _req_raw(self, t: float) -> float:
-        return float(self._finished(t))
+    def _failed_raw(self, t: float) -> float:
+        return float(self._finished(t) // 100)
 
-    def _wire(self, v: float) -> float:
-        # llama.cpp prints counters with 6 significant digits: the wire value steps.
-        return float(f"{v:g}") if self.kind == "llamacpp" else v
+    def _req_raw(self, t: float) -> float:
+        return float(self._finished(t)) - self._failed_raw(t)
+
+    def _wire(self, v: float, key: str = "") -> float:
+        # llama.cpp prints counters with 6 significant digits: the wire value steps.  Its prompt
+        # tokens are two counters (computed + cached), each rounded on the wire.
+        if self.kind != "llamacpp":
+            return v
+        if key == "prompt":
+            computed, cached = llamacpp_prompt_split(v)
+            return float(f"{computed:g}") + float(f"{cached:g}")
+        return float(f"{v:g}")
 
     def _base(self, key: str, t: float) -> float:
         base = 0.0
@@ -353,7 +373,7 @@ class SimEngine:
         return base
 
     def _visible(self, key: str, t: float) -> float:
-        return self._wire(self._raw[key](t) - self._base(key, t))
+        return self._wire(self._raw[key](t) - self._base(key, t), key)
 
     def _expected(self, key: str, t0: float, t1: float) -> float:
         """Counted increase between t0 and t1 as reset-aware counter handling sees it: within
@@ -361,12 +381,12 @@ class SimEngine:
         value after it."""
         raw = self._raw[key]
         base = self._base(key, t0)
-        total = -self._wire(raw(t0) - base)
+        total = -self._wire(raw(t0) - base, key)
         for at, bases in self._restarts:
             if t0 < at <= t1:
-                total += self._wire(raw(at) - base)  # last value before the restart
+                total += self._wire(raw(at) - base, key)  # last value before the restart
                 base = bases[key]
-        total += self._wire(raw(t1) - base)
+        total += self._wire(raw(t1) - base, key)
         return total / (t1 - t0)
 
     def generation_tokens_at(self, t: float) -> float:
@@ -377,7 +397,12 @@ class SimEngine:
         return self._visible("prompt", t)
 
     def requests_at(self, t: float) -> float:
+        """Requests finished with a result (stop, length, repetition)."""
         return self._visible("req", t)
+
+    def failed_requests_at(self, t: float) -> float:
+        """Requests finished without a result (abort, error)."""
+        return self._visible("failed", t)
 
     def expected_generation_rate(self, t0: float, t1: float) -> float:
         """Generation tokens/s counted between absolute times t0 < t1: what an exporter that
@@ -389,6 +414,9 @@ class SimEngine:
 
     def expected_request_rate(self, t0: float, t1: float) -> float:
         return self._expected("req", t0, t1)
+
+    def expected_failed_rate(self, t0: float, t1: float) -> float:
+        return self._expected("failed", t0, t1)
 
     def work_rate(self, t0: float, t1: float) -> float:
         """Tokens/s actually being generated (not when they are counted): for bursty engines the
@@ -564,6 +592,16 @@ class SimEngine:
             int(self.requests_at(now)),
         )
 
+    def _raw_visible(self, key: str, now: float) -> float:
+        """A counter since the last restart, before wire formatting."""
+        return self._raw[key](now) - self._base(key, now)
+
+
+def llamacpp_prompt_split(prompt: float) -> tuple[float, float]:
+    """(computed, cached) parts of `prompt` tokens: 30 % served from llama.cpp's prompt cache."""
+    cached = float(math.floor(prompt * 0.3))
+    return prompt - cached, cached
+
 
 # ------------------------------------------------------------------------------- renderers
 
@@ -598,16 +636,20 @@ def _labels(pairs: Pairs) -> str:
 
 
 def _hist_lines(
-    out: _Out, name: str, label_sets: list[Pairs], h: _Hist, *, sort: bool, le_fmt=_go
+    out: _Out, name: str, label_sets: list[Pairs], h: _Hist, *, sort: bool, le_fmt=_go,
+    copies: bool = False,
 ) -> None:
     """Bucket/count/sum lines for one histogram, split over `label_sets` (one per rank).
     prometheus_client sorts label names (so `le` lands among them) and writes `_count` before
     `_sum`; the Rust and C++ clients append `le` and write `_sum` first."""
     n = len(label_sets)
     counts = h.counts()
-    per_rank = [counts] if n == 1 else [list(x) for x in zip(*(_split(c, n) for c in counts))]
+    # `copies`: every label set publishes the whole histogram (replicated scheduler state).
+    split = n > 1 and not copies
+    per_rank = [list(x) for x in zip(*(_split(c, n) for c in counts))] if split else [counts] * n
     les = [le_fmt(b) for b in h.bounds] + ["+Inf"]
-    totals = _split(int(h.total), n)
+    totals = _split(int(h.total), n) if split else [int(h.total)] * n
+    part_sum = h.sum / n if split else h.sum
     parts = out.parts
     fmt = out.fmt
     for i, pairs in enumerate(label_sets):
@@ -623,9 +665,9 @@ def _hist_lines(
         lab = _labels(pairs)
         if sort:
             out.line(f"{name}_count", lab, totals[i])
-            out.line(f"{name}_sum", lab, h.sum / n)
+            out.line(f"{name}_sum", lab, part_sum)
         else:
-            out.line(f"{name}_sum", lab, h.sum / n)
+            out.line(f"{name}_sum", lab, part_sum)
             out.line(f"{name}_count", lab, totals[i])
 
 
@@ -710,6 +752,13 @@ def _render_vllm(e: SimEngine, now: float) -> str:
     for lab, v in zip(labs, waiting):
         out.line("vllm:num_requests_waiting", lab, float(v))
     out.head(
+        "vllm:num_requests_waiting_by_reason", "gauge", "Number of requests waiting, by reason."
+    )
+    for lab, v in zip(labs, waiting):
+        deferred = v // 5  # included in num_requests_waiting
+        out.line("vllm:num_requests_waiting_by_reason", f'{lab},reason="capacity"', float(v - deferred))
+        out.line("vllm:num_requests_waiting_by_reason", f'{lab},reason="deferred"', float(deferred))
+    out.head(
         "vllm:engine_sleep_state",
         "gauge",
         "Engine sleep state; awake = 0 means engine is sleeping; awake = 1 means engine is awake; "
@@ -739,10 +788,17 @@ def _render_vllm(e: SimEngine, now: float) -> str:
 
     help_ok = "Count of successfully processed requests."
     out.head("vllm:request_success_total", "counter", help_ok)
-    abort = reqs // 100
-    length = (reqs - abort) // 10
+    failed = int(e.failed_requests_at(now))
+    abort, error = failed - failed // 4, failed // 4
+    length, repetition = reqs // 10, reqs // 50
     created_rows = []
-    for reason, total in (("abort", abort), ("length", length), ("stop", reqs - abort - length)):
+    for reason, total in (
+        ("abort", abort),
+        ("error", error),
+        ("length", length),
+        ("repetition", repetition),
+        ("stop", reqs - length - repetition),
+    ):
         for i, v in enumerate(_split(total, n)):
             # prometheus_client sorts label names: engine, finished_reason, model_name
             row = f'engine="{i}",finished_reason="{reason}",model_name="{m}"'
@@ -775,7 +831,7 @@ def _render_tgi(e: SimEngine, now: float) -> str:
     out = _Out(_plain)
     gen, prompt, reqs = e._counts(now)
     started = int(e.started(now) + 1e-9) - e._started_at_restart
-    failures = reqs // 200
+    failures = int(e.failed_requests_at(now))
     steps = int((now - e._created) * e.decode_tokens_per_second)
 
     def blank() -> None:
@@ -791,7 +847,8 @@ def _render_tgi(e: SimEngine, now: float) -> str:
     out.line("tgi_request_count", "", max(started, reqs + failures))
     blank()
     out.head("tgi_request_failure", "counter", None)
-    out.line("tgi_request_failure", 'err="validation"', failures)
+    out.line("tgi_request_failure", 'err="validation"', failures - failures // 3)
+    out.line("tgi_request_failure", 'err="generation"', failures // 3)
     blank()
     out.head(
         "tgi_batch_inference_success",
@@ -858,61 +915,78 @@ def _render_tgi(e: SimEngine, now: float) -> str:
 
 
 def _render_sglang(e: SimEngine, now: float) -> str:
-    """SGLang: per-rank gauges and counters (`model_name`, `tp_rank`), histograms with
-    `model_name` only, integer-looking values printed as prometheus_client does."""
+    """SGLang (current release) with --enable-metrics-for-all-schedulers and priority
+    scheduling: every TP rank (`ranks`) publishes the same scheduler state, labelled
+    `engine_type, model_name, pp_rank, tp_rank`; gauges as the total (`priority=""`) and per
+    priority.  Tokenizer-side counters and TTFT carry `model_name` only."""
     out = _Out(_go)
     m = _esc(e.model)
     n = e.ranks
-    labs = [f'model_name="{m}",tp_rank="{i}"' for i in range(n)]
+    sched = [f'engine_type="unified",model_name="{m}",pp_rank="0",tp_rank="{i}"' for i in range(n)]
     gen, prompt, reqs = e._counts(now)
-    running = _split(round(e.running(now)), n)
-    waiting = _split(round(e.waiting(now)), n)
+    running = round(e.running(now))
+    waiting = round(e.waiting(now))
     kv = e.kv_cache_usage(now)
 
-    def gauge(name: str, help: str, values: list[float]) -> None:
+    def gauge(name: str, help: str, total: float, by_priority: bool = True) -> None:
         out.head(f"sglang:{name}", "gauge", help)
-        for lab, v in zip(labs, values):
-            out.line(f"sglang:{name}", lab, float(v))
+        for lab in sched:
+            if not by_priority:
+                out.line(f"sglang:{name}", lab, float(total))
+                continue
+            high = int(total) // 3 if float(total).is_integer() else total / 3
+            for prio, v in (("", total), ("0", total - high), ("10", high)):
+                out.line(f"sglang:{name}", f'{lab},priority="{prio}"', float(v))
 
     out.head("sglang:http_requests_active", "gauge", "Number of currently active HTTP requests")
-    active = float(sum(running) + sum(waiting))
-    out.line("sglang:http_requests_active", 'endpoint="/generate",method="POST"', active)
+    out.line("sglang:http_requests_active", 'endpoint="/generate",method="POST"', float(running + waiting))
     gauge("num_running_reqs", "The number of running requests.", running)
     gauge("num_queue_reqs", "The number of requests in the waiting queue.", waiting)
-    used = e.kv_capacity_tokens * kv
-    gauge("num_used_tokens", "The number of used tokens.", [round(used / n)] * n)
-    gauge("token_usage", "The token usage.", [round(kv, 4)] * n)
-    gauge("cache_hit_rate", "The prefix cache hit rate.", [0.3] * n)
-    gauge(
-        "max_total_num_tokens",
-        "Maximum total number of tokens in the KV cache pool.",
-        [int(e.kv_capacity_tokens)] * n,
-    )
+    gauge("num_used_tokens", "The number of used tokens.", round(e.kv_capacity_tokens * kv), False)
+    gauge("token_usage", "The token usage.", round(kv, 4), False)
+    gauge("cache_hit_rate", "The prefix cache hit rate.", 0.3, False)
+    gauge("max_total_num_tokens", "Maximum total number of tokens in the KV cache pool.",
+          int(e.kv_capacity_tokens), False)  # fmt: skip
     tput = e.output_tokens * e.load(max(0.0, now - e.started_at))
-    gauge("gen_throughput", "The generation throughput (token/s).", [round(tput / n, 2)] * n)
-    gauge("utilization", "The utilization.", [round(kv, 2)] * n)
-    gauge("num_retracted_reqs", "The number of currently retracted requests.", [0] * n)
-
-    def counter(name: str, help: str, total: int) -> None:
+    gauge("gen_throughput", "The generation throughput (token/s).", round(tput, 2), False)
+    gauge("utilization", "The utilization.", round(kv, 2), False)
+    out.head("sglang:realtime_tokens_total", "counter",
+             "Total number of tokens processed (updated on each log interval). "
+             "mode: prefill_compute, prefill_cache, decode.")  # fmt: skip
+    cached = int(prompt * 0.3)
+    for lab in sched:
+        for mode, v in (("prefill_compute", prompt - cached), ("prefill_cache", cached), ("decode", gen)):
+            out.line("sglang:realtime_tokens_total", f'{lab},mode="{mode}"', float(v))
+    tok = f'model_name="{m}"'
+    # The tokenizer's counters advance when a request finishes (mean sizes: a sketch of the
+    # finish-time counters the mapping reads only as a fallback).
+    for name, help, total in (
+        ("prompt_tokens_total", "Number of prefill tokens processed.", e.prompt_tokens * reqs),
+        ("generation_tokens_total", "Number of generation tokens processed.", e.output_tokens * reqs),
+        ("cached_tokens_total", "Number of cached prompt tokens.", int(e.prompt_tokens * reqs * 0.3)),
+        ("num_requests_total", "Number of requests processed.", reqs),
+        ("num_aborted_requests_total", "Number of requests aborted.", int(e.failed_requests_at(now))),
+    ):
         out.head(f"sglang:{name}", "counter", help)
-        for lab, v in zip(labs, _split(total, n)):
-            out.line(f"sglang:{name}", lab, float(v))
-
-    counter("prompt_tokens_total", "Number of prefill tokens processed.", prompt)
-    counter("generation_tokens_total", "Number of generation tokens processed.", gen)
-    counter("cached_tokens_total", "Number of cached prompt tokens.", int(prompt * 0.3))
-    counter("num_requests_total", "Number of requests processed.", reqs)
-    counter("num_aborted_requests_total", "Number of requests aborted.", reqs // 500)
+        out.line(f"sglang:{name}", tok, float(total))
     helps = {
         "time_to_first_token_seconds": "Histogram of time to first token in seconds.",
         "inter_token_latency_seconds": "Histogram of inter-token latency in seconds.",
         "e2e_request_latency_seconds": "Histogram of End-to-end request latency in seconds",
         "queue_time_seconds": "Histogram of queueing time in seconds.",
     }
+    rank_pairs = [
+        (("engine_type", "unified"), ("model_name", m), ("pp_rank", "0"), ("tp_rank", str(i)))
+        for i in range(n)
+    ]
     for short, h in e._hists.items():
         name = f"sglang:{short}"
         out.head(name, "histogram", helps[short])
-        _hist_lines(out, name, [(("model_name", m),)], h, sort=True)
+        # queue_time is the scheduler's (one copy per rank); the others the tokenizer's
+        if short == "queue_time_seconds":
+            _hist_lines(out, name, rank_pairs, h, sort=True, copies=True)
+        else:
+            _hist_lines(out, name, [(("model_name", m),)], h, sort=True)
     return out.text()
 
 
@@ -944,7 +1018,7 @@ def _render_triton(e: SimEngine, now: float) -> str:
     kv = e.kv_cache_usage(now)
     core_values = {
         "nv_inference_request_success": reqs,
-        "nv_inference_request_failure": 0,
+        "nv_inference_request_failure": int(e.failed_requests_at(now)),
         "nv_inference_count": reqs,
         "nv_inference_exec_count": reqs,
         "nv_inference_request_duration_us": int(reqs * e.duration * 1e6),
@@ -1003,10 +1077,14 @@ def _render_triton(e: SimEngine, now: float) -> str:
 def _render_llamacpp(e: SimEngine, now: float) -> str:
     """llama-server: no labels, C++ stream formatting (6 significant digits)."""
     out = _Out(_cpp)
-    gen, prompt, _ = e._counts(now)
+    gen, _, _ = e._counts(now)
+    prompt, cached = llamacpp_prompt_split(e._raw_visible("prompt", now))
     decode_calls = int(max(0.0, now - e._created) * e.decode_tokens_per_second)
     rows = (
-        ("prompt_tokens_total", "counter", "Number of prompt tokens processed.", prompt),
+        ("prompt_tokens_total", "counter",
+         "Total prompt processing tokens (excluding cached tokens).", prompt),
+        ("prompt_tokens_cached_total", "counter", "Total prompt processing tokens (cached tokens).",
+         cached),
         ("prompt_seconds_total", "counter", "Prompt process time", prompt / 3000.0),
         ("tokens_predicted_total", "counter", "Number of generation tokens processed.", gen),
         ("tokens_predicted_seconds_total", "counter", "Predict process time",

@@ -35,6 +35,7 @@ CONTRACT_METRICS = {
     "ai_serving_requests_per_second", "ai_serving_requests_running", "ai_serving_requests_waiting",
     "ai_serving_kv_cache_usage_ratio", "ai_serving_time_to_first_token_seconds",
     "ai_serving_token_capacity_ratio",
+    "ai_serving_failed_requests_per_second", "ai_serving_queue_time_seconds",
     "ai_gpu_idle_seconds", "ai_gpu_utilization_ratio", "ai_gpu_node_tainted",
     "ai_gpu_node_allocatable_gpus", "ai_gpu_node_requested_gpus", "ai_gpu_node_idle_gpus",
     "ai_gpu_node_non_gpu_pods", "ai_gpu_node_unhealthy_gpus",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_signals_exporter.engines import ENGINES, UnknownEngine, detect, extract, wanted_names
+from ai_signals_exporter.engines import ENGINES, NotExposition, UnknownEngine, detect, extract, wanted_names
 from ai_signals_exporter.engines.base import SNAPSHOT_FIELDS, ModelSnapshot, S, build_snapshots
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "engines"
@@ -225,8 +225,37 @@ def test_detect_first_line_sample():
     assert detect(b"tgi_queue_size 0") == "tgi"
 
 
-def test_explicit_engine_with_nothing_of_it_gives_no_models():
-    assert extract(b"up 1\n", "vllm") == ("vllm", {})
+def test_explicit_engine_with_nothing_of_it_is_not_metrics():
+    """A server on the wrong port answering 200 with other metrics serves nothing we read."""
+    with pytest.raises(NotExposition) as exc:
+        extract(b"# HELP up x\nup 1\n", "vllm")
+    assert (exc.value.reason, exc.value.line) == ("not_metrics", "up 1")
+
+
+@pytest.mark.parametrize(
+    "body,reason,line",
+    [
+        (b"<!DOCTYPE html>\n<html><body>Gradio</body></html>\n", "not_metrics", "<!DOCTYPE html>"),
+        (b'{"object": "list", "data": []}', "not_metrics", '{"object": "list", "data": []}'),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not_metrics", "\\ufffdPNG"),
+        (b"vllm:num_requests_running 1\n" + b"x 1\n" * 500 + b"<html>\n" * 500, "parse", "<html>"),
+    ],
+)
+def test_bodies_that_are_not_exposition(body, reason, line):
+    for engine in ("auto", "vllm"):
+        with pytest.raises(NotExposition) as exc:
+            extract(body, engine)
+        assert exc.value.reason == reason
+        assert exc.value.line.startswith(line)
+
+
+def test_bad_line_is_truncated_and_escaped():
+    body = b"<script>" + "é\x1b".encode() * 200 + b"\n"
+    with pytest.raises(NotExposition) as exc:
+        extract(body, "auto")
+    shown = exc.value.line
+    assert len(shown) == 123 and shown.endswith("...") and "\x1b" not in shown
+    assert shown.startswith("<script>\\xe9\\x1b")
 
 
 def test_unknown_engine_name_raises():

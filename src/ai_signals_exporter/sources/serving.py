@@ -11,10 +11,11 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from .. import engines
 from ..engines.base import UnknownEngine
+from ..expo.parse import NotExposition
 from ..labelselector import SelectorError, parse_selector
 from ..signals.serving import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity
 from ..state import PodInfo
@@ -59,6 +60,12 @@ def _address(url: str) -> str:
     return f"{host}:{port}" if port else host
 
 
+def _query_model(url: str) -> str:
+    """The model a llama.cpp router serves at ``/metrics?model=<id>`` (one target per model)."""
+    values = parse_qs(urlsplit(url).query).get("model")
+    return values[0] if values else ""
+
+
 def target_for_pod(pod: PodInfo, default_port: int, default_path: str) -> Target | None:
     """The scrape target of a discovered pod, or None when it cannot be scraped (no IP yet)."""
     if pod.phase != "Running" or not pod.ip or pod.deleting:
@@ -77,15 +84,16 @@ def target_for_pod(pod: PodInfo, default_port: int, default_path: str) -> Target
     if engine not in _ENGINES:
         engine = "auto"
     host = f"[{pod.ip}]" if ":" in pod.ip else pod.ip
+    url = f"http://{host}:{port}{path}"
     return Target(
-        url=f"http://{host}:{port}{path}",
+        url=url,
         engine=engine,
         identity=TargetIdentity(
             namespace=pod.namespace,
             pod=pod.name,
             workload_kind=pod.workload_kind,
             workload=pod.workload,
-            model=ann.get(ANN_MODEL, ""),
+            model=ann.get(ANN_MODEL) or _query_model(url),
             capacity_tokens_per_second=_capacity(ann.get(CAPACITY_ANNOTATION)),
         ),
     )
@@ -132,7 +140,7 @@ class ServingSource(PeriodicSource):
                         pod=lab.get("pod") or _address(t.url),
                         workload_kind=lab.get("workload_kind", ""),
                         workload=lab.get("workload", ""),
-                        model=lab.get("model", ""),
+                        model=lab.get("model") or _query_model(t.url),
                         capacity_tokens_per_second=t.capacity_tokens_per_second,
                     ),
                 )
@@ -188,7 +196,15 @@ class ServingSource(PeriodicSource):
                 )
                 engine, snapshot = engines.extract(body, target.engine)
             except FetchError as exc:
-                self._fail(target, exc.reason)
+                # The detail is shown only where it is the target's own words (a content type),
+                # never a connection error's text.
+                self._fail(target, exc.reason, exc.detail if exc.reason == "not_metrics" else "")
+                return
+            except NotExposition as exc:
+                # Prometheus fails such a scrape too: down, with the line that gave it away.
+                log.debug("serving: %s is not exposition format (%s); first bad line: %s",
+                          target.url, exc.reason, exc.line)  # fmt: skip
+                self._fail(target, exc.reason, exc.line)
                 return
             except UnknownEngine:
                 self._fail(target, "no_engine")
@@ -212,8 +228,8 @@ class ServingSource(PeriodicSource):
         self._last_error.pop(target.url, None)
         self.state.selfmon.target_up(self.name, target.url, True)
 
-    def _fail(self, target: Target, reason: str) -> None:
-        self._last_error[target.url] = reason
+    def _fail(self, target: Target, reason: str, detail: str = "") -> None:
+        self._last_error[target.url] = f"{reason}: {detail}" if detail else reason
         self.state.selfmon.target_up(self.name, target.url, False)
         self.state.selfmon.error(self.name, reason)
 

@@ -1,14 +1,12 @@
 """Signals: pure functions from state, config and a clock to metric families.
 
-Each area module exposes ``derive(state: AppState, config: Config, now: float) -> list[Family]``.
-No I/O here; everything a signal needs is already in `AppState`.
+Each area module exposes ``derive(state: AppState, config: Config, now: float) -> list[Family]``
+and its metric families as data (``FAMILIES``: a tuple of `FamilySpec`).  No I/O here;
+everything a signal needs is already in `AppState`.
 """
 
 from __future__ import annotations
 
-from ..config import Config
-from ..expo.families import Family
-from ..state import AppState
 from . import checkpoints, gpu, selfmon, serving, streaming
 
 # Area name -> derive.  The area name is the `source` label of self-metrics for that area's
@@ -21,9 +19,4 @@ DERIVERS = {
     "self": selfmon.derive,
 }
 
-
-def derive_all(state: AppState, config: Config, now: float) -> list[Family]:
-    families: list[Family] = []
-    for derive in DERIVERS.values():
-        families.extend(derive(state, config, now))
-    return families
+FAMILIES = serving.FAMILIES + gpu.FAMILIES + checkpoints.FAMILIES + streaming.FAMILIES + selfmon.FAMILIES

@@ -15,12 +15,54 @@ from dataclasses import dataclass, field
 
 from ..config import Config
 from ..engines.base import ModelSnapshot
-from ..expo.families import Family
+from ..expo.families import Family, FamilySpec
 from ..promql import bucket_deltas, counter_increase, histogram_quantile, rate  # noqa: F401 (re-exported)
 from ..state import AppState
 
 LABELS = ("namespace", "pod", "workload_kind", "workload", "engine", "model")
 CAPACITY_ANNOTATION = "ai-signals.io/capacity-tokens-per-second"
+
+GENERATION_TOKENS = FamilySpec(
+    "ai_serving_generation_tokens_per_second", "gauge",
+    "Generated (output) tokens per second over the rate window, per pod and model.", LABELS,
+)
+PROMPT_TOKENS = FamilySpec(
+    "ai_serving_prompt_tokens_per_second", "gauge",
+    "Prompt (input) tokens per second over the rate window, per pod and model.", LABELS,
+)
+REQUESTS = FamilySpec(
+    "ai_serving_requests_per_second", "gauge",
+    "Requests finished with a result (stop, length, repetition) per second over the rate window.", LABELS,
+)
+FAILED_REQUESTS = FamilySpec(
+    "ai_serving_failed_requests_per_second", "gauge",
+    "Requests that ended without a result (aborted or failed) per second over the rate window.", LABELS,
+)
+RUNNING = FamilySpec("ai_serving_requests_running", "gauge", "Requests currently being processed.", LABELS)
+WAITING = FamilySpec(
+    "ai_serving_requests_waiting", "gauge", "Requests queued and waiting to be scheduled (queue depth).", LABELS
+)
+KV_CACHE = FamilySpec(
+    "ai_serving_kv_cache_usage_ratio", "gauge",
+    "Fraction of the KV cache in use (0..1); saturation of LLM serving.", LABELS,
+)
+TTFT = FamilySpec(
+    "ai_serving_time_to_first_token_seconds", "summary",
+    "Time to first token over the rate window, from histogram bucket deltas.", LABELS,
+)
+QUEUE_TIME = FamilySpec(
+    "ai_serving_queue_time_seconds", "summary",
+    "Time requests spent queued before being scheduled, over the rate window, from histogram bucket deltas.",
+    LABELS,
+)
+CAPACITY_RATIO = FamilySpec(
+    "ai_serving_token_capacity_ratio", "gauge",
+    "Generation tokens per second divided by the pod's configured capacity.", LABELS,
+)
+FAMILIES = (
+    GENERATION_TOKENS, PROMPT_TOKENS, REQUESTS, FAILED_REQUESTS, RUNNING, WAITING, KV_CACHE, TTFT,
+    QUEUE_TIME, CAPACITY_RATIO,
+)  # fmt: skip
 
 
 @dataclass
@@ -95,63 +137,16 @@ def _add_quantiles(fam: Family, labels, win, model: str, attr: str) -> None:
 def derive(state: AppState, config: Config, now: float) -> list[Family]:
     window = config.serving.window
     fams = {
-        "gen": Family(
-            "ai_serving_generation_tokens_per_second",
-            "gauge",
-            "Generated (output) tokens per second over the rate window, per pod and model.",
-            LABELS,
-        ),
-        "prompt": Family(
-            "ai_serving_prompt_tokens_per_second",
-            "gauge",
-            "Prompt (input) tokens per second over the rate window, per pod and model.",
-            LABELS,
-        ),
-        "req": Family(
-            "ai_serving_requests_per_second",
-            "gauge",
-            "Requests finished with a result (stop, length, repetition) per second over the rate window.",
-            LABELS,
-        ),
-        "failed": Family(
-            "ai_serving_failed_requests_per_second",
-            "gauge",
-            "Requests that ended without a result (aborted or failed) per second over the rate window.",
-            LABELS,
-        ),
-        "running": Family(
-            "ai_serving_requests_running", "gauge", "Requests currently being processed.", LABELS
-        ),
-        "waiting": Family(
-            "ai_serving_requests_waiting",
-            "gauge",
-            "Requests queued and waiting to be scheduled (queue depth).",
-            LABELS,
-        ),
-        "kv": Family(
-            "ai_serving_kv_cache_usage_ratio",
-            "gauge",
-            "Fraction of the KV cache in use (0..1); saturation of LLM serving.",
-            LABELS,
-        ),
-        "ttft": Family(
-            "ai_serving_time_to_first_token_seconds",
-            "summary",
-            "Time to first token over the rate window, from histogram bucket deltas.",
-            LABELS,
-        ),
-        "queue": Family(
-            "ai_serving_queue_time_seconds",
-            "summary",
-            "Time requests spent queued before being scheduled, over the rate window, from histogram bucket deltas.",
-            LABELS,
-        ),
-        "cap": Family(
-            "ai_serving_token_capacity_ratio",
-            "gauge",
-            "Generation tokens per second divided by the pod's configured capacity.",
-            LABELS,
-        ),
+        "gen": GENERATION_TOKENS.new(),
+        "prompt": PROMPT_TOKENS.new(),
+        "req": REQUESTS.new(),
+        "failed": FAILED_REQUESTS.new(),
+        "running": RUNNING.new(),
+        "waiting": WAITING.new(),
+        "kv": KV_CACHE.new(),
+        "ttft": TTFT.new(),
+        "queue": QUEUE_TIME.new(),
+        "cap": CAPACITY_RATIO.new(),
     }
     for history in state.serving.values():
         win = _window(history, now, window)

@@ -335,6 +335,33 @@ def test_real_triton_payload_has_no_token_signal():
     assert all(m.generation_tokens is None for m in models.values())
 
 
+DCGM_FIX = sorted((FIX.parent / "dcgm").glob("*.prom"))
+
+
+@pytest.mark.parametrize("path", DCGM_FIX, ids=lambda p: p.name)
+def test_own_dcgm_payloads_are_no_engine(path):
+    """Same as the ../shared check below, on the project's own dcgm-exporter fixtures."""
+    assert len(DCGM_FIX) >= 5
+    with pytest.raises(UnknownEngine):
+        extract(path.read_bytes(), "auto")
+
+
+def test_sglang_capture_before_num_requests_total():
+    """Like the docs capture in ../shared: an SGLang build without num_requests_total, single
+    unlabelled-rank series and the old TTFT buckets."""
+    payload = (
+        b'sglang:prompt_tokens_total{model_name="meta-llama/Llama-3.1-8B-Instruct"} 8.128902e+06\n'
+        b'sglang:generation_tokens_total{model_name="meta-llama/Llama-3.1-8B-Instruct"} 7.557572e+06\n'
+        b'sglang:token_usage{model_name="meta-llama/Llama-3.1-8B-Instruct"} 0.28\n'
+        b'sglang:num_running_reqs{model_name="meta-llama/Llama-3.1-8B-Instruct"} 162.0\n'
+        b'sglang:num_queue_reqs{model_name="meta-llama/Llama-3.1-8B-Instruct"} 2826.0\n'
+    )
+    snap = extract(payload, "auto")[1]["meta-llama/Llama-3.1-8B-Instruct"]
+    assert snap.generation_tokens == 7.557572e6 and snap.bursty_tokens
+    assert (snap.running, snap.waiting, snap.kv_cache_usage) == (162, 2826, 0.28)
+    assert snap.requests is None
+
+
 @needs_real
 @pytest.mark.parametrize("name", [p.name for p in sorted(REAL.glob("dcgm-*.prom"))] if REAL.is_dir() else [])
 def test_real_dcgm_payloads_are_no_engine(name):

@@ -175,6 +175,34 @@ def test_sglang_payload_format():
     assert [float(lab["le"]) for lab, _ in ttft[:-1]] == list(SGLANG_TTFT_BUCKETS)
 
 
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "engines"
+CURRENT_FIXTURE = {
+    "vllm": "vllm-0.33-dp2.prom",
+    "tgi": "tgi-3.3.prom",
+    "sglang": "sglang-0.5.23-priority-allranks.prom",
+    "triton": "triton-trtllm-ensemble.prom",
+    "llamacpp": "llamacpp-current.prom",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sim_families_match_the_current_release_fixture(kind):
+    """Every family of the engine's current-release fixture (written from upstream source) that
+    the mapping reads has the same type in the simulator's payload: the demo and the scale
+    bench run on current shapes.  (The ../shared checks below compare with real captures.)"""
+    from ai_signals_exporter.engines import wanted_names
+
+    fixture = type_lines((FIX / CURRENT_FIXTURE[kind]).read_bytes())
+    e, clock = engine(kind, load=2.0, ranks=2)
+    clock.t += 30
+    ours = type_lines(e.render())
+    wanted = {n.encode() for n in wanted_names(kind)}
+    read = {f for f in fixture if any(w == f or w.startswith(f + b"_") for w in wanted)}
+    assert read, kind
+    for fam in read:
+        assert ours.get(fam) == fixture[fam], fam
+
+
 @needs_real
 def test_tgi_families_match_the_real_capture():
     real = type_lines((REAL / "tgi-datadog-payload.prom").read_bytes())

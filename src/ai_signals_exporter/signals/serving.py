@@ -134,9 +134,16 @@ def _add_quantiles(fam: Family, labels, win, model: str, attr: str) -> None:
             fam.add(labels, histogram_quantile(float(q), deltas), extra=(("quantile", q),))
 
 
-def derive(state: AppState, config: Config, now: float) -> list[Family]:
-    window = config.serving.window
-    fams = {
+# Which snapshot field feeds which family: counters become rates over the window, gauges are
+# the latest scrape's value, histograms become windowed quantiles.
+_RATES = (("gen", "generation_tokens"), ("prompt", "prompt_tokens"), ("req", "requests"),
+          ("failed", "failed_requests"))  # fmt: skip
+_GAUGES = (("running", "running"), ("waiting", "waiting"), ("kv", "kv_cache_usage"))
+_QUANTILES = (("ttft", "ttft_buckets"), ("queue", "queue_buckets"))
+
+
+def _new_families() -> dict[str, Family]:
+    return {
         "gen": GENERATION_TOKENS.new(),
         "prompt": PROMPT_TOKENS.new(),
         "req": REQUESTS.new(),
@@ -148,46 +155,45 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         "queue": QUEUE_TIME.new(),
         "cap": CAPACITY_RATIO.new(),
     }
+
+
+def _model_labels(history: TargetHistory, model: str) -> tuple[str, ...]:
+    ident = history.identity
+    return (ident.namespace, ident.pod, ident.workload_kind, ident.workload, history.engine,
+            model or ident.model)  # fmt: skip
+
+
+def _add_rates(fams: dict[str, Family], labels, win, model: str, cap: float | None) -> None:
+    for key, attr in _RATES:
+        v = rate(_field_points(win, model, attr))
+        if v is None:
+            continue
+        fams[key].add(labels, v)
+        if key == "gen" and cap:
+            fams["cap"].add(labels, v / cap)
+
+
+def derive(state: AppState, config: Config, now: float) -> list[Family]:
+    window = config.serving.window
+    fams = _new_families()
     for history in state.serving.values():
         win = _window(history, now, window)
         if not win:
             continue
-        ident = history.identity
-        latest = win[-1][1]
         covered = win[-1][0] - win[0][0] >= window / 2
-        for model, snap in latest.items():
+        for model, snap in win[-1][1].items():
+            labels = _model_labels(history, model)
             # Token counters that advance when a request finishes (TGI, old SGLang counters,
             # trtllm-serve, Triton's TRT-LLM histograms) give 0 or a multiple of the true rate
             # over a short span: right after a pod appears (or the exporter starts) their rates
             # wait until half a window is covered.  The engine mapping says which candidate
             # served the model, so an SGLang with per-iteration counters is not held back.
-            counters_ready = covered or not snap.bursty_tokens
-            labels = (
-                ident.namespace,
-                ident.pod,
-                ident.workload_kind,
-                ident.workload,
-                history.engine,
-                model or ident.model,
-            )
-            gen = rate(_field_points(win, model, "generation_tokens")) if counters_ready else None
-            if gen is not None:
-                fams["gen"].add(labels, gen)
-                cap = ident.capacity_tokens_per_second
-                if cap:
-                    fams["cap"].add(labels, gen / cap)
-            prompt = rate(_field_points(win, model, "prompt_tokens")) if counters_ready else None
-            if prompt is not None:
-                fams["prompt"].add(labels, prompt)
-            for key, attr in (("req", "requests"), ("failed", "failed_requests")):
-                v = rate(_field_points(win, model, attr)) if counters_ready else None
-                if v is not None:
-                    fams[key].add(labels, v)
-            for key, attr in (("running", "running"), ("waiting", "waiting"), ("kv", "kv_cache_usage")):
+            if covered or not snap.bursty_tokens:
+                _add_rates(fams, labels, win, model, history.identity.capacity_tokens_per_second)
+            for key, attr in _GAUGES:
                 v = getattr(snap, attr)
                 if v is not None:
                     fams[key].add(labels, v)
-            _add_quantiles(fams["ttft"], labels, win, model, "ttft_buckets")
-            _add_quantiles(fams["queue"], labels, win, model, "queue_buckets")
+            for key, attr in _QUANTILES:
+                _add_quantiles(fams[key], labels, win, model, attr)
     return list(fams.values())
-

@@ -243,7 +243,7 @@ def _sim_main(n: int, conn, distinct: bool) -> None:
 
 async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None) -> None:
     from ai_signals_exporter.app import SOURCE_CLASSES, Exporter, settle_memory
-    from ai_signals_exporter.cli import serve
+    from ai_signals_exporter.server import serve
     from ai_signals_exporter.config import Config
     from ai_signals_exporter.sources.http import fetch_bounded, new_session
 

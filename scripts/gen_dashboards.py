@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from ai_signals_exporter.signals import FAMILIES  # noqa: E402  (the declared metric families)
+from ai_signals_exporter.areas import families  # noqa: E402  (the declared metric families)
 
 # ai_* names in a query that are not part of a recording rule's name (level:metric:ops).
 AI_METRIC_RE = re.compile(r"(?<![:\w])(ai_[a-z0-9_]+)")
@@ -280,7 +280,7 @@ def render() -> dict[str, str]:
 
 def undeclared_metrics(dashboards: dict[str, str]) -> set[str]:
     """ai_* families named by panel queries or variables that no area declares."""
-    declared = {spec.name for spec in FAMILIES}
+    declared = {spec.name for spec in families()}
     return {m for text in dashboards.values() for m in AI_METRIC_RE.findall(text)} - declared
 
 

@@ -95,8 +95,9 @@ async def render_demo_at_fixed_clock(tmp_path: Path, monkeypatch: pytest.MonkeyP
         config, state = exporter.config, exporter.state
         kube = KubeSource(config, state)
         kube_task = asyncio.create_task(kube.run())
-        sources = [ServingSource(config, state), DcgmSource(config, state), CheckpointSource(config, state)]
-        probes = ProbeSource(config, state)
+        sources = [ServingSource(config, state, clock), DcgmSource(config, state, clock),
+                   CheckpointSource(config, state, clock)]
+        probes = ProbeSource(config, state, clock)
         try:
             await wait_for(lambda: state.kube.pods_synced and state.kube.nodes_synced, timeout=20)
             # The simulated objects do not change: stop watching, so no watch event or

@@ -237,7 +237,8 @@ async def test_default_listen_address_serves_ipv4_and_ipv6(tmp_path: Path) -> No
     """`:9842` (and `0.0.0.0:9842`) means every interface, as for Go exporters, whose wildcard
     listener is dual-stack: in an IPv6-only cluster (EKS IPv6 mode) Prometheus scrapes the pod's
     IPv6 address, and an IPv4-only listener would make the exporter look down."""
-    from ai_signals_exporter.cli import parse_listen_address, serve
+    from ai_signals_exporter.cli import parse_listen_address
+    from ai_signals_exporter.server import serve
 
     exporter = Exporter(load_config_text(""))
     exporter.refresh()

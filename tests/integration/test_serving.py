@@ -22,7 +22,7 @@ from ai_signals_exporter.sim.engines import SimEngine, constant, make_app as eng
 
 from ..helpers.kube import wait_for
 from ..helpers.net import run_app
-from ..rules.promstack import prometheus, query
+from ..helpers.promstack import prometheus, query
 
 GEN = "ai_serving_generation_tokens_per_second"
 WANT = {GEN, "ai_serving_requests_waiting", "ai_serving_token_capacity_ratio",

@@ -25,7 +25,7 @@ from ai_signals_exporter.sim.objects import make_node, make_pod
 from ..helpers.kube import running_kube_api
 from ..helpers.net import run_app
 from .common import RUNNING, eventually, running_exporter
-from .faultserver import (
+from ..helpers.faultserver import (
     VLLM_PAYLOAD, FaultServer, byte_by_byte, endless, hang, reset_mid_body, sse_reset_after,
 )
 

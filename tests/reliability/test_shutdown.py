@@ -11,12 +11,12 @@ from pathlib import Path
 
 import aiohttp
 
-from ai_signals_exporter.cli import SHUTDOWN_GRACE_SECONDS
+from ai_signals_exporter.server import SHUTDOWN_GRACE_SECONDS
 from ai_signals_exporter.sim.objects import make_node
 
 from ..helpers.kube import running_kube_api
 from ..helpers.net import free_port
-from .faultserver import FaultServer, byte_by_byte, hang, VLLM_PAYLOAD
+from ..helpers.faultserver import FaultServer, byte_by_byte, hang, VLLM_PAYLOAD
 
 
 async def _wait_http(url: str, timeout: float = 20.0) -> bytes:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from ai_signals_exporter.signals import FAMILIES
+from ai_signals_exporter.areas import families
+
+from ..helpers.promstack import need  # noqa: F401  (re-exported for the rule tests)
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "rules"
@@ -32,14 +34,8 @@ RECORD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*:[a-zA-Z0-9_]+:[a-z0-9_]+$")
 TEMPLATED_RE = re.compile(r"\{\{|\$value|\$labels|humanize")
 
 # The ai_* families the areas declare (their specs); rules and dashboards may use nothing else of ours.
-CONTRACT_METRICS = {spec.name for spec in FAMILIES}
+CONTRACT_METRICS = {spec.name for spec in families()}
 AI_METRIC_RE = re.compile(r"(?<![:\w])(ai_[a-z0-9_]+)")
-
-
-def need(binary: str) -> str:
-    path = shutil.which(binary)
-    assert path, f"{binary} is not installed (scripts/test installs it from Debian packages)"
-    return path
 
 
 def rule_files() -> list[Path]:

@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from .promstack import query, series
+from ..helpers.promstack import query, series
 from .rulepack import DASHBOARDS, DEPLOY, REPO
 
 ALL = {"namespace": ".*", "node": ".*", "workload": ".*", "job": ".*", "probe": ".*"}

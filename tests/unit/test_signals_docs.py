@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ai_signals_exporter.signals import FAMILIES
+from ai_signals_exporter.areas import families
+
+FAMILIES = families()
 
 ROOT = Path(__file__).resolve().parents[2]
 # A table row: | `name` | type or label names | ...

@@ -1,6 +1,6 @@
 """GPU waste: idle GPUs and mis-scheduled pods on GPU nodes.
 
-Joins fresh dcgm-exporter readings (`state.dcgm`, idle stretches in `state.gpu["idle"]`, both
+Joins fresh dcgm-exporter readings (`state.dcgm`, idle stretches in `state.gpu_idle`, both
 written by sources/gpu.py) with node and pod state (`state.kube`).  Pure: no I/O, no mutation.
 
 Per-GPU series come from dcgm alone, so they work with Kubernetes disabled (node = the target's
@@ -93,7 +93,7 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         gpu_nodes(kube, g.resource_name, g.taint_key, scope) if kube.nodes_synced else {}
     )
     readings = fresh_readings(state.dcgm, now, stale_after(g.interval), scope)
-    tracks = state.gpu.get("idle", {})
+    tracks = state.gpu_idle
 
     idle_per_node: dict[str, int] = {}
     cost: dict[tuple[str, str], float] = {}

@@ -1,6 +1,7 @@
 """Token throughput and queue signals per inference pod, from successive engine snapshots.
 
-Pure: the scrape source appends `(timestamp, {model: ModelSnapshot})` to a `TargetHistory`; this
+Pure: the scrape source appends `(timestamp, {model: ModelSnapshot})` to a `TargetHistory`
+(serving/history.py); this
 module turns the history inside the rate window into `ai_serving_*` gauges.
 
 Why a window and not the last two scrapes: TGI and SGLang count tokens only when a request
@@ -10,17 +11,13 @@ averages over several scrapes; it must be longer than a typical request.
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
-
 from ..config import Config
-from ..engines.base import ModelSnapshot
 from ..expo.families import Family, FamilySpec
 from ..promql import bucket_deltas, counter_increase, histogram_quantile, rate  # noqa: F401 (re-exported)
+from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity  # noqa: F401 (re-exported)
 from ..state import AppState
 
 LABELS = ("namespace", "pod", "workload_kind", "workload", "engine", "model")
-CAPACITY_ANNOTATION = "ai-signals.io/capacity-tokens-per-second"
 
 GENERATION_TOKENS = FamilySpec(
     "ai_serving_generation_tokens_per_second", "gauge",
@@ -65,33 +62,6 @@ FAMILIES = (
 )  # fmt: skip
 
 
-@dataclass
-class TargetIdentity:
-    """Who a target is, in cluster terms.  Filled from static labels or from the discovered pod."""
-
-    namespace: str = ""
-    pod: str = ""
-    workload_kind: str = ""
-    workload: str = ""
-    # Used for engines that expose no model label (TGI, llama.cpp).
-    model: str = ""
-    capacity_tokens_per_second: float | None = None
-
-
-@dataclass
-class TargetHistory:
-    url: str
-    identity: TargetIdentity
-    engine: str = ""
-    samples: deque[tuple[float, dict[str, ModelSnapshot]]] = field(default_factory=deque)
-    last_success: float = 0.0
-
-    def append(self, ts: float, snapshot: dict[str, ModelSnapshot], keep_seconds: float) -> None:
-        self.samples.append((ts, snapshot))
-        self.last_success = ts
-        # Keep one sample older than the window so a rate can span the whole window.
-        while len(self.samples) > 2 and self.samples[1][0] < ts - keep_seconds:
-            self.samples.popleft()
 
 
 def _window(history: TargetHistory, now: float, window: float):
@@ -186,9 +156,9 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
             # Token counters that advance when a request finishes (TGI, old SGLang counters,
             # trtllm-serve, Triton's TRT-LLM histograms) give 0 or a multiple of the true rate
             # over a short span: right after a pod appears (or the exporter starts) their rates
-            # wait until half a window is covered.  The engine mapping says which candidate
-            # served the model, so an SGLang with per-iteration counters is not held back.
-            if covered or not snap.bursty_tokens:
+            # wait until half a window is covered.  The source records it from the candidate
+            # that served the scrape, so an SGLang with per-iteration counters is not held back.
+            if covered or not history.bursty:
                 _add_rates(fams, labels, win, model, history.identity.capacity_tokens_per_second)
             for key, attr in _GAUGES:
                 v = getattr(snap, attr)

@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 
 from ..app import Exporter
-from ..cli import serve
+from ..server import serve
 from ..expo.parse import parse_families
 from ..signals import checkpoints as sig_ckpt
 from ..signals import gpu as sig_gpu

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,7 +18,7 @@ from .. import engines
 from ..engines.base import UnknownEngine
 from ..expo.parse import NotExposition
 from ..labelselector import SelectorError, parse_selector
-from ..signals.serving import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity
+from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity, keep_seconds
 from ..state import PodInfo
 from .base import PeriodicSource, TargetStatus
 from .http import FetchError, fetch_bounded, new_session
@@ -101,9 +102,10 @@ def target_for_pod(pod: PodInfo, default_port: int, default_path: str) -> Target
 
 class ServingSource(PeriodicSource):
     name = "serving"
+    per_target = True
 
-    def __init__(self, config, state) -> None:
-        super().__init__(config, state)
+    def __init__(self, config, state, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(config, state, clock)
         self.cfg = config.serving
         self.interval = self.cfg.interval
         self._session = None
@@ -174,7 +176,13 @@ class ServingSource(PeriodicSource):
         targets.update({t.url: t for t in self.static_targets()})  # static config wins
         return targets
 
+    def target_keys(self) -> list[str]:
+        return list(self.current_targets())
+
     async def run_once(self) -> None:
+        await self.scrape(self.target_keys())
+
+    async def scrape(self, keys: list[str]) -> None:
         if self._session is None:
             self._session = new_session(self.cfg.max_concurrency)
         targets = self.current_targets()
@@ -183,13 +191,13 @@ class ServingSource(PeriodicSource):
             del self.state.serving[url]
             self._last_error.pop(url, None)
         self.state.selfmon.forget_targets(self.name, set(targets))
-        await asyncio.gather(*(self._scrape(t) for t in targets.values()))
+        await asyncio.gather(*(self._scrape(targets[k]) for k in keys if k in targets))
 
     async def _scrape(self, target: Target) -> None:
         async with self._sem:
             # Stamp the sample when the request starts, as Prometheus does: the server renders
             # its counters on arrival, and the start time does not drift with transfer time.
-            ts = time.time()
+            ts = self.clock()
             try:
                 body = await fetch_bounded(
                     self._session, target.url, self.cfg.timeout, self.cfg.max_response_bytes
@@ -221,10 +229,15 @@ class ServingSource(PeriodicSource):
             or (history.identity.namespace, history.identity.pod)
             != (target.identity.namespace, target.identity.pod)
         ):
-            history = TargetHistory(url=target.url, identity=target.identity, engine=engine)
+            history = TargetHistory(
+                url=target.url, identity=target.identity, engine=engine,
+            )
             self.state.serving[target.url] = history
         history.identity = target.identity  # pod relabelled / capacity annotation changed
-        history.append(ts, snapshot, keep_seconds=self.cfg.window + 2 * self.cfg.interval)
+        # Which token counters served this scrape (an SGLang with per-iteration counters is not
+        # bursty, an older one is): recorded here, from the engine mapping's winning candidate.
+        history.bursty = any(s.bursty_tokens for s in snapshot.values())
+        history.append(ts, snapshot, keep_seconds(self.cfg.window, self.cfg.interval))
         self._last_error.pop(target.url, None)
         self.state.selfmon.target_up(self.name, target.url, True)
 

@@ -1,7 +1,11 @@
 """TensorRT-LLM ``trtllm-serve`` (Prometheus at ``/prometheus/metrics``, not ``/metrics``).
 
-Upstream followed: NVIDIA/TensorRT-LLM ``tensorrt_llm/metrics/collector.py`` (MetricsCollector)
-and ``tensorrt_llm/serve/openai_server.py`` (mount of ``/prometheus/metrics``).
+Upstream followed: NVIDIA/TensorRT-LLM ``tensorrt_llm/metrics/collector.py`` @ 050f80de
+(MetricsCollector: ``log_request_metrics_dict`` counts tokens and ``request_success_total`` when a
+request finishes; ``log_iteration_stats`` sets running/waiting from ``numActiveRequests``/
+``numQueuedRequests`` and ``kv_cache_utilization = usedNumBlocks / maxNumBlocks``, "Needs
+`enable_iter_perf_stats: true`") and ``tensorrt_llm/serve/openai_server.py`` (mount of
+``/prometheus/metrics``).  That version also has ``trtllm_request_error_total``, not read here.
 
 vLLM-like names with a ``trtllm_`` prefix, labels ``model_name`` and ``engine_type``.
 - ``request_success_total{finished_reason}``: as vLLM, ``abort``/``error`` are failures.

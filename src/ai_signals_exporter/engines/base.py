@@ -192,14 +192,14 @@ def _one_copy(mapping: EngineMapping, samples: Samples) -> Samples:
     for name, rows in samples.items():
         if total:
             rows = [r for r in rows if not r[0].get(total)]
-        if replicas and rows:
-            keyed = [
-                (tuple(sorted((k, v) for k, v in labels.items() if k not in replicas)),
-                 tuple(_rank_key(labels.get(r, "")) for r in replicas), labels, value)
-                for labels, value in rows
-            ]
+        if replicas and rows and any(r in rows[0][0] for r in replicas):
+            keyed = []
             lowest: dict[tuple, tuple] = {}
-            for key, ranks, _, _ in keyed:
+            for labels, value in rows:
+                # Label order is the payload's, the same for every copy of a series.
+                key = tuple(kv for kv in labels.items() if kv[0] not in replicas)
+                ranks = tuple(_rank_key(labels.get(r, "")) for r in replicas)
+                keyed.append((key, ranks, labels, value))
                 if key not in lowest or ranks < lowest[key]:
                     lowest[key] = ranks
             rows = [(labels, value) for key, ranks, labels, value in keyed if ranks == lowest[key]]

@@ -1,7 +1,8 @@
 """Hugging Face TGI router (upstream in maintenance mode; names unchanged).
 
-Upstream followed: huggingface/text-generation-inference ``router/src/infer/mod.rs`` and
-``router/src/server.rs`` (metrics! calls), ``docs/source/reference/metrics.md``.
+Upstream followed: huggingface/text-generation-inference ``router/src/validation.rs``
+(``tgi_request_input_length`` recorded when a request is validated), ``router/src/infer/mod.rs``
+and ``router/src/server.rs`` (the other metrics! calls), ``docs/source/reference/metrics.md``.
 
 No model label (one model per server) and no TTFT histogram.  There is no token counter:
 generated tokens are the ``_sum`` of ``tgi_request_generated_tokens``, observed when a request

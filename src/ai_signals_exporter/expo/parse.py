@@ -111,7 +111,7 @@ def _parse_body(body: str) -> Labels:
 
 _SAMPLE_LINE_RE = re.compile(rf"[a-zA-Z_:][a-zA-Z0-9_:]*+(?:\{{{_BODY}\}})?+{_TAIL}")
 _HEAD_LINES = 8
-_SPREAD_LINES = 24
+_SPREAD_LINES = 16
 SHOWN_LINE_MAX = 120
 
 

@@ -390,7 +390,7 @@ def test_own_payloads_match_prometheus_client_for_every_name(path):
     _check_against_prometheus_client(path.read_bytes())
 
 
-@pytest.mark.parametrize("kind", ["vllm", "tgi", "sglang", "triton", "llamacpp"])
+@pytest.mark.parametrize("kind", ["vllm", "tgi", "sglang", "triton", "llamacpp", "trtllm"])
 def test_simulated_payloads_match_prometheus_client_for_every_name(kind):
     from ai_signals_exporter.sim.engines import SimEngine
 

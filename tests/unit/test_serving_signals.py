@@ -182,7 +182,7 @@ def test_bursty_engine_rates_wait_for_half_a_window() -> None:
 # ------------------------------------- each engine's current release against ground truth
 
 
-@pytest.mark.parametrize("kind", ["vllm", "tgi", "sglang", "triton", "llamacpp"])
+@pytest.mark.parametrize("kind", ["vllm", "tgi", "sglang", "triton", "llamacpp", "trtllm"])
 def test_derived_signals_match_the_simulated_engines_truth(kind) -> None:
     """Scrape a simulated engine in its current release's shape every 5 s over a 30 s window:
     every output equals what the engine actually did in that window."""
@@ -237,7 +237,7 @@ def test_derived_signals_match_the_simulated_engines_truth(kind) -> None:
         truth = deltas(hist)
         assert got[fam]["0.5"] == pytest.approx(histogram_quantile(0.5, truth))
         assert got[fam]["0.95"] == pytest.approx(histogram_quantile(0.95, truth))
-    if kind in ("vllm", "sglang", "tgi"):
+    if kind in ("vllm", "sglang", "tgi", "trtllm"):
         assert "0.95" in got["ai_serving_queue_time_seconds"]
 
 

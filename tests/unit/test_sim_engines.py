@@ -182,6 +182,7 @@ CURRENT_FIXTURE = {
     "sglang": "sglang-0.5.23-priority-allranks.prom",
     "triton": "triton-trtllm-ensemble.prom",
     "llamacpp": "llamacpp-current.prom",
+    "trtllm": "trtllm-serve-1.2.prom",
 }
 
 

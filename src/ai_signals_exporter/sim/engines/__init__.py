@@ -1,4 +1,4 @@
-"""Simulated inference servers (vLLM, TGI, SGLang, Triton + TRT-LLM, llama.cpp).
+"""Simulated inference servers (vLLM, TGI, SGLang, Triton + TRT-LLM, llama.cpp, trtllm-serve).
 
 `model` is the load model (a fluid queue turning a load curve into counters, gauges and
 histograms, with ground truth for tests); one module per engine renders its payload in that

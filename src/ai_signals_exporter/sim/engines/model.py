@@ -40,8 +40,8 @@ from typing import Callable
 
 Load = Callable[[float], float]
 
-KINDS = ("vllm", "tgi", "sglang", "triton", "llamacpp")
-_BURSTY = {"tgi", "triton"}
+KINDS = ("vllm", "tgi", "sglang", "triton", "llamacpp", "trtllm")
+_BURSTY = {"tgi", "triton", "trtllm"}
 
 # Bucket boundaries as the engines define them.
 VLLM_TTFT_BUCKETS = (
@@ -485,6 +485,12 @@ class SimEngine:
                 "e2e_request_latency_seconds": _Hist(SGLANG_E2E_BUCKETS),
                 "queue_time_seconds": _Hist(SGLANG_E2E_BUCKETS),
             }
+        if k == "trtllm":
+            return {
+                "time_to_first_token_seconds": _Hist(VLLM_TTFT_BUCKETS),
+                "request_queue_time_seconds": _Hist(VLLM_LATENCY_BUCKETS),
+                "e2e_request_latency_seconds": _Hist(VLLM_LATENCY_BUCKETS),
+            }
         if k == "triton":
             return {
                 "nv_llm_input_token_len": _Hist(TRITON_TOKEN_BUCKETS),
@@ -540,6 +546,10 @@ class SimEngine:
                 h[f"tgi_batch_filter_duration:{m}"].observe(n, med * 0.02, 0.3)
             h["tgi_batch_concat_duration:decode"].observe(started / 4, 0.0008, 0.3)
             h["tgi_batch_next_size"].observe(steps, max(1.0, self.running(now)), 0.3)
+        elif self.kind == "trtllm":  # observed when a request finishes
+            h["time_to_first_token_seconds"].observe(finished, self.ttft + wait, 0.45)
+            h["request_queue_time_seconds"].observe(finished, max(wait, 0.01), 0.8)
+            h["e2e_request_latency_seconds"].observe(finished, self.duration + wait, 0.35)
         elif self.kind == "sglang":
             h["time_to_first_token_seconds"].observe(started, self.ttft + wait, 0.45)
             h["inter_token_latency_seconds"].observe(finished * self.output_tokens, tpot, 0.25)

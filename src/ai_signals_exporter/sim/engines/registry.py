@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import llamacpp, sglang, tgi, triton, vllm
+from . import llamacpp, sglang, tgi, triton, trtllm, vllm
 from .model import SimEngine
 
 RENDERERS: dict[str, Callable[[SimEngine, float], str]] = {
@@ -13,4 +13,5 @@ RENDERERS: dict[str, Callable[[SimEngine, float], str]] = {
     "sglang": sglang._render_sglang,
     "triton": triton._render_triton,
     "llamacpp": llamacpp._render_llamacpp,
+    "trtllm": trtllm._render_trtllm,
 }

@@ -345,3 +345,18 @@ async def test_bodies_that_are_not_metrics_are_down_with_the_bad_line() -> None:
         assert "&lt;html&gt;&lt;body&gt;Gradio" in page and "<html><body>Gradio" not in page
         text = render(derive(state, cfg, time.time())).decode()
         assert 'engine="llamacpp",model="qwen3-8b"}' in text
+
+
+def test_discovered_llamacpp_router_pod_names_the_model_from_the_path() -> None:
+    """llama.cpp router mode: the annotation path `/metrics?model=<id>` scrapes one model; the
+    model label comes from the query unless `ai-signals.io/model` says otherwise."""
+    from ai_signals_exporter.sources.serving import target_for_pod
+    from ai_signals_exporter.state import PodInfo
+
+    def pod(**ann: str) -> PodInfo:
+        return PodInfo("u1", "llm", "router-0", "n1", "Running", "10.0.0.7", {},
+                       {"ai-signals.io/path": "/metrics?model=qwen3-8b", **ann}, "Deployment", "router", {})  # fmt: skip
+
+    t = target_for_pod(pod(), 8080, "/metrics")
+    assert t.url == "http://10.0.0.7:8080/metrics?model=qwen3-8b" and t.identity.model == "qwen3-8b"
+    assert target_for_pod(pod(**{"ai-signals.io/model": "Qwen3"}), 8080, "/metrics").identity.model == "Qwen3"

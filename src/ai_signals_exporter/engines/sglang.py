@@ -9,7 +9,9 @@ Upstream followed: sgl-project/sglang ``python/sglang/srt/metrics/collector.py``
   of each DP group publishes; with ``--enable-metrics-for-all-schedulers`` every TP (and PP) rank
   publishes the same scheduler state, so only the lowest ``tp_rank``/``pp_rank`` is read and
   ``dp_rank`` groups are summed.  With priority scheduling a gauge is published as the total
-  (``priority=""``) and once per priority: only the total is read.
+  (``priority=""``) and once per priority: only the total is read.  (The priority label is not
+  in the collector.py version read here; it follows the 0.5.23 payloads reported in issue 18,
+  and series without the label are read as totals, so both shapes give the same numbers.)
 - Tokens: ``realtime_tokens_total{mode}`` advances every scheduler log interval
   (``prefill_compute``, ``prefill_cache``, ``decode``): preferred.  Prompt tokens =
   ``prefill_compute + prefill_cache`` (cache hits included, as vLLM counts them).  The older

@@ -15,6 +15,7 @@ from .checkpoints.observation import CHECKPOINTS
 from .config import Config
 from .expo.families import Family, FamilySpec
 from .gpu.state import DCGM, GPU_IDLE
+from .scheduling import families as scheduling_families
 from .serving.history import SERVING
 from .signals import checkpoints, gpu, selfmon, serving, streaming
 from .slots import Slot
@@ -69,6 +70,11 @@ AREAS: tuple[Area, ...] = (
     Area("checkpoints", (CheckpointSource,), (CHECKPOINTS,), checkpoints.derive, checkpoints.FAMILIES),
     Area("probes", (ProbeSource,), (PROBES,), streaming.derive, streaming.FAMILIES),
     Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False),
+    # Declared (docs, rule lint, dashboards) but not served yet: the scheduling branch adds its
+    # source, slot and derive to this line.
+    Area("scheduling", families=tuple(
+        FamilySpec(s.name, s.type, s.help, s.labels) for s in scheduling_families.FAMILIES
+    )),
 )
 
 

@@ -34,7 +34,8 @@ from ai_signals_exporter.sources.kube import KubeSource
 from ai_signals_exporter.sources.probes import ProbeSource
 from ai_signals_exporter.sources.serving import ServingSource
 
-from ..helpers.kube import wait_for
+from ..helpers.clock import FakeClock
+from ..helpers.wait import wait_for
 
 GOLDEN = Path(__file__).with_name("demo_metrics.prom")
 T0 = 1_800_000_000.0  # the fixed clock (2027-01-15)
@@ -50,14 +51,6 @@ VOLATILE = (
     "ai_stream_buffering_delay_seconds",
 )
 VOLATILE_VALUE = "<measured>"
-
-
-class FakeClock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def normalise(body: str, tmpdir: str) -> str:

@@ -3,6 +3,8 @@ period, having logged the shutdown and no traceback."""
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import signal
 import sys
@@ -17,6 +19,9 @@ from ai_signals_exporter.sim.objects import make_node
 from ..helpers.kube import running_kube_api
 from ..helpers.net import free_port
 from ..helpers.faultserver import FaultServer, byte_by_byte, hang, VLLM_PAYLOAD
+
+# Timing-sensitive: also run under a CPU hog by scripts/test (-m timing).
+pytestmark = pytest.mark.timing
 
 
 async def _wait_http(url: str, timeout: float = 20.0) -> bytes:

@@ -13,7 +13,6 @@ from pathlib import Path
 import yaml
 
 from ai_signals_exporter.areas import families
-from ai_signals_exporter.scheduling.families import FAMILIES as SCHEDULING_FAMILIES
 
 from ..helpers.promstack import need  # noqa: F401  (re-exported for the rule tests)
 
@@ -35,9 +34,7 @@ RECORD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*:[a-zA-Z0-9_]+:[a-z0-9_]+$")
 TEMPLATED_RE = re.compile(r"\{\{|\$value|\$labels|humanize")
 
 # The ai_* families the areas declare (their specs); rules and dashboards may use nothing else of ours.
-# Scheduling (merged from main) declares its specs in scheduling/families.py and is not in the
-# areas registry yet: its names are added until it is.
-CONTRACT_METRICS = {spec.name for spec in families()} | {spec.name for spec in SCHEDULING_FAMILIES}
+CONTRACT_METRICS = {spec.name for spec in families()}
 AI_METRIC_RE = re.compile(r"(?<![:\w])(ai_[a-z0-9_]+)")
 
 

@@ -38,11 +38,7 @@ def test_every_family_has_a_doc_line_with_its_type_or_labels() -> None:
 
 
 def test_docs_name_no_family_that_does_not_exist() -> None:
-    # Scheduling (merged from main) declares its specs in scheduling/families.py and is not in
-    # the areas registry yet.
-    from ai_signals_exporter.scheduling.families import FAMILIES as SCHEDULING_FAMILIES
-
-    declared = {spec.name for spec in (*FAMILIES, *SCHEDULING_FAMILIES)}
+    declared = {spec.name for spec in FAMILIES}
     unknown = sorted(set(doc_rows()) - declared)
     assert not unknown, f"docs/signals.md documents families no area declares: {unknown}"
 

@@ -23,6 +23,7 @@ class StoreObservation:
     up: bool | None = None
     last_error: str = ""
     objects: int = 0
+    empty_since: float | None = None  # unix time of the first of the scans that listed nothing
     discovered: bool = False
 
 

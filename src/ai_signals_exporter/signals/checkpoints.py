@@ -13,6 +13,7 @@ from ..expo.families import Family, FamilySpec
 from ..state import AppState
 
 LABELS = ("store", "namespace", "job", "layout")
+STORE_LABELS = ("store", "namespace", "job")  # no layout: an empty store has none to detect
 
 LAST_COMPLETE_TIMESTAMP = FamilySpec(
     "ai_checkpoint_last_complete_timestamp_seconds", "gauge",
@@ -46,9 +47,19 @@ POINTER_DANGLING = FamilySpec(
     "1 when a latest-pointer (latest, tracker file, last.ckpt, latest-rank0.pt) names a missing or incomplete checkpoint.",
     LABELS,
 )
+STORE_OBJECTS = FamilySpec(
+    "ai_checkpoint_store_objects", "gauge",
+    "Objects (files) listed under the store's prefix at the last successful scan; 0 = an empty or wrong prefix, not a healthy store.",
+    STORE_LABELS,
+)
+STORE_EMPTY = FamilySpec(
+    "ai_checkpoint_store_empty_seconds", "gauge",
+    "Seconds the store has listed no objects at all (since this exporter first saw it empty); 0 when it has objects.",
+    STORE_LABELS,
+)
 FAMILIES = (
     LAST_COMPLETE_TIMESTAMP, AGE, LAST_STEP, SIZE, IN_PROGRESS, IN_PROGRESS_AGE, EXPECTED_INTERVAL,
-    POINTER_DANGLING,
+    POINTER_DANGLING, STORE_OBJECTS, STORE_EMPTY,
 )
 
 
@@ -60,12 +71,16 @@ def expected_interval(obs, history: tuple[float, ...]) -> float | None:
 
 
 def derive(state: AppState, config: Config, now: float) -> list[Family]:
-    last_ts, age, step, size, in_prog, in_prog_age, interval, dangling = (spec.new() for spec in FAMILIES)
+    (last_ts, age, step, size, in_prog, in_prog_age, interval, dangling, objects,
+     empty) = fams = [spec.new() for spec in FAMILIES]
     for name in sorted(state.checkpoints):
         obs = state.checkpoints[name]
         v = obs.verdict
         if v is None:  # never listed successfully: target_up says why
             continue
+        objects.add((obs.name, obs.namespace, obs.job), obs.objects)
+        e = obs.empty_since
+        empty.add((obs.name, obs.namespace, obs.job), max(0.0, now - e) if e is not None else 0)
         labels = (obs.name, obs.namespace, obs.job, v.layout)
         if v.last_complete_ts is not None:
             last_ts.add(labels, v.last_complete_ts)
@@ -81,4 +96,4 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         if iv is not None:
             interval.add(labels, iv)
         dangling.add(labels, 1 if v.pointer_dangling else 0)
-    return [last_ts, age, step, size, in_prog, in_prog_age, interval, dangling]
+    return fams

@@ -370,3 +370,17 @@ def test_megatron_first_save_without_tracker_is_in_progress():
     v = detect(_files(files), 20.0, None, "auto")
     assert v.layout == "megatron" and v.last_complete_ts is None
     assert v.in_progress and v.in_progress_keys == ("run/iter_0000100",) and v.in_progress_since == 4.0
+
+
+def test_config_layouts_match_the_registry():
+    """`config.Layout` is a static Literal for the schema; it must name exactly the registered
+    layout modules (plus "auto"), so adding a framework module without it fails here."""
+    from typing import get_args
+
+    from ai_signals_exporter.checkpoints.layouts import LAYOUTS, REGISTRY
+    from ai_signals_exporter.config import Layout
+
+    assert set(get_args(Layout)) == {"auto", *LAYOUTS}
+    for name, lay in REGISTRY.items():
+        module = lay.rule.__module__.rsplit(".", 1)[-1]
+        assert module == name, f"layout {name} must live in checkpoints/layouts/{name}.py"

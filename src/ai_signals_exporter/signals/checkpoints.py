@@ -58,7 +58,9 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
     for name in sorted(state.checkpoints):
         obs = state.checkpoints[name]
         v = obs.verdict
-        if v is None:  # never listed successfully: target_up says why
+        # Never listed successfully (target_up says why), or nothing recognisable yet: a
+        # `layout="unknown"` series would only be replaced by the real label later.
+        if v is None or v.layout == "unknown":
             continue
         labels = (obs.name, obs.namespace, obs.job, v.layout)
         if v.last_complete_ts is not None:

@@ -51,6 +51,21 @@ class Ctx:
         self.seen: dict[str, tuple[int, float]] = {}
 
 
+# Seconds a rename may land after the write it commits started: a save of tens of GB.  A ctime
+# further after the mtime comes from something else (chmod, chown, a restore that set mtime).
+RENAME_BOUND = 3600.0
+
+
+def committed_at(e: Entry) -> float:
+    """Commit time of a file its writer renames into place when finished (Lightning's fsspec
+    transaction): the rename time, which local disks report as ctime, while mtime is when the
+    write started.  Object stores give no ctime: there the time is when the upload started or
+    completed, depending on the store (docs/checkpoints.md)."""
+    if e.ctime is not None and 0.0 < e.ctime - e.mtime <= RENAME_BOUND:
+        return e.ctime
+    return e.mtime
+
+
 def step_of(name: str) -> int | None:
     m = _STEP_RE.search(name)
     if m:

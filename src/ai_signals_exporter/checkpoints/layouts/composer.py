@@ -15,6 +15,8 @@ from .dcp import dcp_dir
 
 NAME = "composer"
 COMPOSER_RE = re.compile(r"^ep(\d+)-ba(\d+)(?:-rank0)?(?:\.pt)?$")
+# The default file name, recognisable before the first `latest-rank0.pt` pointer exists.
+_FILE_RE = re.compile(r"^ep\d+-ba\d+-rank\d+\.pt$")
 
 
 def _target(listing: Listing) -> tuple[Entry | None, str | None]:
@@ -76,4 +78,4 @@ def rule(listing: Listing, ctx: Ctx) -> list[Candidate]:
 
 
 def sniff(names: Names) -> bool:
-    return any(n.startswith("latest-rank") for n in names.files)
+    return any(n.startswith("latest-rank") or _FILE_RE.match(n) for n in names.files)

@@ -11,7 +11,7 @@ from typing import Callable
 
 from ..model import Listing, basename, join
 from . import deepspeed
-from .common import Candidate, Ctx, Names, file_state, newest, oldest, size_of, step_of
+from .common import Candidate, Ctx, Names, committed_at, file_state, newest, oldest, size_of, step_of
 from .dcp import dcp_dir, dcp_dirs, nested_dcp_ok
 
 NAME = "lightning"
@@ -58,7 +58,7 @@ def candidates(
             # Lightning saves single files through an fsspec transaction (temp + rename), so the
             # file appearing is the commit; the zip tail still catches a copy cut short.
             complete, _ = file_state(listing, e, ctx, need_stable=False)
-            out.append(Candidate(e.path, step_of(basename(e.path)), complete, e.mtime, e.size))
+            out.append(Candidate(e.path, step_of(basename(e.path)), complete, committed_at(e), e.size))
     return out
 
 

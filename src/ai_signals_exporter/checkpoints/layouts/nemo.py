@@ -20,6 +20,19 @@ def _is_ckpt_dir(d: str) -> bool:
     return d.endswith(".ckpt") or ("step=" in basename(d) and not d.endswith(UNFINISHED))
 
 
+def _base(key: str) -> str:
+    """The marker's name for a checkpoint: the path without `.nemo`, `.ckpt` or `-EMA`."""
+    for suffix in (".nemo", ".ckpt", "-EMA"):
+        key = key.removesuffix(suffix)
+    return key
+
+
+def _older(step: int | None, hits: list[Candidate], newest: Candidate) -> bool:
+    if step is not None and newest.step is not None:
+        return step < newest.step
+    return bool(hits) and max(c.ts for c in hits) < newest.ts
+
+
 def rule(listing: Listing, ctx: Ctx) -> list[Candidate]:
     out = candidates(listing, ctx, _is_ckpt_dir, (".ckpt", ".nemo"))
     markers = {
@@ -29,12 +42,17 @@ def rule(listing: Listing, ctx: Ctx) -> list[Candidate]:
         return out
     by_base: dict[str, list[Candidate]] = {}
     for c in out:
-        base = c.key
-        for suffix in (".nemo", ".ckpt", "-EMA"):
-            base = base.removesuffix(suffix)
-        by_base.setdefault(base, []).append(c)
+        by_base.setdefault(_base(c.key), []).append(c)
+    done = [c for c in out if c.complete and _base(c.key) not in markers]
+    newest = max(done, key=lambda c: c.ts, default=None)
     for base, marker in markers.items():
         hits = by_base.get(base, [])
+        if newest is not None and _older(step_of(basename(base)), hits, newest):
+            # NeMo also marks a checkpoint it is about to delete (top-k rotation, the previous
+            # `-last`).  Killed there, the marker names a checkpoint older than the newest
+            # complete one: no save is in progress, and the half-deleted one does not count.
+            out = [c for c in out if all(c is not h for h in hits)]
+            continue
         for c in hits:
             c.complete = False
             c.ts = marker.mtime
@@ -46,6 +64,8 @@ def rule(listing: Listing, ctx: Ctx) -> list[Candidate]:
 def sniff(names: Names) -> bool:
     return (
         any(n.endswith(UNFINISHED) or n.endswith(".nemo") for n in names.files)
+        # NeMo 3.0 names files `{name}--step=N-epoch=E[-last].ckpt`; Lightning's default has no `--`.
+        or any("--" in n and "step=" in n for n in names.files)
         # NeMo 2 checkpoints are directories named like `model--...-step=N-...`.
         or any("step=" in d and not d.endswith(".ckpt") for d in names.dirs)
     )

@@ -22,10 +22,11 @@ def detect(
     two-scan stability of plain torch.save files, and to keep the start of a save that spans
     scans); `scheme` is the URI scheme, since Orbax commits differently on GCS."""
     if layout == "auto":
-        layout = sniff(listing)
-        # Stay on a layout once seen: NeMo looks like Lightning between saves.
-        if previous is not None and previous.layout == "nemo" and layout == "lightning":
-            layout = "nemo"
+        # A detected layout sticks to the store: it is a label, and a label that changes starts
+        # new series and resets alerts' `for:`.  NeMo looks like Lightning between saves, Composer
+        # like torch.save until its first pointer; the first guess is the one kept.
+        sticky = previous.layout if previous is not None else "unknown"
+        layout = sticky if sticky != "unknown" else sniff(listing)
     if layout == "unknown":
         return EMPTY
     ctx = Ctx(now, previous, scheme, settle)
@@ -75,7 +76,8 @@ def summarise(layout: str, cands: list[Candidate], ctx: Ctx) -> Verdict:
     ):
         # A file being written keeps moving its mtime; the save started at least when first seen.
         since = min(since, prev.in_progress_since)
-    old = prev.complete_history_ts if prev is not None and prev.layout == layout else ()
+    # The history belongs to the store, not to the layout label (a configured layout may change).
+    old = prev.complete_history_ts if prev is not None else ()
     # With a history to extend, only checkpoints committed after its newest entry are new.  A
     # superseded DeepSpeed/Megatron checkpoint loses its pointer and is re-dated by its newest
     # file, seconds off its pointer time: counting it again would teach a gap of seconds.

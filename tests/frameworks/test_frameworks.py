@@ -20,10 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_signals_exporter.config import load_config_text
-from ai_signals_exporter.sources.checkpoints import CheckpointSource
-from ai_signals_exporter.state import AppState
-from tests.helpers.checkpoint_fixtures import FIXTURES, capture, write_manifest
+from tests.helpers.checkpoint_fixtures import FIXTURES, capture, judge, write_manifest
 
 WRITERS = Path(__file__).with_name("writers.py")
 
@@ -77,17 +74,6 @@ def interpreter(framework: str) -> str:
     if framework == "nemo" and os.environ.get("FRAMEWORKS_PYTHON_NEMO"):
         return os.environ["FRAMEWORKS_PYTHON_NEMO"]
     return os.environ.get("FRAMEWORKS_PYTHON", sys.executable)
-
-
-async def judge(root: Path, layout: str = "auto"):
-    cfg = load_config_text(
-        f"checkpoints:\n  stores:\n    - {{name: run, uri: 'file://{root}', layout: {layout}}}\n"
-    )
-    state = AppState()
-    src = CheckpointSource(cfg, state)
-    await src.run_once()
-    await src.run_once()  # plain torch.save files want two equal scans
-    return state.checkpoints["run"].verdict
 
 
 @pytest.mark.parametrize("run", RUNS, ids=[r.id for r in RUNS])

@@ -118,3 +118,20 @@ def replay(cap: Capture, root: Path, base: float) -> None:
 def write_manifest(manifest: dict, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+async def judge(root: Path, layout: str = "auto"):
+    """The verdict the real `CheckpointSource` gives a store at `root` (two scans: plain
+    torch.save files want two equal ones)."""
+    from ai_signals_exporter.config import load_config_text
+    from ai_signals_exporter.sources.checkpoints import CheckpointSource
+    from ai_signals_exporter.state import AppState
+
+    cfg = load_config_text(
+        f"checkpoints:\n  stores:\n    - {{name: run, uri: 'file://{root}', layout: {layout}}}\n"
+    )
+    state = AppState()
+    src = CheckpointSource(cfg, state)
+    await src.run_once()
+    await src.run_once()
+    return state.checkpoints["run"].verdict

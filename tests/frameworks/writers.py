@@ -98,9 +98,8 @@ def counting(fn):
 # --- frameworks ---------------------------------------------------------------------------------
 
 
-def hf_trainer(args) -> dict:
+def hf_trainer(args) -> None:
     import torch
-    import transformers
     from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
     torch.manual_seed(0)
@@ -121,7 +120,6 @@ def hf_trainer(args) -> dict:
     trainer = Trainer(model=model, args=targs, train_dataset=data)
     trainer._save_checkpoint = counting(trainer._save_checkpoint)
     trainer.train()
-    return {"version": f"transformers {transformers.__version__}, torch {torch.__version__}"}
 
 
 def _dist_init() -> None:
@@ -136,7 +134,7 @@ def _dist_init() -> None:
         dist.init_process_group("gloo")
 
 
-def deepspeed_engine(args) -> dict:
+def deepspeed_engine(args) -> None:
     import deepspeed
     import torch
 
@@ -158,7 +156,6 @@ def deepspeed_engine(args) -> dict:
         engine.step()
         if step % args.every == 0:
             save(args.out)
-    return {"version": f"deepspeed {deepspeed.__version__}, torch {torch.__version__}"}
 
 
 def _lightning_module(pl):
@@ -182,7 +179,7 @@ def _lightning_module(pl):
     return Tiny()
 
 
-def lightning(args) -> dict:
+def lightning(args) -> None:
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -198,12 +195,10 @@ def lightning(args) -> dict:
     )
     trainer.save_checkpoint = counting(trainer.save_checkpoint)
     trainer.fit(_lightning_module(L))
-    return {"version": f"lightning {L.__version__}, torch {torch.__version__}"}
 
 
-def nemo(args) -> dict:
+def nemo(args) -> None:
     import lightning.pytorch as pl
-    import nemo as nemo_pkg
     import torch
     from nemo.utils.callbacks import NeMoModelCheckpoint
 
@@ -219,10 +214,9 @@ def nemo(args) -> dict:
     )
     trainer.save_checkpoint = counting(trainer.save_checkpoint)
     trainer.fit(_lightning_module(pl))
-    return {"version": f"nemo-toolkit {nemo_pkg.__version__}, lightning {pl.__version__}, torch {torch.__version__}"}
 
 
-def orbax(args) -> dict:
+def orbax(args) -> None:
     import jax
     import jax.numpy as jnp
     import orbax.checkpoint as ocp
@@ -247,11 +241,9 @@ def orbax(args) -> dict:
             mngr.save(step, args=ocp.args.StandardSave(params))
             mngr.wait_until_finished()
     mngr.close()
-    return {"version": f"orbax-checkpoint {ocp.__version__}, jax {jax.__version__}"}
 
 
-def composer(args) -> dict:
-    import composer as composer_pkg
+def composer(args) -> None:
     import torch
     from composer import Trainer
     from composer.models import ComposerClassifier
@@ -273,7 +265,21 @@ def composer(args) -> dict:
 
     cs.save_checkpoint = ck.save_checkpoint
     trainer.fit()
-    return {"version": f"mosaicml {composer_pkg.__version__}, torch {torch.__version__}"}
+
+
+DISTS = {
+    "hf_trainer": ("transformers", "accelerate", "torch"), "deepspeed": ("deepspeed", "torch"),
+    "lightning": ("lightning", "torch"), "nemo": ("nemo-toolkit", "lightning", "torch"),
+    "orbax": ("orbax-checkpoint", "jax"), "composer": ("mosaicml", "torch"),
+}
+
+
+def versions(framework: str, deepspeed: bool) -> str:
+    """The versions that write the tree, printed before training so a killed run has them too."""
+    from importlib.metadata import version
+
+    dists = DISTS[framework] + (("deepspeed",) if deepspeed and framework == "hf_trainer" else ())
+    return ", ".join(f"{d} {version(d)}" for d in dists)
 
 
 WRITERS = {
@@ -293,9 +299,10 @@ def main() -> None:
     p.add_argument("--deepspeed", type=int, default=0, help="ZeRO stage (hf_trainer, deepspeed)")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    print(json.dumps({"version": versions(args.framework, bool(args.deepspeed))}), flush=True)
     arm(args.out, args.kill)
-    info = WRITERS[args.framework](args)
-    print(json.dumps({"finished": True, "saves": STATE["save"], **info}), flush=True)
+    WRITERS[args.framework](args)
+    print(json.dumps({"finished": True, "saves": STATE["save"]}), flush=True)
 
 
 if __name__ == "__main__":

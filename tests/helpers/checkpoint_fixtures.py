@@ -14,7 +14,9 @@ A capture is `tests/fixtures/checkpoints/<framework>-<case>/manifest.json`:
 
 `replay` recreates a capture under a directory: small files byte for byte, big files sparse
 (head and tail in place, a hole between), symlinks as symlinks, and mtimes relative to a
-chosen base.  ctimes cannot be set; `listing_with_ctimes` gives the recorded ones to the rules.
+chosen base.  Times written *inside* files move with them: the `*_timestamp_nsecs` fields of
+Orbax's `_CHECKPOINT_METADATA` are shifted by the same amount (`newest_mtime` is the capture's
+absolute newest mtime).  ctimes cannot be set; tests read the recorded ones from the manifest.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def capture(root: Path, *, framework: str, case: str, layout: str, produced_by: 
         r["ctime"] = round(r["ctime"] - newest, 6)
     return {
         "framework": framework, "case": case, "layout": layout, "produced_by": produced_by,
-        "command": command, "expect": expect, "entries": rows,
+        "command": command, "expect": expect, "newest_mtime": newest, "entries": rows,
     }
 
 
@@ -100,7 +102,7 @@ def replay(cap: Capture, root: Path, base: float) -> None:
             continue
         with open(full, "wb") as f:
             if "text" in r:
-                f.write(r["text"].encode("utf-8"))
+                f.write(_shift_times(r, base - cap.data["newest_mtime"]).encode("utf-8"))
             elif "b64" in r:
                 f.write(base64.b64decode(r["b64"]))
             else:
@@ -113,6 +115,18 @@ def replay(cap: Capture, root: Path, base: float) -> None:
     for full, r in links:
         os.symlink(r["link"], full)
         os.utime(full, (base + r["mtime"], base + r["mtime"]), follow_symlinks=False)
+
+
+def _shift_times(row: dict, by: float) -> str:
+    """Orbax records its init and commit times in `_CHECKPOINT_METADATA`: keep them in step
+    with the replayed mtimes."""
+    if not row["path"].endswith("_CHECKPOINT_METADATA"):
+        return row["text"]
+    data = json.loads(row["text"])
+    for k, v in data.items():
+        if k.endswith("_timestamp_nsecs") and isinstance(v, int):
+            data[k] = v + int(by * 1e9)
+    return json.dumps(data)
 
 
 def write_manifest(manifest: dict, dest: Path) -> None:

@@ -491,3 +491,11 @@ async def test_layout_label_sticks_per_store(tmp_path):
     seen = layouts()
     assert {lay for store, lay in seen if store == "a"} == {"lightning"}
     assert {lay for store, lay in seen if store == "f"} == {"deepspeed"}
+
+
+def test_marker_of_a_higher_step_counts_when_the_newest_complete_is_a_last_copy():
+    # nemo-toolkit 3.0.0, killed writing step 4: the marker shares its mtime (one clock tick) with
+    # the `last.ckpt` copy of step 2 written just before, so only the step tells it is newer.
+    files = {"tiny--step=2-epoch=0.ckpt": 10.0, "last.ckpt": 10.002, "tiny--step=4-epoch=0-unfinished": 10.002}
+    v = detect(_files(files), 100.0, None, "nemo")
+    assert v.last_step == 2 and v.in_progress and v.in_progress_since == 10.002

@@ -64,7 +64,8 @@ def summarise(layout: str, cands: list[Candidate], ctx: Ctx) -> Verdict:
         if not c.complete and (
             last is None
             or c.ts > last.ts
-            or (c.step is not None and last.step is not None and c.step > last.step)
+            # `step`, not `last.step`: a `last.ckpt` copy has no step of its own.
+            or (c.step is not None and step is not None and c.step > step)
         )
     ]
     keys = tuple(sorted(c.key for c in pending))

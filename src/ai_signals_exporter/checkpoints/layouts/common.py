@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..model import Entry, Listing, Verdict, basename
+from ..model import Entry, Listing, Verdict, basename, parent
 
 # Single-file torch.save checkpoints.  `.ckpt` is Lightning's (a torch.save zip too).
 TORCH_EXTS = (".pt", ".pth", ".bin", ".tar", ".ckpt")
@@ -120,6 +120,19 @@ def file_state(listing: Listing, e: Entry, ctx: Ctx, need_stable: bool) -> tuple
     if prev is not None:
         return prev == (e.size, e.mtime), False
     return ctx.first_scan and ctx.now - e.mtime >= ctx.settle, False
+
+
+def unpointed(listing: Listing, pattern: re.Pattern[str], pointed_bases: set[str]) -> list[Candidate]:
+    """Save directories (`pattern` group 1 = step) in a directory with no pointer file yet.  The
+    pointer is written after every save, the first one included, so these are that first save,
+    still running or cut off."""
+    out = []
+    for d in sorted(listing.dirs()):
+        m = pattern.match(basename(d))
+        if m and parent(d) not in pointed_bases:
+            files = listing.under(d)
+            out.append(Candidate(d, int(m.group(1)), False, oldest(files), size_of(files)))
+    return out
 
 
 class Names:

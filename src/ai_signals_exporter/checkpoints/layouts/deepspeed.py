@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from ..model import Listing, basename, join, parent
-from .common import Candidate, Ctx, Names, contiguous, direct, newest, oldest, size_of, step_of
+from .common import Candidate, Ctx, Names, contiguous, direct, newest, oldest, size_of, step_of, unpointed
 
 NAME = "deepspeed"
 DS_RE = re.compile(r"^global_step(\d+)$")
@@ -72,15 +72,8 @@ def rule(listing: Listing, ctx: Ctx, root: str | None = None) -> list[Candidate]
             out.append(Candidate(d, tag_step, True, ptr.mtime, size_of(listing.under(d))))
         else:
             ctx.dangling = True
-    if root is None:
-        # `latest` is written after every save, the first one included: tag dirs in a save
-        # directory without one are that first save, still running or cut off.
-        bases = {parent(p.path) for p in pointers}
-        for d in sorted(listing.dirs()):
-            m = DS_RE.match(basename(d))
-            if m and parent(d) not in bases:
-                files = listing.under(d)
-                out.append(Candidate(d, int(m.group(1)), False, oldest(files), size_of(files)))
+    if root is None:  # `latest` is written after every save, the first one included
+        out += unpointed(listing, DS_RE, {parent(p.path) for p in pointers})
     return out
 
 

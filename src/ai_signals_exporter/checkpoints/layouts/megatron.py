@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from ..model import Listing, basename, join, parent
-from .common import Candidate, Ctx, Names, newest, oldest, size_of
+from .common import Candidate, Ctx, Names, newest, oldest, size_of, unpointed
 from .dcp import dcp_dir
 
 NAME = "megatron"
@@ -34,16 +34,9 @@ def _dir_ok(listing: Listing, d: str) -> tuple[bool, float]:
 
 
 def rule(listing: Listing, ctx: Ctx) -> list[Candidate]:
-    out = []
     trackers = [e for e in listing.under("") if basename(e.path) == TRACKER]
-    # The tracker is written after every save, the first one included: iterations in a save
-    # directory without one are that first save, still running or cut off.
-    tracked_bases = {parent(t.path) for t in trackers}
-    for d in sorted(listing.dirs()):
-        m = ITER_RE.match(basename(d))
-        if m and parent(d) not in tracked_bases:
-            files = listing.under(d)
-            out.append(Candidate(d, int(m.group(1)), False, oldest(files), size_of(files)))
+    # The tracker is written after every save, the first one included.
+    out = unpointed(listing, ITER_RE, {parent(t.path) for t in trackers})
     for tracker in trackers:
         base = parent(tracker.path)
         value = listing.text(tracker.path)

@@ -45,6 +45,14 @@ CASES = [
     ({"alertname": "ServingQueueBacklog", "severity": "warning", "namespace": "sandbox"}, "platform-tickets"),
     ({"alertname": "StreamBuffered", "severity": "warning", "probe": "chat"}, "platform-tickets"),
     ({"alertname": "AiSignalsExporterDown", "severity": "critical"}, "platform-oncall"),
+    # Scheduling: node faults to the GPU team, workload/quota/job alerts to the namespace's team.
+    ({"alertname": "GpuNodeRejectingPods", "severity": "critical", "scope": "node", "node": "n1"}, "gpu-oncall"),
+    ({"alertname": "GpuCapacityOffline", "severity": "warning", "scope": "node", "node": "n1",
+      "reason": "plugin_missing"}, "gpu-platform"),
+    ({"alertname": "GpuPodsPendingTooLong", "severity": "warning", "namespace": "serving-chat",
+      "reason": "insufficient_gpu"}, "serving"),
+    ({"alertname": "GpuQuotaExhausted", "severity": "warning", "namespace": "training-llm"}, "ml-training"),
+    ({"alertname": "TrainingWorkLost", "severity": "warning", "namespace": "ml", "store": "run42"}, "ml-training"),
 ]
 
 

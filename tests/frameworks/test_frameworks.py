@@ -72,6 +72,11 @@ RUNS = [
     Run("orbax", "complete", COMPLETE, "orbax", 4, False, False),
     Run("orbax", "cut-first-save", FIRST, "orbax", None, True, True),
     Run("orbax", "cut-save", SECOND, "orbax", 2, True, True),
+    Run("composer", "complete", COMPLETE, "composer", 4, False, False),
+    # Before the first `latest-rank0.pt` exists the file name alone says Composer.
+    Run("composer", "cut-first-save", FIRST, "composer", None, True, True),
+    Run("composer", "cut-save", SECOND, "composer", 2, True, True),
+    Run("composer", "cut-rotation", ROTATION, "composer", 4, False, True),
     Run("nemo", "complete", COMPLETE, "nemo", 4, False, False),
     Run("nemo", "cut-first-save", FIRST, "nemo", None, True, True),
     # NeMo calls save_checkpoint twice per save (the numbered file, then its `last` twin):
@@ -82,8 +87,10 @@ RUNS = [
 
 
 def interpreter(framework: str) -> str:
-    if framework == "nemo" and os.environ.get("FRAMEWORKS_PYTHON_NEMO"):
-        return os.environ["FRAMEWORKS_PYTHON_NEMO"]
+    """NeMo pins an older Lightning, Composer an older torch: each may have its own venv."""
+    own = os.environ.get(f"FRAMEWORKS_PYTHON_{framework.upper()}")
+    if own:
+        return own
     return os.environ.get("FRAMEWORKS_PYTHON", sys.executable)
 
 
@@ -128,7 +135,7 @@ async def test_framework_verdicts(run: Run, tmp_path):
         write_manifest(manifest, FIXTURES / run.id)
 
 
-LIVE = ["hf_trainer", "deepspeed", "lightning", "orbax", "nemo"]
+LIVE = ["hf_trainer", "deepspeed", "lightning", "orbax", "nemo", "composer"]
 
 
 @pytest.mark.parametrize("framework", LIVE)

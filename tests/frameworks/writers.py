@@ -1,7 +1,7 @@
 """Train tiny models with the real frameworks on CPU and cut their saves off.
 
 Run by tests/frameworks/ in a subprocess, under the interpreter that has the frameworks
-(`FRAMEWORKS_PYTHON`; NeMo pins an older Lightning, so `FRAMEWORKS_PYTHON_NEMO`):
+(`FRAMEWORKS_PYTHON`, or `FRAMEWORKS_PYTHON_<FRAMEWORK>` for NeMo and Composer):
 
     python writers.py FRAMEWORK OUT --every N --saves S [--keep K] [--kill save:I | delete:I]
 
@@ -68,7 +68,9 @@ def arm(out: str, kill: str) -> None:
     def deleting(real):
         def wrapper(path, *a, **kw):
             # NeMo's own `-unfinished` markers are removed as a save's last step, not rotation.
-            if _inside(path) and STATE["kill"][0] == "delete" and not os.fspath(path).endswith("-unfinished"):
+            # Composer removes a `latest-rank0.pt` that may not exist yet: not a deletion.
+            if (_inside(path) and STATE["kill"][0] == "delete" and os.path.lexists(path)
+                    and not os.fspath(path).endswith("-unfinished")):
                 STATE["deletes"] += 1
                 if STATE["deletes"] == STATE["kill"][1]:
                     if os.path.isdir(path):  # partial deletion: one file gone

@@ -476,7 +476,8 @@ async def test_layout_label_sticks_per_store(tmp_path):
 
     def layouts() -> set[tuple[str, str]]:
         return {
-            (s[1][0], s[1][3]) for fam in derive(state, cfg, time.time()) for s in fam.samples
+            (s[1][0], s[1][fam.labelnames.index("layout")])
+            for fam in derive(state, cfg, time.time()) if "layout" in fam.labelnames for s in fam.samples
         }
 
     await src.run_once()

@@ -17,7 +17,7 @@ from ai_signals_exporter.checkpoints.model import Entry, Listing
 from tests.helpers.checkpoint_fixtures import captures, judge, replay
 
 CAPTURES = captures()
-FRAMEWORKS = {"hf_trainer", "deepspeed", "lightning", "orbax", "nemo"}
+FRAMEWORKS = {"hf_trainer", "deepspeed", "lightning", "orbax", "nemo", "composer"}
 
 
 def test_every_framework_is_captured_complete_and_cut():
@@ -25,7 +25,7 @@ def test_every_framework_is_captured_complete_and_cut():
     for cap in CAPTURES:
         by_fw.setdefault(cap.data["framework"], set()).add(cap.data["case"])
         assert cap.data["produced_by"].split()[0] in (
-            "transformers", "deepspeed", "lightning", "orbax-checkpoint", "nemo-toolkit"
+            "transformers", "deepspeed", "lightning", "orbax-checkpoint", "nemo-toolkit", "mosaicml"
         ), cap.id
         assert any(ch.isdigit() for ch in cap.data["produced_by"]), cap.id  # a version, not a name
     assert set(by_fw) >= FRAMEWORKS

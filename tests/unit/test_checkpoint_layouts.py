@@ -500,3 +500,11 @@ def test_marker_of_a_higher_step_counts_when_the_newest_complete_is_a_last_copy(
     files = {"tiny--step=2-epoch=0.ckpt": 10.0, "last.ckpt": 10.002, "tiny--step=4-epoch=0-unfinished": 10.002}
     v = detect(_files(files), 100.0, None, "nemo")
     assert v.last_step == 2 and v.in_progress and v.in_progress_since == 10.002
+
+
+def test_nemo_deletion_marker_when_the_newest_file_is_a_last_copy():
+    # With save_last=True NeMo 3.0 writes a step-less `last.ckpt` after the numbered file: the
+    # step comes from the numbered checkpoints, not from the newest file.
+    files = {"run--step=9-epoch=1.ckpt": 20.0, "last.ckpt": 20.5, "run--step=4-epoch=0-unfinished": 21.0}
+    v = detect(_files(files), 100.0, None, "nemo")
+    assert v.last_step == 9 and not v.in_progress

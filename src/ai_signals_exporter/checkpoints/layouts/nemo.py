@@ -27,10 +27,13 @@ def _base(key: str) -> str:
     return key
 
 
-def _older(step: int | None, hits: list[Candidate], newest: Candidate) -> bool:
-    if step is not None and newest.step is not None:
-        return step < newest.step
-    return bool(hits) and max(c.ts for c in hits) < newest.ts
+def _older(step: int | None, hits: list[Candidate], done: list[Candidate]) -> bool:
+    """The marked checkpoint is older than the newest complete one: by step (a step-less
+    `last.ckpt` copy says nothing), else by time."""
+    steps = [c.step for c in done if c.step is not None]
+    if step is not None and steps:
+        return step < max(steps)
+    return bool(hits) and bool(done) and max(c.ts for c in hits) < max(c.ts for c in done)
 
 
 def rule(listing: Listing, ctx: Ctx) -> list[Candidate]:
@@ -44,10 +47,9 @@ def rule(listing: Listing, ctx: Ctx) -> list[Candidate]:
     for c in out:
         by_base.setdefault(_base(c.key), []).append(c)
     done = [c for c in out if c.complete and _base(c.key) not in markers]
-    newest = max(done, key=lambda c: c.ts, default=None)
     for base, marker in markers.items():
         hits = by_base.get(base, [])
-        if newest is not None and _older(step_of(basename(base)), hits, newest):
+        if _older(step_of(basename(base)), hits, done):
             # NeMo also marks a checkpoint it is about to delete (top-k rotation, the previous
             # `-last`).  Killed there, the marker names a checkpoint older than the newest
             # complete one: no save is in progress, and the half-deleted one does not count.

@@ -56,6 +56,8 @@ CONTRACT_METRICS = {
     "ai_checkpoint_interruptions_total", "ai_checkpoint_lost_seconds_total",
     "ai_checkpoint_lost_gpu_seconds_total", "ai_gpu_quota_gpus", "ai_gpu_quota_rejections_total",
     "ai_gpu_offline_gpus",
+    # GPU time (turn 2; src/ai_signals_exporter/gpu/accounting.py FAMILIES).
+    "ai_gpu_seconds_total", "ai_gpu_mig_instance_seconds_total", "ai_gpu_price_per_hour",
 }
 AI_METRIC_RE = re.compile(r"(?<![:\w])(ai_[a-z0-9_]+)")
 

@@ -99,7 +99,8 @@ def node_c(t: float):
 def node_d(t: float):
     """1 x L4 time-sliced 4 ways: 3 pods of 2 workloads in 2 namespaces share it, busy."""
     pods = [("team-a", "chat-1"), ("team-a", "chat-2"), ("team-b", "embed-1")]
-    cap = physical_capacity(4, 4, {"nvidia.com/gpu.replicas": "4"}, "NVIDIA-L4")
+    cap = physical_capacity({"nvidia.com/gpu": 4}, {"nvidia.com/gpu": 4},
+                            {"nvidia.com/gpu.replicas": "4", "nvidia.com/gpu.product": "NVIDIA-L4"})
     return cap, [gpu("d", 0, 0.87, pods, model="NVIDIA L4")]
 
 
@@ -271,13 +272,46 @@ def test_unresolved_pod_keeps_its_namespace_and_never_names_the_pod():
     assert "pod-xyz-123" not in key
 
 
-def test_physical_capacity_from_units():
-    assert physical_capacity(8, 7, {}) == NodeCapacity(8, 1)
-    # time-slicing: 2 GPUs x 4 replicas, one GPU withdrawn takes its 4 replicas with it
-    assert physical_capacity(8, 4, {"nvidia.com/gpu.replicas": "4"}) == NodeCapacity(2, 1)
-    # MIG mixed strategy: 14 instances on 2 GPUs (GFD count), one instance withdrawn
-    assert physical_capacity(14, 13, {"nvidia.com/gpu.count": "2"}) == NodeCapacity(2, 1)
-    assert physical_capacity(0, 0, {"nvidia.com/gpu.replicas": "junk"}) == NodeCapacity(0, 0)
+G = "nvidia.com/gpu"
+
+
+@pytest.mark.parametrize(
+    ("capacity", "allocatable", "labels", "expect"),
+    [
+        ({G: 8}, {G: 7}, {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+         NodeCapacity(8, 1, "NVIDIA-H100-80GB-HBM3")),
+        # time-slicing: 2 GPUs x 4 replicas; a withdrawn GPU takes its 4 replicas with it
+        ({G: 8}, {G: 4}, {"nvidia.com/gpu.replicas": "4", "nvidia.com/gpu.count": "2"},
+         NodeCapacity(2, 1)),
+        ({G: 8}, {G: 7}, {"nvidia.com/gpu.replicas": "4"}, NodeCapacity(2, 1)),
+        # MIG mixed: gpu.count stays physical; 1 whole GPU + 1 GPU as 2x3g + 1x1g, 1g withdrawn
+        ({G: 1, "nvidia.com/mig-3g.40gb": 2, "nvidia.com/mig-1g.10gb": 1},
+         {G: 1, "nvidia.com/mig-3g.40gb": 2, "nvidia.com/mig-1g.10gb": 0},
+         {"nvidia.com/mig.strategy": "mixed", "nvidia.com/gpu.count": "2"}, NodeCapacity(2, 1)),
+        # MIG mixed without GFD: a lower bound, never more GPUs than exist
+        ({"nvidia.com/mig-1g.10gb": 14}, {"nvidia.com/mig-1g.10gb": 14}, {}, NodeCapacity(2, 0)),
+        # MIG single: gpu.count counts MIG devices (8 GPUs x 7 x 1g = 56), product has a suffix
+        ({G: 56}, {G: 55},
+         {"nvidia.com/mig.strategy": "single", "nvidia.com/gpu.count": "56",
+          "nvidia.com/gpu.slices.gi": "1", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb"},
+         NodeCapacity(8, 1, "NVIDIA-A100-SXM4-40GB")),
+        # MIG single on an A30: 4 slices, 2g devices -> 2 per GPU
+        ({G: 4}, {G: 4},
+         {"nvidia.com/mig.strategy": "single", "nvidia.com/gpu.slices.gi": "2",
+          "nvidia.com/gpu.product": "NVIDIA-A30-MIG-2g.12gb"}, NodeCapacity(2, 0, "NVIDIA-A30")),
+        ({}, {}, {"nvidia.com/gpu.replicas": "junk"}, NodeCapacity(0, 0)),
+    ],
+)
+def test_physical_capacity_from_units_and_gfd_labels(capacity, allocatable, labels, expect):
+    assert physical_capacity(capacity, allocatable, labels) == expect
+
+
+def test_physical_capacity_takes_a_list_of_resource_names():
+    # time-slicing with renameByDefault: the replicas are advertised as nvidia.com/gpu.shared
+    shared = "nvidia.com/gpu.shared"
+    cap = physical_capacity({shared: 8}, {shared: 4}, {"nvidia.com/gpu.replicas": "4"}, [G, shared])
+    assert cap == NodeCapacity(2, 1)
+    assert physical_capacity({shared: 8}, {shared: 4}, {"nvidia.com/gpu.replicas": "4"}) == NodeCapacity(0, 0)
 
 
 def test_samples_and_prices_join_on_the_counters_gpu_model():

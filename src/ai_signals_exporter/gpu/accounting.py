@@ -36,12 +36,14 @@ This module is pure apart from the accumulator, which only mutates itself; it do
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .idle import is_idle
-from .pricing import price_for
+from .nodes import GPU_PRODUCT_LABEL, MIG_PREFIX
+from .pricing import mig_fraction, price_for
 from .readings import GpuReading
 
 BUSY = "busy"
@@ -51,9 +53,14 @@ UNHEALTHY = "unhealthy"
 NO_TELEMETRY = "no_telemetry"
 STATES = (BUSY, ALLOCATED_IDLE, UNALLOCATED, UNHEALTHY, NO_TELEMETRY)
 
-# GPU feature discovery's node labels: physical devices, and time-slicing replicas per device.
+# GPU feature discovery's node labels (see physical_capacity).
 GPU_COUNT_LABEL = "nvidia.com/gpu.count"
 GPU_REPLICAS_LABEL = "nvidia.com/gpu.replicas"
+GPU_SLICES_LABEL = "nvidia.com/gpu.slices.gi"
+MIG_STRATEGY_LABEL = "nvidia.com/mig.strategy"
+_MAX_MIG_PER_GPU = 7
+# The single strategy appends the MIG profile to the product: A100-SXM4-40GB-MIG-1g.5gb.
+_MIG_PRODUCT_SUFFIX_RE = re.compile(r"-MIG-\d+g\.\d+gb$", re.IGNORECASE)
 
 
 class Spec(NamedTuple):
@@ -107,22 +114,43 @@ class NodeCapacity:
 
 
 def physical_capacity(
-    capacity_units: int, allocatable_units: int, labels: Mapping[str, str], model: str = ""
+    capacity: Mapping[str, int],
+    allocatable: Mapping[str, int],
+    labels: Mapping[str, str],
+    resource_names: str | Iterable[str] = "nvidia.com/gpu",
 ) -> NodeCapacity:
-    """Physical GPUs from the device plugin's schedulable units (gpu/nodes.py `gpu_units`).
+    """A node's physical GPUs from the device plugin's schedulable units and GPU feature
+    discovery's labels (k8s-device-plugin internal/lm/mig-strategy.go, docs/gpu-feature-discovery
+    README "Generated Labels").
 
-    Time-slicing advertises `replicas` units per GPU and withdraws all of them with the GPU;
-    MIG (mixed strategy) advertises instances.  GFD's `nvidia.com/gpu.count` is the physical
-    count when present; otherwise units / replicas.  A partly withdrawn GPU counts withdrawn.
+    Units are whole GPUs, time-slicing replicas (`nvidia.com/gpu.replicas` per GPU), or MIG
+    devices: `nvidia.com/mig-*` with the mixed strategy, where `nvidia.com/gpu.count` still counts
+    physical GPUs; `nvidia.com/gpu` itself with the single strategy, where `nvidia.com/gpu.count`
+    counts MIG devices and `nvidia.com/gpu.slices.gi` gives their size.  Without the labels the
+    count is a lower bound (7 MIG devices per GPU at most); the accounting then trusts dcgm for
+    GPUs beyond it.  A partly withdrawn GPU counts withdrawn.
     """
+    names = (resource_names,) if isinstance(resource_names, str) else tuple(resource_names)
+    whole_cap = sum(capacity.get(n, 0) for n in names)
+    whole_lost = max(0, whole_cap - sum(allocatable.get(n, 0) for n in names))
+    mig_cap = sum(v for k, v in capacity.items() if k.startswith(MIG_PREFIX))
+    mig_lost = max(0, mig_cap - sum(v for k, v in allocatable.items() if k.startswith(MIG_PREFIX)))
+    product = labels.get(GPU_PRODUCT_LABEL, "")
+    model = _MIG_PRODUCT_SUFFIX_RE.sub("", product)
     replicas = _positive_int(labels.get(GPU_REPLICAS_LABEL), 1)
-    gpus = _positive_int(labels.get(GPU_COUNT_LABEL), 0) or math.ceil(capacity_units / replicas)
-    lost_units = max(0, capacity_units - allocatable_units)
-    if labels.get(GPU_COUNT_LABEL) and capacity_units > gpus * replicas:
-        # MIG instances: several units per GPU, how many per GPU is not known here.
-        replicas = max(replicas, math.ceil(capacity_units / max(gpus, 1)))
-    withdrawn = min(gpus, math.ceil(lost_units / replicas))
-    return NodeCapacity(gpus, withdrawn, model)
+    count = _positive_int(labels.get(GPU_COUNT_LABEL), 0)
+    if labels.get(MIG_STRATEGY_LABEL) == "single" and whole_cap:
+        slices = _positive_int(labels.get(GPU_SLICES_LABEL), 1)
+        per_gpu = max(1, int(1 / mig_fraction(f"{slices}g.", model) + 1e-9))
+        gpus = math.ceil(max(count, whole_cap) / per_gpu)
+        return NodeCapacity(gpus, min(gpus, math.ceil(whole_lost / per_gpu)), model)
+    whole_gpus = math.ceil(whole_cap / replicas)
+    gpus = count or whole_gpus + math.ceil(mig_cap / _MAX_MIG_PER_GPU)
+    mig_gpus = max(1, gpus - whole_gpus)
+    withdrawn = math.ceil(whole_lost / replicas) + (
+        math.ceil(mig_lost / max(1, mig_cap // mig_gpus)) if mig_lost else 0
+    )
+    return NodeCapacity(gpus, min(gpus, withdrawn), model)
 
 
 def _positive_int(text: str | None, default: int) -> int:

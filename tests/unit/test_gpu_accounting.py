@@ -24,17 +24,22 @@ from ai_signals_exporter.gpu.accounting import (
     UNHEALTHY,
     GpuTimeAccumulator,
     NodeCapacity,
+    account,
     assign,
     gpu_time_samples,
     physical_capacity,
     price_samples,
+    workload_resolver,
 )
+from ai_signals_exporter.gpu.observation import DcgmObservation
 from ai_signals_exporter.gpu.readings import GpuReading
+from ai_signals_exporter.state import PodInfo
 
 THRESHOLD = 0.05
 INTERVAL = 15.0
 MAX_GAP = 3 * INTERVAL
 HOUR = 3600.0
+T0 = 1_764_000_000.0  # the injected clock's start (a Unix time)
 
 # (namespace, pod) -> (workload_kind, workload), as the kube store would resolve owners.
 WORKLOADS = {
@@ -162,6 +167,49 @@ def test_simulated_hour_every_counter_within_one_percent_of_truth():
     assert set(got) == set(TRUTH), set(got) ^ set(TRUTH)
     for key, truth in TRUTH.items():
         assert got[key] == pytest.approx(truth, rel=0.01), key
+
+
+def pod(ns: str, name: str, kind: str, workload: str) -> PodInfo:
+    return PodInfo(uid=f"uid-{name}", namespace=ns, name=name, node="", phase="Running", ip="",
+                   labels={}, annotations={}, workload_kind=kind, workload=workload, requests={})
+
+
+def test_source_cycle_through_account_matches_truth():
+    """The wiring path: one dcgm target per node (kept in state as DcgmObservation, last good
+    readings kept while the target is down), `account` called once per source cycle."""
+    resolve = workload_resolver([pod(ns, name, *wl) for (ns, name), wl in WORKLOADS.items()])
+    acc = GpuTimeAccumulator()
+    observations: dict[str, DcgmObservation] = {}
+    t = 0.0
+    while t <= HOUR:
+        capacities = {}
+        for name, fn in FLEET.items():
+            cap, readings = fn(t)
+            capacities[name] = cap
+            url = f"http://{name}:9400/metrics"
+            if readings is not None:
+                observations[url] = DcgmObservation(url, name, T0 + t, tuple(readings), up=True)
+            elif url in observations:  # down: the last good observation stays, with its time
+                old = observations[url]
+                observations[url] = DcgmObservation(url, name, old.ts, old.readings, up=False)
+        account(acc, observations, capacities, T0 + t, threshold=THRESHOLD, interval=INTERVAL,
+                workload_of=resolve)
+        t += INTERVAL
+    got = by_truth_key(acc)
+    assert set(got) == set(TRUTH)
+    for key, truth in TRUTH.items():
+        assert got[key] == pytest.approx(truth, rel=0.01), key
+
+
+def test_a_node_only_dcgm_knows_keeps_its_gpu_count_through_a_gap():
+    acc = GpuTimeAccumulator()
+    readings = (gpu("x", 0, 0.9), gpu("x", 1, 0.0))
+    for ts in (1000.0, 1015.0, 1030.0):
+        obs = {"u": DcgmObservation("u", None, ts, readings, up=True)}  # node from Hostname
+        account(acc, obs, {}, ts, threshold=THRESHOLD, interval=INTERVAL, workload_of=workload_of)
+    account(acc, obs, {}, 1300.0, threshold=THRESHOLD, interval=INTERVAL, workload_of=workload_of)
+    states = {k[5]: v for k, v in acc.seconds.items()}
+    assert states == {BUSY: 30.0, UNALLOCATED: 30.0, NO_TELEMETRY: 2 * 270.0}
 
 
 def test_simulated_hour_states_sum_to_gpus_times_elapsed_per_node():
@@ -387,12 +435,15 @@ def test_property_states_sum_to_gpus_times_elapsed_and_counters_are_monotonic(st
     kw = dict(threshold=THRESHOLD, max_gap=MAX_GAP, workload_of=workload_of)
     t = 0.0
     expected = 0.0
+    last_seen = 0
     prev: dict = {}
     for kind, dt, readings, gpus, withdrawn in steps:
         t += dt
         cap = NodeCapacity(gpus, withdrawn, "M")
         clock = acc.clocks.get("p")
         start, last_obs = (clock.covered, clock.last_obs) if clock else (None, None)
+        # the node's GPU count: capacity, or more when dcgm shows more than it says
+        shown = max(gpus, len({r.uuid for r in readings}))
         if kind == "observe":
             acc.observe("p", t, readings, cap, **kw)
         else:
@@ -400,11 +451,12 @@ def test_property_states_sum_to_gpus_times_elapsed_and_counters_are_monotonic(st
         clock = acc.clocks["p"]
         if start is not None and clock.covered > start:
             if kind == "observe" and t - last_obs <= MAX_GAP:
-                # the node's GPU count: capacity, or more when dcgm shows more than it says
-                count = max(gpus, len({r.uuid for r in readings}))
-            else:
-                count = gpus
+                count = shown
+            else:  # a gap: capacity, or what dcgm last showed when capacity says nothing
+                count = gpus or last_seen
             expected += count * (clock.covered - start)
+        if kind == "observe":
+            last_seen = shown
         assert sum(acc.seconds.values()) == pytest.approx(expected, rel=1e-9, abs=1e-6)
         assert all(v >= prev.get(k, 0.0) for k, v in acc.seconds.items())
         assert all(k in acc.seconds and acc.seconds[k] >= v for k, v in prev.items())

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .idle import is_idle
+from .observation import DcgmObservation, stale_after
 from .nodes import GPU_PRODUCT_LABEL, MIG_PREFIX
 from .pricing import mig_fraction, price_for
 from .readings import GpuReading
@@ -245,6 +246,7 @@ class _NodeClock:
     last_obs: float  # last dcgm observation, or when this node was first seen
     covered: float  # counters hold this node's time up to here
     model: str = ""  # last model seen, for a gap on a node whose kube model label is unset
+    gpus: int = 0  # last GPU count seen, for a gap on a node Kubernetes does not describe
 
 
 @dataclass(slots=True)
@@ -285,20 +287,19 @@ class GpuTimeAccumulator:
         """Integrate one dcgm observation of `node` taken at `ts` (scrape time).  The node's
         first observation only starts its clock: counters begin at 0."""
         clock = self.clocks.get(node)
-        if clock is None:
-            self.clocks[node] = _NodeClock(ts, ts, capacity.model)
-            return
-        if ts <= clock.last_obs:  # the same observation again, or out of order
+        if clock is not None and ts <= clock.last_obs:  # the same observation again, or older
             return
         a = assign(node, readings, capacity, threshold, workload_of)
+        seen = _Seen(round(sum(a.gpus.values())), next((k[1] for k in a.gpus if k[1]), ""))
+        if clock is None:
+            self.clocks[node] = _NodeClock(ts, ts, seen.model, seen.gpus)
+            return
         if ts - clock.last_obs > max_gap:
-            a = unobserved(node, _with_model(capacity, clock.model))
+            a = unobserved(node, _fill(capacity, clock))
         self._credit(a, ts - clock.covered, ts)
         clock.covered = max(clock.covered, ts)
         clock.last_obs = ts
-        clock.model = capacity.model or next(
-            (k[1] for k in a.gpus if k[1]), clock.model
-        )
+        clock.gpus, clock.model = seen.gpus, seen.model or clock.model
 
     def advance(self, node: str, now: float, capacity: NodeCapacity, *, max_gap: float) -> None:
         """Credit the time a silent node has gone unobserved, once the silence is longer than
@@ -309,7 +310,7 @@ class GpuTimeAccumulator:
             return
         if now - clock.last_obs <= max_gap or now <= clock.covered:
             return
-        self._credit(unobserved(node, _with_model(capacity, clock.model)), now - clock.covered, now)
+        self._credit(unobserved(node, _fill(capacity, clock)), now - clock.covered, now)
         clock.covered = now
 
     def forget(self, now: float, keep: float) -> None:
@@ -323,10 +324,57 @@ class GpuTimeAccumulator:
             del self.clocks[node]
 
 
-def _with_model(capacity: NodeCapacity, model: str) -> NodeCapacity:
-    if capacity.model or not model:
+class _Seen(NamedTuple):
+    gpus: int
+    model: str
+
+
+def _fill(capacity: NodeCapacity, clock: _NodeClock) -> NodeCapacity:
+    """Capacity for a gap: what Kubernetes says, completed by what dcgm last showed."""
+    if capacity.model and capacity.gpus:
         return capacity
-    return NodeCapacity(capacity.gpus, capacity.withdrawn, model)
+    return NodeCapacity(capacity.gpus or clock.gpus, capacity.withdrawn, capacity.model or clock.model)
+
+
+def workload_resolver(pods: Iterable[object]) -> WorkloadOf:
+    """(namespace, pod) -> (workload_kind, workload) over pods with `namespace`, `name`,
+    `workload_kind` and `workload` attributes (state.PodInfo); unknown pods -> ("", "")."""
+    index = {(p.namespace, p.name): (p.workload_kind, p.workload) for p in pods}  # type: ignore[attr-defined]
+    return lambda ns, pod: index.get((ns, pod), ("", ""))
+
+
+def account(
+    acc: GpuTimeAccumulator,
+    observations: Mapping[str, DcgmObservation],
+    capacities: Mapping[str, NodeCapacity],
+    now: float,
+    *,
+    threshold: float,
+    interval: float,
+    workload_of: WorkloadOf,
+) -> None:
+    """One source cycle: integrate each node's newest dcgm observation, then advance every node
+    (GPU nodes from `capacities`, and nodes only dcgm knows) to `now`.  Filter both inputs to the
+    node scope first.  Nodes without a capacity count the GPUs dcgm reports."""
+    max_gap = stale_after(interval)
+    newest: dict[str, tuple[float, list[GpuReading]]] = {}
+    for obs in observations.values():
+        if obs.ts <= 0:
+            continue
+        per_node: dict[str, list[GpuReading]] = {}
+        for r in obs.readings:
+            per_node.setdefault(obs.node_of(r), []).append(r)
+        if obs.node and not obs.readings:
+            per_node[obs.node] = []  # scraped fine, no GPU reported: all missing
+        for node, readings in per_node.items():
+            if node and (node not in newest or newest[node][0] < obs.ts):
+                newest[node] = (obs.ts, readings)
+    empty = NodeCapacity(0)
+    for node, (ts, readings) in sorted(newest.items()):
+        acc.observe(node, ts, readings, capacities.get(node, empty), threshold=threshold,
+                    max_gap=max_gap, workload_of=workload_of)
+    for node in sorted(set(capacities) | set(newest)):
+        acc.advance(node, now, capacities.get(node, empty), max_gap=max_gap)
 
 
 def gpu_time_samples(acc: GpuTimeAccumulator) -> list[Sample]:

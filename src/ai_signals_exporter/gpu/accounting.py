@@ -103,6 +103,9 @@ WorkloadOf = Callable[[str, str], tuple[str, str]]
 GpuSecondsKey = tuple[str, str, str, str, str, str]  # GPU_SECONDS.labelnames order
 MigSecondsKey = tuple[str, str, str, str, str, str, str]  # MIG_INSTANCE_SECONDS order
 Sample = tuple[Spec, tuple[str, ...], float]
+# A counter not credited for this long goes (a finished Job): Prometheus keeps its past samples,
+# so increase() over any window still counts it, and a comeback reads as a reset.
+FORGET_AFTER = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,10 +355,12 @@ def account(
     threshold: float,
     interval: float,
     workload_of: WorkloadOf,
+    keep: float = FORGET_AFTER,
 ) -> None:
-    """One source cycle: integrate each node's newest dcgm observation, then advance every node
-    (GPU nodes from `capacities`, and nodes only dcgm knows) to `now`.  Filter both inputs to the
-    node scope first.  Nodes without a capacity count the GPUs dcgm reports."""
+    """One source cycle: integrate each node's newest dcgm observation, advance every node
+    (GPU nodes from `capacities`, and nodes only dcgm knows) to `now`, and drop counters idle for
+    `keep` seconds.  Filter both inputs to the node scope first.  Nodes without a capacity count
+    the GPUs dcgm reports."""
     max_gap = stale_after(interval)
     newest: dict[str, tuple[float, list[GpuReading]]] = {}
     for obs in observations.values():
@@ -375,6 +380,7 @@ def account(
                     max_gap=max_gap, workload_of=workload_of)
     for node in sorted(set(capacities) | set(newest)):
         acc.advance(node, now, capacities.get(node, empty), max_gap=max_gap)
+    acc.forget(now, keep)
 
 
 def gpu_time_samples(acc: GpuTimeAccumulator) -> list[Sample]:

@@ -5,12 +5,15 @@ properties over generated observation sequences."""
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
 from collections import defaultdict
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ai_signals_exporter.expo.families import Family, render
 from ai_signals_exporter.gpu.accounting import (
     ALLOCATED_IDLE,
     BUSY,
@@ -473,3 +476,16 @@ def test_property_one_observation_assigns_each_gpu_exactly_once(readings, gpus, 
     unhealthy = sum(v for k, v in a.gpus.items() if k[5] == UNHEALTHY)
     assert unhealthy <= withdrawn
     assert all(v > 0 for v in a.gpus.values())
+
+
+def test_rendered_families_pass_promtool_check_metrics():
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed (scripts/setup installs it from Debian packages)"
+    acc = simulate(600)
+    fams = {spec.name: Family(*spec) for spec in FAMILIES}
+    for spec, labels, value in gpu_time_samples(acc) + price_samples(acc, {"default": 2.5}):
+        fams[spec.name].add(labels, value)
+    body = render(fams.values())
+    assert b'ai_gpu_seconds_total{node="d",gpu_model="NVIDIA-L4",namespace="team-a"' in body
+    res = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
+    assert res.returncode == 0 and not res.stdout and not res.stderr, res.stdout + res.stderr

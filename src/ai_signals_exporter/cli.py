@@ -19,7 +19,7 @@ from aiohttp import web
 
 from . import __version__
 from .app import Exporter
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, check_config_deeply, load_config
 from .logs import setup_logging
 from .server import make_app
 from .webconfig import WebConfig, load_web_config
@@ -163,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"invalid web config:\n{exc}", file=sys.stderr)
             return 1
     if args.config_check:
+        try:
+            check_config_deeply(config, args.config_file)
+        except ConfigError as exc:
+            print(f"invalid config:\n{exc}", file=sys.stderr)
+            return 1
         print(f"{args.config_file}: config is valid")
         return 0
     try:

@@ -130,22 +130,43 @@ class DcgmTarget(Strict):
         return self
 
 
+# Labels of dcgm-exporter pods in the common deployments: the GPU Operator's classic stack
+# (DaemonSet nvidia-dcgm-exporter), the upstream Helm chart (app.kubernetes.io/name), and the
+# GPU Operator's DRA stack (nvidia-dcgm-exporter-dra).
+DEFAULT_DCGM_SELECTORS = (
+    "app=nvidia-dcgm-exporter",
+    "app.kubernetes.io/name=dcgm-exporter",
+    "app=nvidia-dcgm-exporter-dra",
+)
+
+
 class DcgmDiscovery(Strict):
     enabled: bool = True
-    # Defaults match the NVIDIA GPU Operator and the upstream dcgm-exporter Helm chart.
-    label_selector: str = "app=nvidia-dcgm-exporter"
+    # A pod matching any of these selectors is a dcgm-exporter.
+    label_selectors: list[str] = Field(default_factory=lambda: list(DEFAULT_DCGM_SELECTORS))
+    # One selector, kept for older configs: when set it replaces `label_selectors`.
+    label_selector: str | None = None
     namespaces: list[str] = Field(default_factory=list)
+    # The container port of this name is scraped; `port` only when the pod declares none.
+    port_name: str = Field("metrics", min_length=1)
     port: int = Field(9400, ge=1, le=65535)
     path: str = Field("/metrics", pattern=r"^/")
+
+    @property
+    def selectors(self) -> list[str]:
+        return [self.label_selector] if self.label_selector is not None else self.label_selectors
 
     @model_validator(mode="after")
     def _check_selector(self) -> "DcgmDiscovery":
         from .labelselector import SelectorError, parse_selector
 
-        try:
-            parse_selector(self.label_selector)
-        except SelectorError as exc:
-            raise ValueError(f"label_selector: {exc}") from None
+        if not self.selectors:
+            raise ValueError("label_selectors: at least one selector is needed")
+        for selector in self.selectors:
+            try:
+                parse_selector(selector)
+            except SelectorError as exc:
+                raise ValueError(f"label_selector: {exc}") from None
         return self
 
 
@@ -156,13 +177,27 @@ class GpuConfig(Strict):
     max_response_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     idle_threshold: float = Field(0.05, ge=0, le=1)
     idle_after: Duration = "10m"
-    resource_name: str = "nvidia.com/gpu"
+    # Extended resources that are GPUs on the kube side: one name or a list, e.g. both
+    # nvidia.com/gpu and a time-slicing rename such as nvidia.com/gpu.shared (renameByDefault).
+    # nvidia.com/mig-* always counts.
+    resource_name: str | list[str] = "nvidia.com/gpu"
     taint_key: str = "nvidia.com/gpu"
     # Price of one GPU-hour per GPU model (the node's nvidia.com/gpu.product label); "default"
     # applies to models not listed.  Enables ai_gpu_idle_cost_per_hour.
     price_per_gpu_hour: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     dcgm_targets: list[DcgmTarget] = Field(default_factory=list)
     discovery: DcgmDiscovery = Field(default_factory=DcgmDiscovery)
+
+    @property
+    def resource_names(self) -> tuple[str, ...]:
+        names = [self.resource_name] if isinstance(self.resource_name, str) else self.resource_name
+        return tuple(dict.fromkeys(names))
+
+    @model_validator(mode="after")
+    def _check_resource_name(self) -> "GpuConfig":
+        if not self.resource_names or not all(self.resource_names):
+            raise ValueError("resource_name: give one or more non-empty resource names")
+        return self
 
 
 Layout = Literal[
@@ -171,20 +206,77 @@ Layout = Literal[
 ]
 
 
+class ValueFrom(Strict):
+    """A value given inline, from a file or from an environment variable, so secrets (probe API
+    keys, object-store account keys) stay out of the config file and its ConfigMap.  One
+    mechanism for probe headers and checkpoint store options; resolved when used, since files
+    may be rotated (`resolve_value`)."""
+
+    value: str | None = None
+    file: str | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ValueFrom":
+        if sum(x is not None for x in (self.value, self.file, self.env)) != 1:
+            raise ValueError("exactly one of value, file, env must be set")
+        return self
+
+
+HeaderValue = ValueFrom  # the name probe headers have used
+
+
+def _scalar_to_str(value: Any) -> Any:
+    # YAML reads `allow_http: true` and `timeout: 30` as bool/int; the clients want strings.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+OptionValue = Annotated[str | ValueFrom, BeforeValidator(_scalar_to_str)]
+
+
+STORE_URI_PREFIXES = ("file://", "s3://", "gs://", "gcs://", "az://", "abfs://", "abfss://")
+
+
 class CheckpointStore(Strict):
     name: str = Field(min_length=1)
     uri: str
     layout: Layout = "auto"
     expected_interval: Duration | None = None
     labels: LabelMap = Field(default_factory=dict)
-    # Passed to the object-store client (endpoint, region, credentials overrides).
-    options: dict[str, str] = Field(default_factory=dict)
+    # Passed to the object-store client (endpoint, region, credentials...); they override the
+    # cloud's standard environment variables key by key.  Values may come {env: NAME} or
+    # {file: PATH}.
+    options: dict[str, OptionValue] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_uri(self) -> "CheckpointStore":
-        if not self.uri.startswith(("file://", "s3://", "gs://", "az://", "abfs://")):
-            raise ValueError("uri must start with file://, s3://, gs:// or az://")
+        if not self.uri.lower().startswith(STORE_URI_PREFIXES):
+            raise ValueError(
+                "uri must start with file://, s3://, gs:// (gcs://) or az:// (abfs://, abfss://)"
+            )
+        if self.uri.lower().startswith("file://") and self.options:
+            raise ValueError("options: file:// stores take no options")
         return self
+
+    def option_errors(self) -> list[str]:
+        """Options the store's client rejects (unknown key, bad value), found by building it
+        without network: for --config.check, since a build costs ~15 ms per store.  At run time
+        the same mistake marks the store down with reason "config"."""
+        from .checkpoints.stores import option_errors
+
+        literal = {k: v if isinstance(v, str) else v.value for k, v in self.options.items()}
+        return [f"options.{k}: {msg}" for k, msg in option_errors(self.uri, literal)]
+
+    def has_secrets(self) -> bool:
+        return any(isinstance(v, ValueFrom) and v.value is None for v in self.options.values())
+
+    def resolved_options(self) -> dict[str, str]:
+        """The options with secrets read now (raises ConfigError for a missing one)."""
+        return {k: resolve_value(v) for k, v in self.options.items()}
 
 
 class CheckpointDiscovery(Strict):
@@ -210,20 +302,6 @@ class CheckpointsConfig(Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"duplicate store names: {sorted(dup)}")
-        return self
-
-
-class HeaderValue(Strict):
-    """A header value from a file or an environment variable, so API keys stay out of config."""
-
-    value: str | None = None
-    file: str | None = None
-    env: str | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "HeaderValue":
-        if sum(x is not None for x in (self.value, self.file, self.env)) != 1:
-            raise ValueError("exactly one of value, file, env must be set")
         return self
 
 
@@ -310,6 +388,17 @@ def load_config_text(text: str, source: str = "<config>") -> Config:
         raise ConfigError(_format_errors(source, exc)) from None
 
 
+def check_config_deeply(config: Config, source: str) -> None:
+    """The checks of --config.check beyond loading: build every checkpoint store (no network)."""
+    lines = [
+        f"{source}: checkpoints.stores.{i}: {err}"
+        for i, store in enumerate(config.checkpoints.stores)
+        for err in store.option_errors()
+    ]
+    if lines:
+        raise ConfigError("\n".join(lines))
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     p = Path(path)
     try:
@@ -321,8 +410,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return load_config_text(text, str(p))
 
 
-def resolve_header(value: str | HeaderValue) -> str:
-    """Resolve a header at request time (files may be rotated).  Never log the result."""
+def resolve_value(value: str | ValueFrom) -> str:
+    """Resolve a value where it is used (files may be rotated).  Never log the result."""
     if isinstance(value, str):
         return value
     if value.value is not None:
@@ -334,3 +423,6 @@ def resolve_header(value: str | HeaderValue) -> str:
     if v is None:
         raise ConfigError(f"environment variable {value.env} is not set")
     return v
+
+
+resolve_header = resolve_value  # probe headers

@@ -12,62 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .kube.model import (  # noqa: F401  (re-exported: the kube records' home is kube/model.py)
+    Condition,
+    KubeState,
+    NodeInfo,
+    PodInfo,
+    QuotaInfo,
+    Taint,
+    WarningEvent,
+    WorkloadInfo,
+)
 from .selfmon import SelfMon
-
-
-@dataclass(slots=True)
-class Taint:
-    key: str
-    value: str
-    effect: str  # NoSchedule | PreferNoSchedule | NoExecute
-
-
-@dataclass(slots=True)
-class NodeInfo:
-    name: str
-    labels: dict[str, str]
-    taints: list[Taint]
-    # Extended resources only (names with a '/': nvidia.com/gpu, nvidia.com/mig-1g.10gb, ...).
-    capacity: dict[str, int]
-    allocatable: dict[str, int]
-    unschedulable: bool = False
-
-
-@dataclass(slots=True)
-class PodInfo:
-    uid: str
-    namespace: str
-    name: str
-    node: str  # "" while unscheduled
-    phase: str  # Pending | Running | Succeeded | Failed | Unknown
-    ip: str
-    labels: dict[str, str]
-    # Only annotations this exporter reads (prefix ai-signals.io/ and a few well-known ones).
-    annotations: dict[str, str]
-    # Resolved workload: kind is Deployment, StatefulSet, LeaderWorkerSet, InferenceService,
-    # KnativeService, DaemonSet, Job, ... or "Pod" for a bare pod.
-    workload_kind: str
-    workload: str
-    # Effective extended-resource requests the way the scheduler counts them:
-    # max(sum over containers, max over init containers), per resource.
-    requests: dict[str, int]
-    is_daemonset: bool = False
-    is_static: bool = False  # mirror pod of a static pod (kubernetes.io/config.mirror)
-    ready: bool = False
-    deleting: bool = False
-
-
-@dataclass
-class KubeState:
-    nodes: dict[str, NodeInfo] = field(default_factory=dict)
-    pods: dict[str, PodInfo] = field(default_factory=dict)  # by uid
-    nodes_synced: bool = False
-    pods_synced: bool = False
-    # Bumped on every change, so consumers (discovery) can skip work when nothing changed.
-    generation: int = 0
-
-    def touch(self) -> None:
-        self.generation += 1
 
 
 @dataclass

@@ -16,11 +16,12 @@ import contextlib
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 from ai_signals_exporter.config import Config
 from ai_signals_exporter.sim.kubeapi import FakeKubeAPI
 from ai_signals_exporter.sources.kube import KubeSource
+from ai_signals_exporter.sources.kube_stores import Watch
 from ai_signals_exporter.state import AppState
 
 
@@ -63,9 +64,13 @@ def kube_config(
 
 
 @contextlib.asynccontextmanager
-async def running_kube_source(config: Config, state: AppState | None = None) -> AsyncIterator[KubeSource]:
-    """A KubeSource running in a background task; cancelled and closed on exit."""
-    source = KubeSource(config, state if state is not None else AppState())
+async def running_kube_source(
+    config: Config, state: AppState | None = None, resources: Iterable[str | Watch] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> AsyncIterator[KubeSource]:
+    """A KubeSource (default resources: pods and nodes) running in a background task; cancelled
+    and closed on exit."""
+    source = KubeSource(config, state if state is not None else AppState(), resources=resources, clock=clock)
     task = asyncio.create_task(source.run(), name="kube-source-test")
     try:
         yield source

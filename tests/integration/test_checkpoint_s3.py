@@ -123,7 +123,7 @@ checkpoints:
     assert sm.targets[("checkpoints", "throttled")] is False
     assert sm.targets[("checkpoints", "unreachable")] is False
     assert sm.errors[("checkpoints", "throttled")] == 1
-    assert sm.errors[("checkpoints", "storage")] == 1
+    assert sm.errors[("checkpoints", "connect")] == 1  # refused: the cause, not just "storage"
     fams = {f.name: f for f in derive(state, cfg, time.time())}
     (labels, _, in_prog) = [(s[1], s[0], s[2]) for s in fams["ai_checkpoint_in_progress"].samples][0]
     assert labels == ("pretrain", "ml", "pretrain", "deepspeed") and in_prog == 1

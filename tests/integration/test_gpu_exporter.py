@@ -30,7 +30,7 @@ async def test_exporter_serves_every_gpu_signal(tmp_path):
             def ready():
                 m = parse_families(exporter.exposition.body, NAMES)
                 idle = m.get("ai_gpu_node_idle_gpus", [])
-                return m if len(idle) == 4 and sum(v for _, v in idle) > 0 else None
+                return m if len(idle) == 5 and sum(v for _, v in idle) > 0 else None
 
             m = await wait_for(ready, timeout=10)
             body = exporter.exposition.body
@@ -39,9 +39,10 @@ async def test_exporter_serves_every_gpu_signal(tmp_path):
 
     assert all(name in m for name in NAMES), NAMES - set(m)
     gpu_targets = [v for labels, v in m["ai_signals_exporter_target_up"] if labels["source"] == "gpu"]
-    assert gpu_targets == [1, 1, 1, 1]
+    assert gpu_targets == [1, 1, 1, 1, 1]
     tainted = {labels["node"]: v for labels, v in m["ai_gpu_node_tainted"]}
-    assert tainted == {"gpu-h100-a": 1, "gpu-h100-b": 0, "gpu-a100-mig": 1, "gpu-l4-shared": 1}
+    assert tainted == {"gpu-h100-a": 1, "gpu-h100-b": 0, "gpu-a100-mig": 1, "gpu-l4-shared": 1,
+                       "gpu-l4-ts-v483": 1}
     cpu_pods = {labels["node"]: v for labels, v in m["ai_gpu_node_non_gpu_pods"]}
     assert cpu_pods["gpu-h100-b"] == 1
     # free GPUs 6 and 7 of node a are idle, unallocated

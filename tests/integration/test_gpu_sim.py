@@ -60,31 +60,40 @@ async def test_every_gpu_signal_from_the_simulated_cluster(tmp_path):
     async with SimCluster(tmp_path) as cluster:
         cluster.config["gpu"].update(interval="60s", idle_after="30s")
         sim = await simgpu.attach(cluster, sim=deterministic_fleet())
-        assert len(cluster.config["gpu"]["dcgm_targets"]) == 4
+        assert len(cluster.config["gpu"]["dcgm_targets"]) == 5
         state = AppState()
         config = await run_sources(cluster, state)
         assert all(o.up for o in state.dcgm.values())
         fams = derive(state, config, time.time() + 31)  # every idle GPU is now idle > idle_after
 
     assert by_node(series(fams, "ai_gpu_node_tainted")) == {
-        "gpu-h100-a": 1, "gpu-h100-b": 0, "gpu-a100-mig": 1, "gpu-l4-shared": 1}
+        "gpu-h100-a": 1, "gpu-h100-b": 0, "gpu-a100-mig": 1, "gpu-l4-shared": 1,
+        "gpu-l4-ts-v483": 1}
     assert by_node(series(fams, "ai_gpu_node_allocatable_gpus")) == {
-        "gpu-h100-a": 8, "gpu-h100-b": 7, "gpu-a100-mig": 4, "gpu-l4-shared": 4}
+        "gpu-h100-a": 8, "gpu-h100-b": 7, "gpu-a100-mig": 4, "gpu-l4-shared": 4,
+        "gpu-l4-ts-v483": 2}
     assert by_node(series(fams, "ai_gpu_node_unhealthy_gpus")) == {
-        "gpu-h100-a": 0, "gpu-h100-b": 1, "gpu-a100-mig": 0, "gpu-l4-shared": 0}
+        "gpu-h100-a": 0, "gpu-h100-b": 1, "gpu-a100-mig": 0, "gpu-l4-shared": 0,
+        "gpu-l4-ts-v483": 0}
     assert by_node(series(fams, "ai_gpu_node_requested_gpus")) == {
-        "gpu-h100-a": 6, "gpu-h100-b": 2, "gpu-a100-mig": 1, "gpu-l4-shared": 3}
+        "gpu-h100-a": 6, "gpu-h100-b": 2, "gpu-a100-mig": 1, "gpu-l4-shared": 3,
+        "gpu-l4-ts-v483": 2}
     # the web frontend on the untainted node; dcgm-exporter DaemonSet pods never count
     assert by_node(series(fams, "ai_gpu_node_non_gpu_pods")) == {
-        "gpu-h100-a": 0, "gpu-h100-b": 1, "gpu-a100-mig": 0, "gpu-l4-shared": 0}
+        "gpu-h100-a": 0, "gpu-h100-b": 1, "gpu-a100-mig": 0, "gpu-l4-shared": 0,
+        "gpu-l4-ts-v483": 0}
     assert by_node(series(fams, "ai_gpu_node_idle_gpus")) == {
-        "gpu-h100-a": 3, "gpu-h100-b": 6, "gpu-a100-mig": 2, "gpu-l4-shared": 1}
+        "gpu-h100-a": 3, "gpu-h100-b": 6, "gpu-a100-mig": 2, "gpu-l4-shared": 1,
+        "gpu-l4-ts-v483": 0}
 
     util = series(fams, "ai_gpu_utilization_ratio")
-    assert len(util) == 8 + 8 + 4 + 1  # the time-sliced L4 once, MIG instances each
+    assert len(util) == 8 + 8 + 4 + 1 + 1  # each time-sliced L4 once, MIG instances each
     l4 = [k for k in util if k[0] == "gpu-l4-shared"]
     assert l4 == [("gpu-l4-shared", "0", sim.nodes["gpu-l4-shared"].devices[0].uuid,
                    "NVIDIA-L4", "dev", "jupyter-alice")]
+    # dcgm-exporter 4.8.3 shape: the per-pod GPU_UTIL series read 0, the device is busy
+    v483 = ("gpu-l4-ts-v483", "0", sim.nodes["gpu-l4-ts-v483"].devices[0].uuid, "NVIDIA-L4", "llm", "chat-a-0")
+    assert util[v483] >= 0.35
     mig = sorted(k[1] for k in util if k[0] == "gpu-a100-mig")
     assert mig == ["0/1", "0/13", "0/5", "1"]
     idle = series(fams, "ai_gpu_idle_seconds")
@@ -92,6 +101,7 @@ async def test_every_gpu_signal_from_the_simulated_cluster(tmp_path):
     assert len(notebook) == 1 and notebook[0] > 30
     llama = [v for k, v in idle.items() if k[5] == "llama-70b-0"]
     assert llama == [0, 0, 0, 0]
+    assert idle[v483] == 0
 
     cost = series(fams, "ai_gpu_idle_cost_per_hour")
     assert cost[("gpu-h100-a", "NVIDIA-H100-80GB-HBM3")] == pytest.approx(12.0)
@@ -157,7 +167,7 @@ async def test_kubernetes_disabled_gpu_series_from_dcgm_alone(tmp_path):
     # no node labels from Kubernetes: gpu_model is dcgm's modelName
     assert {k[3] for k in util} == {"NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-40GB", "NVIDIA L4"}
     assert set(by_node(series(fams, "ai_gpu_node_idle_gpus"))) == {
-        "gpu-h100-a", "gpu-h100-b", "gpu-a100-mig", "gpu-l4-shared"}
+        "gpu-h100-a", "gpu-h100-b", "gpu-a100-mig", "gpu-l4-shared", "gpu-l4-ts-v483"}
 
 
 async def test_discovery_through_the_kubernetes_api(tmp_path):

@@ -314,3 +314,51 @@ async def test_idle_stretch_restarts_when_a_pod_takes_the_gpu():
             assert held_since > free_since
             idle_s = series(derive(state, cfg, held_since + 2), "ai_gpu_idle_seconds")
             assert idle_s[("l40s-node-b", "1", key[0], "NVIDIA L40S", "prod", "vllm-0")] == pytest.approx(2)
+
+
+async def test_busy_time_sliced_gpu_of_4_8_3_is_busy_and_never_idle():
+    """dcgm-exporter 4.8.3, virtual GPUs, --use-old-namespace: per-pod zeros print first."""
+    ep = Endpoint(fixture("v4.8.3-virtual-gpus-old-namespace.prom"))
+    async with run_app(ep.app()) as url:
+        cfg = make_config(dcgm_targets=[{"url": f"{url}/metrics"}])
+        state = AppState()
+        async with source_for(cfg, state) as src:
+            await src.run_once()
+            await src.run_once()
+        key = ("GPU-4c0ffee0-1111-4111-8111-1111111100a0", "")
+        assert state.gpu["idle"][key].since is None
+        fams = derive(state, cfg, time.time() + 5)
+        util = series(fams, "ai_gpu_utilization_ratio")
+        busy = ("l4-ts-node", "0", key[0], "NVIDIA L4", "serving", "chat-a-0")
+        assert util[busy] == pytest.approx(0.87)
+        assert series(fams, "ai_gpu_idle_seconds")[busy] == 0
+
+
+async def test_4_8_3_error_500_and_empty_200_are_down_with_reasons_keeping_last_good():
+    ep = Endpoint(fixture("v4.8.3-virtual-gpus.prom"))
+    async with run_app(ep.app()) as url:
+        target = f"{url}/metrics"
+        cfg = make_config(dcgm_targets=[{"url": target}])
+        state = AppState()
+        async with source_for(cfg, state) as src:
+            await src.run_once()
+            good = state.dcgm[target]
+            # duplicate label sets or a NaN counter: 4.8.3 fails the whole scrape
+            ep.status, ep.body = 500, fixture("v4.8.3-500.txt")
+            await src.run_once()
+            assert (state.dcgm[target].up, state.dcgm[target].last_error) == (False, "http_status")
+            # reloading its collectors: 200 with no body
+            ep.status, ep.body = 200, b""
+            await src.run_once()
+            obs = state.dcgm[target]
+            assert (obs.up, obs.last_error) == (False, "empty")
+            assert obs.ts == good.ts and obs.readings == good.readings
+            assert state.selfmon.errors[("gpu", "empty")] == 1
+            assert state.selfmon.errors[("gpu", "http_status")] == 1
+            assert [(t.up, t.last_error) for t in src.targets()] == [(False, "empty")]
+            # last good readings until stale (3 intervals), then nothing
+            assert len(series(derive(state, cfg, good.ts + 44), "ai_gpu_utilization_ratio")) == 2
+            assert series(derive(state, cfg, good.ts + 46), "ai_gpu_utilization_ratio") == {}
+            ep.body = fixture("v4.8.3-virtual-gpus.prom")
+            await src.run_once()
+            assert state.dcgm[target].up

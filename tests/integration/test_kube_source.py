@@ -7,7 +7,9 @@ Every wait is bounded (`wait_for` polls state for a few seconds at most).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import aiohttp
 import orjson
@@ -18,8 +20,19 @@ from kubernetes_asyncio import watch as kwatch
 
 from ai_signals_exporter.config import Config
 from ai_signals_exporter.sim.kubeapi import FakeKubeAPI, rbac_rules
-from ai_signals_exporter.sim.objects import make_node, make_pod
+from ai_signals_exporter.sim.objects import (
+    make_deployment,
+    make_event,
+    make_leaderworkerset,
+    make_node,
+    make_pod,
+    make_resource_quota,
+    make_statefulset,
+    quota_exceeded_message,
+)
 from ai_signals_exporter.sources import kube as kube_module
+from ai_signals_exporter.sources.kube_objects import parse_time
+from ai_signals_exporter.sources.kube_stores import Watch
 from ai_signals_exporter.state import AppState
 
 from ..helpers.kube import kube_config, running_kube_api, running_kube_source, wait_for
@@ -582,7 +595,12 @@ async def test_protocol_discovery_auth_and_down(fake_api: FakeKubeAPI, http: aio
     _, api = await _get(http, f"{base}/api")
     assert api["kind"] == "APIVersions" and api["versions"] == ["v1"]
     _, resources = await _get(http, f"{base}/api/v1")
-    assert {r["name"]: r["namespaced"] for r in resources["resources"]} == {"pods": True, "nodes": False}
+    assert {r["name"]: r["namespaced"] for r in resources["resources"]} == {
+        "pods": True, "nodes": False, "resourcequotas": True, "events": True}
+    _, groups = await _get(http, f"{base}/apis")
+    assert {g["name"] for g in groups["groups"]} == {"apps", "leaderworkerset.x-k8s.io"}
+    _, apps = await _get(http, f"{base}/apis/apps/v1")
+    assert {r["name"] for r in apps["resources"]} == {"deployments", "statefulsets"}
     async with aiohttp.ClientSession() as anonymous:
         status, body = await _get(anonymous, f"{base}/api/v1/pods")
         assert status == 401 and body["reason"] == "Unauthorized"
@@ -679,3 +697,256 @@ async def test_kube_that_never_worked_exports_last_success_zero(tmp_path: Path) 
     async with running_kube_source(config, state):
         await wait_for(lambda: state.selfmon.errors.get(("kube", "config"), 0) >= 1)
         assert state.selfmon.sources["kube"].last_success == 0
+
+
+# ---- resources beyond pods and nodes (off by default; areas enable them) ---------------------
+
+# The builders' timestamps are 2026-01-05T10:00:00Z; warning events are pruned by age against
+# this injected clock, a minute later.
+CLOCK_NOW = parse_time("2026-01-05T10:01:00Z")
+
+
+def _clock() -> float:
+    return CLOCK_NOW
+
+
+@dataclass(frozen=True)
+class _Case:
+    kind: str
+    build: Callable[[str, int], dict]  # (name, version) -> object in namespace "ml"
+    version: Callable[[Any], int]  # record -> the version it reflects
+    path: str  # the list path the source uses
+
+
+_CASES = {
+    "resourcequotas": _Case(
+        "ResourceQuota",
+        lambda n, v: make_resource_quota("ml", n, {"requests.nvidia.com/gpu": 8, "count/pods": 20},
+                                         {"requests.nvidia.com/gpu": v}),
+        lambda r: r.used["requests.nvidia.com/gpu"], "/api/v1/resourcequotas"),
+    "events": _Case(
+        "Event",
+        lambda n, v: make_event("ml", ("ReplicaSet", n), "FailedCreate", quota_exceeded_message(f"{n}-x", "gpu"),
+                                count=v, last="2026-01-05T10:00:30Z", name=f"{n}.17f3a1b2c3d4e5f6"),
+        lambda r: r.count, "/api/v1/events"),
+    "deployments": _Case("Deployment", lambda n, v: make_deployment("ml", n, replicas=v),
+                         lambda r: r.replicas, "/apis/apps/v1/deployments"),
+    "statefulsets": _Case("StatefulSet", lambda n, v: make_statefulset("ml", n, replicas=v),
+                          lambda r: r.replicas, "/apis/apps/v1/statefulsets"),
+    "leaderworkersets": _Case("LeaderWorkerSet", lambda n, v: make_leaderworkerset("ml", n, replicas=v),
+                              lambda r: r.replicas, "/apis/leaderworkerset.x-k8s.io/v1/leaderworkersets"),
+}
+
+
+def _stored_name(case: _Case, name: str) -> str:
+    return f"{name}.17f3a1b2c3d4e5f6" if case.kind == "Event" else name
+
+
+def _records(state: AppState, resource: str) -> dict[str, str]:
+    """name -> version (the involved object's name for events)."""
+    case = _CASES[resource]
+    return {r.name: case.version(r) for r in getattr(state.kube, resource).values()}
+
+
+@pytest.mark.parametrize("resource", sorted(_CASES))
+async def test_new_resource_list_watch_bookmark_relist(
+    resource: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kube_module, "PAGE_SIZE", 1)  # every list of two is two pages
+    case = _CASES[resource]
+    async with running_kube_api(bookmark_interval=0.1) as api:
+        _seed(api)
+        api.add(case.build("a", 1))
+        api.add(case.build("b", 1))
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path), state, resources=[resource],
+                                       clock=_clock) as source:
+            await wait_for(lambda: resource in state.kube.synced and api.watch_count() == 1)
+            assert _records(state, resource) == {"a": 1, "b": 1}
+            assert not state.kube.pods and not state.kube.pods_synced  # not asked for
+            assert [(t.target, t.up) for t in source.targets()] == [(resource, True)]
+
+            api.add(case.build("c", 1))
+            await wait_for(lambda: "c" in _records(state, resource))
+            api.update(case.build("a", 3))
+            await wait_for(lambda: _records(state, resource).get("a") == 3)
+            api.delete(case.kind, "ml", _stored_name(case, "b"))
+            await wait_for(lambda: "b" not in _records(state, resource))
+
+            # Pod churn moves the global resourceVersion; this watch sees only bookmarks.
+            api.add(make_pod("x", "churn", "gpu-1"))
+            await wait_for(lambda: int(source.resource_version(resource) or 0) == api.resource_version)
+            assert state.selfmon.kube_watch_events[(resource, "BOOKMARK")] >= 1
+
+            # Missed changes past the compacted window: 410, a quiet re-list replaces the set.
+            api.drop_watches()
+            api.delete(case.kind, "ml", _stored_name(case, "c"))
+            api.add(case.build("d", 2))
+            api.compact()
+            await wait_for(lambda: _lists(state, resource) == 2)
+            assert _records(state, resource) == {"a": 3, "d": 2}
+            assert state.selfmon.errors[("kube", "gone")] >= 1
+            events = state.selfmon.kube_watch_events
+            assert events[(resource, "ADDED")] == 1 and events[(resource, "MODIFIED")] == 1
+            assert events[(resource, "DELETED")] == 1
+        # Exactly this resource's list and watch, on its own API group's path.
+        calls = {(verb, path) for verb, path, res in api.requests if res}
+        assert calls == {("list", case.path), ("watch", case.path)}
+        assert sum(1 for r in api.requests if r[0] == "list") == 4  # 2 lists x 2 pages
+
+
+@pytest.mark.parametrize("resource", ["deployments", "leaderworkersets", "events"])
+async def test_one_namespace_lists_new_resources_namespaced(resource: str, tmp_path: Path) -> None:
+    case = _CASES[resource]
+    async with running_kube_api() as api:
+        api.add(case.build("a", 1))
+        other = case.build("b", 1)
+        other["metadata"]["namespace"] = "elsewhere"
+        if case.kind == "Event":
+            other["involvedObject"]["namespace"] = "elsewhere"
+        api.add(other)
+        state = AppState()
+        config = kube_config(api, tmp_path, namespaces=["ml"])
+        async with running_kube_source(config, state, resources=[resource], clock=_clock):
+            await wait_for(lambda: resource in state.kube.synced and api.watch_count() == 1)
+            assert _records(state, resource) == {"a": 1}
+        prefix = case.path.rsplit("/", 1)[0] + "/namespaces/ml/" + resource
+        assert {path for _v, path, res in api.requests if res} == {prefix}
+
+
+async def test_events_are_warnings_only_and_pruned_by_age(tmp_path: Path) -> None:
+    now = [CLOCK_NOW]
+    async with running_kube_api() as api:
+        api.add(make_event("ml", ("ReplicaSet", "llama-1"), "FailedCreate", "quota", count=4,
+                           last="2026-01-05T10:00:30Z", name="w1"))
+        api.add(make_event("ml", ("Pod", "llama-1-x"), "Scheduled", "assigned", type="Normal", name="n1"))
+        api.add(make_event("ml", ("Pod", "old"), "BackOff", "restarting", last="2026-01-05T09:30:00Z", name="w-old"))
+        state = AppState()
+        source_cfg = kube_config(api, tmp_path)
+        watches = [Watch("events", max_age=600)]
+        async with running_kube_source(source_cfg, state, resources=watches, clock=lambda: now[0]):
+            await wait_for(lambda: state.kube.events and api.watch_count() == 1)
+            # Normal events never reach us (server-side field selector); the one older than
+            # max_age is not kept.
+            assert {e.name for e in state.kube.events.values()} == {"llama-1"}
+            (ev,) = state.kube.events.values()
+            assert (ev.reason, ev.kind, ev.namespace, ev.count) == ("FailedCreate", "ReplicaSet", "ml", 4)
+            api.add(make_event("ml", ("Pod", "p2"), "Scheduled", "assigned", type="Normal", name="n2"))
+            api.add(make_event("ml", ("StatefulSet", "db"), "FailedCreate", "quota", name="w2",
+                               last="2026-01-05T10:00:59Z"))
+            await wait_for(lambda: len(state.kube.events) == 2)
+            # Ten minutes on, a new occurrence elsewhere prunes the first one (not seen since).
+            now[0] = CLOCK_NOW + 590
+            api.add(make_event("ml", ("StatefulSet", "db2"), "FailedCreate", "quota", name="w3",
+                               last="2026-01-05T10:10:59Z"))
+            await wait_for(lambda: {e.name for e in state.kube.events.values()} == {"db", "db2"})
+        # Filtered by the server, not only on ingest: every call carried the selector.
+        event_calls = [q for (path, q) in api.queries if path == "/api/v1/events"]
+        assert event_calls and all(q.get("fieldSelector") == "type=Warning" for q in event_calls)
+
+
+async def test_workload_label_selector(tmp_path: Path) -> None:
+    async with running_kube_api() as api:
+        api.add(make_deployment("llm", "llama", replicas=0, labels={"ai-signals.io/serving": "true"}))
+        api.add(make_deployment("llm", "batch", replicas=3))
+        state = AppState()
+        watches = [Watch("deployments", label_selector="ai-signals.io/serving=true")]
+        async with running_kube_source(kube_config(api, tmp_path), state, resources=watches):
+            await wait_for(lambda: "deployments" in state.kube.synced and api.watch_count() == 1)
+            # Scaled to zero and still there: what keeps a workload visible at 0 replicas.
+            (d,) = state.kube.deployments.values()
+            assert (d.kind, d.namespace, d.name, d.replicas, d.template_labels) == (
+                "Deployment", "llm", "llama", 0, {"app": "llama"})
+            # Leaving the selector is a DELETED for this watch; entering one an ADDED.
+            api.update(make_deployment("llm", "llama", replicas=1))
+            api.update(make_deployment("llm", "batch", replicas=3, labels={"ai-signals.io/serving": "true"}))
+            await wait_for(lambda: set(state.kube.deployments) == {"llm/batch"})
+
+
+async def test_crd_not_installed_is_quiet_and_picked_up_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(kube_module, "CRD_RECHECK", 0.2)
+    caplog.set_level("INFO", logger="ai_signals_exporter.sources.kube")
+    async with running_kube_api(crds=()) as api:
+        _seed(api)
+        with pytest.raises(ValueError):
+            api.add(make_leaderworkerset("llm", "big"))  # as kubectl: no such kind
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path), state,
+                                       resources=["pods", "nodes", "leaderworkersets"]) as source:
+            await wait_for(lambda: state.selfmon.kube_lists.get(("leaderworkersets", "not_installed"), 0) >= 3)
+            assert {"pods", "nodes", "leaderworkersets"} <= state.kube.synced
+            assert state.kube.not_installed == {"leaderworkersets"} and not state.kube.leaderworkersets
+            assert len(state.kube.pods) == 4  # the others are not held up
+            assert not [k for k in state.selfmon.errors if k[0] == "kube"]  # not an error
+            assert {t.target: t.up for t in source.targets()}["leaderworkersets"] is True
+            lines = [r for r in caplog.records if "leaderworkersets" in r.getMessage()]
+            assert len(lines) == 1 and lines[0].levelname == "INFO"  # said once, not per re-check
+
+            api.install_crd("leaderworkersets")
+            api.add(make_leaderworkerset("llm", "big", replicas=2, size=4))
+            await wait_for(lambda: "llm/big" in state.kube.leaderworkersets)
+            assert state.kube.not_installed == set()
+            lws = state.kube.leaderworkersets["llm/big"]
+            assert (lws.kind, lws.replicas, lws.group_size) == ("LeaderWorkerSet", 2, 4)
+
+            api.uninstall_crd("leaderworkersets")  # CRD deleted: its objects go, then 404
+            await wait_for(lambda: state.kube.not_installed == {"leaderworkersets"})
+            assert not state.kube.leaderworkersets
+            assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+
+
+def test_unknown_or_misused_resources_are_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown kube resource"):
+        kube_module.KubeSource(Config(), AppState(), resources=["secrets"])
+    with pytest.raises(ValueError, match="label selector"):
+        Watch("events", label_selector="a=b")
+    with pytest.raises(ValueError, match="twice"):
+        kube_module.KubeSource(Config(), AppState(), resources=["pods", Watch("pods")])
+    assert [w.resource for w in kube_module.KubeSource(Config(), AppState()).watches] == ["pods", "nodes"]
+
+
+async def test_protocol_new_resources(fake_api: FakeKubeAPI, http: aiohttp.ClientSession) -> None:
+    base = fake_api.base_url
+    fake_api.add(make_event("ml", ("ReplicaSet", "r"), "FailedCreate", "quota", name="w"))
+    fake_api.add(make_event("ml", ("Pod", "p"), "Pulled", "pulled", type="Normal", name="n"))
+    fake_api.add(make_leaderworkerset("ml", "big"))
+    fake_api.add(make_deployment("ml", "d"))
+    _, body = await _get(http, f"{base}/api/v1/events", fieldSelector="type=Warning")
+    assert body["kind"] == "EventList" and [i["metadata"]["name"] for i in body["items"]] == ["w"]
+    _, body = await _get(http, f"{base}/api/v1/namespaces/ml/events",
+                         fieldSelector="involvedObject.kind=Pod,reason=Pulled")
+    assert [i["metadata"]["name"] for i in body["items"]] == ["n"]
+    status, body = await _get(http, f"{base}/api/v1/pods", fieldSelector="type=Warning")
+    assert status == 400  # pods have no such field label
+    _, body = await _get(http, f"{base}/apis/apps/v1/namespaces/ml/deployments")
+    assert (body["kind"], body["apiVersion"]) == ("DeploymentList", "apps/v1") and "kind" not in body["items"][0]
+    _, body = await _get(http, f"{base}/apis/leaderworkerset.x-k8s.io/v1/leaderworkersets")
+    assert body["items"][0]["kind"] == "LeaderWorkerSet"  # custom resources keep kind per item
+    status, _ = await _get(http, f"{base}/api/v1/deployments")  # wrong group
+    assert status == 404
+    fake_api.uninstall_crd("leaderworkersets")
+    status, body = await _get(http, f"{base}/apis/leaderworkerset.x-k8s.io/v1/leaderworkersets")
+    assert status == 404 and body["reason"] == "NotFound"
+    assert ("list", "/apis/leaderworkerset.x-k8s.io/v1/leaderworkersets", "leaderworkersets") in fake_api.requests
+    assert rbac_rules([r for r in fake_api.requests if r[2] in ("leaderworkersets", "deployments")]) == [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list"]},
+        {"apiGroups": ["leaderworkerset.x-k8s.io"], "resources": ["leaderworkersets"], "verbs": ["list"]},
+    ]
+
+
+async def test_recorded_event_repeats_bump_count_on_one_object(tmp_path: Path) -> None:
+    async with running_kube_api() as api:
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path), state, resources=["events"], clock=_clock):
+            await wait_for(lambda: "events" in state.kube.synced and api.watch_count() == 1)
+            msg = quota_exceeded_message("llama-abc-x", "gpu")
+            api.record_event(make_event("llm", ("ReplicaSet", "llama-abc"), "FailedCreate", msg))
+            api.record_event(make_event("llm", ("ReplicaSet", "llama-abc"), "FailedCreate", msg),
+                             at="2026-01-05T10:00:40Z")
+            api.record_event(make_event("llm", ("ReplicaSet", "other"), "FailedCreate", msg))
+            await wait_for(lambda: sorted(e.count for e in state.kube.events.values()) == [1, 2])
+            assert len(api.objects("Event")) == 2
+            bumped = next(e for e in state.kube.events.values() if e.count == 2)
+            assert bumped.last_seen == parse_time("2026-01-05T10:00:40Z") and bumped.name == "llama-abc"

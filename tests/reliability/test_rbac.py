@@ -113,3 +113,39 @@ def test_derivation_notices_a_missing_grant() -> None:
     calls = [("list", "/api/v1/nodes", "nodes"), ("watch", "/api/v1/nodes", "nodes")]
     narrow = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]
     assert grants(rbac_rules(calls)) - grants(narrow) == {("", "nodes", "watch")}
+
+
+# Enabling a resource (an area asks KubeSource for it) must add exactly its list and watch, in
+# its own API group, and nothing else: the ClusterRole then grows by one rule per resource.
+_EXTRA = {
+    "resourcequotas": "",
+    "events": "",
+    "deployments": "apps",
+    "statefulsets": "apps",
+    "leaderworkersets": "leaderworkerset.x-k8s.io",
+}
+
+
+async def _calls_with(resources: list[str], tmp_path: Path) -> set[tuple[str, str, str]]:
+    from ai_signals_exporter.state import AppState
+
+    from ..helpers.kube import kube_config, running_kube_source, wait_for
+
+    async with running_kube_api() as api:
+        api.add(make_node("gpu-1"))
+        api.add(make_pod("llm", "llama-0", node="gpu-1", owner=("Deployment", "llama"), gpu=1))
+        state = AppState()
+        async with running_kube_source(kube_config(api, tmp_path), state, resources=resources):
+            await wait_for(lambda: set(resources) <= state.kube.synced and api.watch_count() == len(resources))
+            api.drop_watches()  # the re-watch path too
+            await wait_for(lambda: api.watch_count() == len(resources))
+    return grants(rbac_rules(api.requests))
+
+
+@pytest.mark.parametrize("resource", sorted(_EXTRA))
+async def test_enabling_a_resource_adds_exactly_its_list_and_watch(resource, tmp_path) -> None:
+    base = await _calls_with(["pods", "nodes"], tmp_path)
+    assert base == {("", r, v) for r in ("pods", "nodes") for v in ("list", "watch")}
+    grown = await _calls_with(["pods", "nodes", resource], tmp_path)
+    assert grown - base == {(_EXTRA[resource], resource, "list"), (_EXTRA[resource], resource, "watch")}
+    assert base <= grown

@@ -50,6 +50,7 @@ CONTRACT_METRICS = {
     "ai_signals_exporter_errors_total", "ai_signals_exporter_config_last_reload_successful",
     # Extensions of the contract (docs/signals.md).
     "ai_signals_exporter_source_interval_seconds",
+    "ai_checkpoint_store_objects", "ai_checkpoint_store_empty_seconds",
     # Scheduling (turn 2; src/ai_signals_exporter/scheduling/families.py).
     "ai_gpu_pods_pending", "ai_gpu_pods_pending_requested_gpus", "ai_gpu_pods_pending_oldest_seconds",
     "ai_gpu_node_admission_failures_total", "ai_gpu_pod_disruptions_total",

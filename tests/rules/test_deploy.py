@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from ai_signals_exporter.config import load_config_text
 from .rulepack import DASHBOARDS, DEPLOY, REPO, all_rules, need, rule_files
 
 K8S_VERSION = "1.30.0"
+GRAFANA_LABEL = "grafana_dashboard"
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
 
 
@@ -192,7 +194,7 @@ def test_service_monitor_and_network_policy_reach_the_pods(rendered):
 
 def test_config_map_holds_a_valid_config(rendered, monkeypatch):
     monkeypatch.setenv("NODE_NAME", "gpu-node-7")
-    (cm,) = by_kind(rendered, "ConfigMap")
+    (cm,) = [c for c in by_kind(rendered, "ConfigMap") if GRAFANA_LABEL not in c["metadata"].get("labels", {})]
     cfg = load_config_text(cm["data"]["config.yaml"], "configmap")
     assert cfg.kubernetes.enabled
     w = workload(rendered)
@@ -280,9 +282,11 @@ def test_keda_scaled_object_uses_recorded_series_and_never_tokens_alone():
 
 # --- dcgm-exporter counters: exactly what the rules and dashboards use ---
 
-# Names the rules accept that are not CSV fields: the pre-rename clock field and the sample name
-# some exporter builds print for DCGM_EXP_XID_ERRORS_COUNT.
-DCGM_ALIASES = {"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "DCGM_FI_DEV_XID_ERRORS_ACTIVE"}
+# Names the rules accept that are not CSV fields: the pre-rename clock field.
+DCGM_ALIASES = {"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS"}
+# Fields only dcgm-exporter >= 4.8.3 knows: in counters-4.8.3.csv, never in counters.csv (an
+# unknown DCGM_EXP_* name stops older exporters from starting).
+DCGM_NEWER = {"DCGM_EXP_XID_ERRORS_TOTAL"}
 DCGM_RE = re.compile(r"\bDCGM_(?:FI|EXP)_[A-Z0-9_]+")
 
 
@@ -330,17 +334,23 @@ def test_dcgm_servicemonitor_never_attributes_a_free_gpu_to_the_exporter_pod(tmp
     assert not {"pod", "namespace", "container"} & set(got["GPU-b"]), got["GPU-b"]
 
 
-def test_dcgm_counters_csv_enables_exactly_what_is_used():
-    text = (DEPLOY / "dcgm-exporter" / "counters.csv").read_text()
+def _enabled(name: str) -> set[str]:
+    text = (DEPLOY / "dcgm-exporter" / name).read_text()
     rows = [r for r in csv.reader(io.StringIO(text), skipinitialspace=True) if r and not r[0].startswith("#")]
     assert all(len(r) == 3 and r[1] in ("gauge", "counter", "label") for r in rows)
-    enabled = {r[0] for r in rows if r[1] != "label"}
+    return {r[0] for r in rows if r[1] != "label"}
+
+
+def test_dcgm_counters_csv_enables_exactly_what_is_used():
+    enabled = _enabled("counters.csv")
+    assert _enabled("counters-4.8.3.csv") == enabled | DCGM_NEWER
+    assert not enabled & DCGM_NEWER
     used = set()
     for p in rule_files():
         used |= set(DCGM_RE.findall(p.read_text()))
     for p in DASHBOARDS.glob("*.json"):
         used |= set(DCGM_RE.findall(p.read_text()))
-    assert used - DCGM_ALIASES == enabled
+    assert used - DCGM_ALIASES == enabled | DCGM_NEWER
 
 
 def test_keda_scales_gpu_replicas_down_as_slowly_as_the_hpa_example():
@@ -369,3 +379,51 @@ def test_keda_queries_read_only_the_scaled_kind():
     assert so["spec"]["scaleTargetRef"]["kind"] == "Deployment"
     for trigger in so["spec"]["triggers"]:
         assert 'workload_kind="Deployment"' in trigger["metadata"]["query"]
+
+
+# --- Grafana dashboards as ConfigMaps (generated from dashboards/) ---
+
+# kubectl apply (client side) keeps the whole object in an annotation limited to 256 KiB.
+LAST_APPLIED_LIMIT = 262144
+
+
+def test_dashboard_configmaps_have_not_drifted_from_dashboards():
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_dashboard_configmaps.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_dashboard_drift_check_notices_an_edit(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import gen_dashboard_configmaps
+    finally:
+        sys.path.pop(0)
+    (tmp_path / "x.json").write_text('{"uid": "x", "title": "x", "panels": []}\n')
+    assert gen_dashboard_configmaps.render(tmp_path) != gen_dashboard_configmaps.render()
+
+
+def test_every_dashboard_renders_as_a_labelled_configmap(rendered):
+    cms = [c for c in by_kind(rendered, "ConfigMap") if c["metadata"].get("labels", {}).get(GRAFANA_LABEL) == "1"]
+    got = {key: value for c in cms for key, value in c["data"].items()}
+    want = {p.name: p.read_text() for p in sorted(DASHBOARDS.glob("*.json"))}
+    assert want and got == want  # byte for byte, every dashboard, nothing else
+    for c in cms:
+        kubernetes_validate.validate(c, K8S_VERSION, strict=True)
+        assert c["metadata"]["namespace"] == "ai-signals"
+        # A stable name (no generator hash): the sidecar replaces the dashboard in place.
+        assert c["metadata"]["name"] == "ai-signals-dashboard-" + next(iter(c["data"])).removesuffix(".json")
+        assert len(yaml.safe_dump(c)) < LAST_APPLIED_LIMIT
+        (body,) = c["data"].values()
+        assert json.loads(body)["uid"].startswith("ai-signals-")
+
+
+# --- one uid/gid for the image and every workload ---
+
+def test_image_and_workloads_run_as_one_uid_and_gid(rendered):
+    dockerfile = (REPO / "Dockerfile").read_text()
+    (user,) = re.findall(r"^USER (\d+):(\d+)$", dockerfile, re.M)
+    uid, gid = int(user[0]), int(user[1])
+    assert f"--gid {gid}" in dockerfile and f"--uid {uid} --gid {gid}" in dockerfile  # named entries
+    psc = workload(rendered)["spec"]["template"]["spec"]["securityContext"]
+    assert (psc["runAsUser"], psc["runAsGroup"], psc["fsGroup"]) == (uid, gid, gid)

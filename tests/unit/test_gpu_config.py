@@ -9,7 +9,11 @@ from ai_signals_exporter.config import ConfigError, load_config_text
 
 def test_defaults_match_gpu_operator_and_helm_chart():
     g = load_config_text("").gpu
-    assert g.discovery.label_selector == "app=nvidia-dcgm-exporter"
+    assert g.discovery.selectors == [
+        "app=nvidia-dcgm-exporter", "app.kubernetes.io/name=dcgm-exporter", "app=nvidia-dcgm-exporter-dra",
+    ]
+    assert g.discovery.port_name == "metrics"
+    assert g.resource_names == ("nvidia.com/gpu",)
     assert (g.discovery.port, g.discovery.path) == (9400, "/metrics")
     assert (g.idle_threshold, g.idle_after) == (0.05, 600.0)
     assert (g.resource_name, g.taint_key) == ("nvidia.com/gpu", "nvidia.com/gpu")

@@ -89,3 +89,37 @@ def test_idle_seconds_match_a_reference_model(steps):
         prev_ts = ts
         expected = 0.0 if start is None else 5.0 + ts - start
         assert idle_seconds(t, ts + 5.0) == expected
+
+
+def test_label_flip_between_sharing_pods_keeps_the_stretch():
+    # Without --kubernetes-virtual-gpus dcgm-exporter labels a time-sliced GPU with whichever
+    # sharing pod it lists last: a, b, a, b... while both hold it.  Busy while both are seen.
+    a, b = ("dev", "nb-a", "uid-a"), ("dev", "nb-b", "uid-b")
+    t = track(None, 0.9, THRESHOLD, 0, GAP, a)
+    t = track(t, 0.9, THRESHOLD, 15, GAP, b)
+    t = track(t, 0.0, THRESHOLD, 30, GAP, a)
+    assert t.since == 30
+    for ts, holder in ((45, b), (60, a), (75, b)):
+        t = track(t, 0.0, THRESHOLD, ts, GAP, holder)
+        assert t.since == 30, ts
+    assert idle_seconds(t, now=90) == 60
+
+
+def test_recreated_pod_of_the_same_name_restarts_the_stretch():
+    old, new = ("dev", "nb-a", "uid-1"), ("dev", "nb-a", "uid-2")
+    t = track(None, 0.0, THRESHOLD, 0, GAP, old)
+    t = track(t, 0.0, THRESHOLD, 15, GAP, old)
+    assert t.since == 0
+    t = track(t, 0.0, THRESHOLD, 30, GAP, new)
+    assert t.since == 30
+
+
+def test_release_forgets_the_sharers():
+    a, b = ("dev", "nb-a", ""), ("dev", "nb-b", "")
+    t = track(None, 0.0, THRESHOLD, 0, GAP, a)
+    t = track(t, 0.0, THRESHOLD, 15, GAP, b)  # b is new: it just got an idle GPU
+    assert t.since == 15
+    t = track(t, 0.0, THRESHOLD, 30, GAP, None)  # freed
+    assert t.since == 30 and t.sharers == frozenset()
+    t = track(t, 0.0, THRESHOLD, 45, GAP, a)  # a takes it again: a new holder
+    assert t.since == 45

@@ -337,3 +337,30 @@ def test_rendered_output_passes_promtool(tmp_path):
     text = body.decode()
     assert 'ai_gpu_node_unhealthy_gpus{node="n1"} 1' in text
     assert 'ai_gpu_idle_cost_per_hour{node="n1",gpu_model="NVIDIA-H100-80GB-HBM3"} 3' in text
+
+
+def test_renamed_shared_resource_counts_when_listed():
+    # GPU device plugin time-slicing with renameByDefault: nodes advertise nvidia.com/gpu.shared
+    # replicas and pods request them; dcgm-exporter only attributes them when its
+    # NVIDIA_RESOURCE_NAMES lists the name, the kube side counts them when resource_name does.
+    shared = {"nvidia.com/gpu.shared": 8}
+    n = NodeInfo(name="l4-ts", labels={}, taints=[GPU_TAINT], capacity=dict(shared), allocatable=dict(shared))
+    p = PodInfo(uid="u1", namespace="dev", name="nb", node="l4-ts", phase="Running", ip="10.0.0.9",
+                labels={}, annotations={}, workload_kind="Pod", workload="nb",
+                requests={"nvidia.com/gpu.shared": 1})
+    state = AppState()
+    state.kube.nodes, state.kube.pods = {"l4-ts": n}, {"u1": p}
+    assert gpu_nodes(state.kube, "nvidia.com/gpu", "nvidia.com/gpu") == {}
+    cfg = Config.model_validate({"gpu": {"resource_name": ["nvidia.com/gpu", "nvidia.com/gpu.shared"]}})
+    assert cfg.gpu.resource_names == ("nvidia.com/gpu", "nvidia.com/gpu.shared")
+    (ng,) = gpu_nodes(state.kube, cfg.gpu.resource_names, cfg.gpu.taint_key).values()
+    assert (ng.allocatable, ng.requested, ng.non_gpu_pods) == (8, 1, 0)
+    assert gpu_units({"nvidia.com/gpu": 2, "nvidia.com/gpu.shared": 3, "nvidia.com/mig-1g.10gb": 1},
+                     cfg.gpu.resource_names) == 6
+
+
+def test_resource_name_list_must_not_be_empty():
+    from ai_signals_exporter.config import ConfigError, load_config_text
+
+    with pytest.raises(ConfigError, match="resource_name"):
+        load_config_text("gpu: {resource_name: []}")

@@ -196,3 +196,90 @@ def test_each_device_counted_once_whatever_the_sharing(devices):
         r = rs[str(index)]
         assert r.util == pytest.approx(pct / 100)
         assert r.pods == tuple(sorted({("ns", p) for p in pods}))
+
+
+# --- dcgm-exporter 4.8.x (fixtures written from its source; see generate_v48.py) ---
+
+
+@pytest.mark.parametrize("payload", ["v4.8.2-virtual-gpus.prom", "v4.8.3-virtual-gpus.prom",
+                                     "v4.8.3-virtual-gpus-old-namespace.prom"])
+def test_busy_time_sliced_gpu_reads_the_device_value_not_per_pod_zeros(payload):
+    rs = readings_of(payload)
+    assert rs["0"].util == pytest.approx(0.87)
+    assert rs["0"].pods == (("serving", "chat-a-0"), ("serving", "chat-b-0"))
+    assert rs["0"].pod_uids == ("0f5a0000-aaaa-4aaa-8aaa-00000000000a", "0f5b0000-bbbb-4bbb-8bbb-00000000000b")
+    assert rs["0"].hostname == "l4-ts-node"
+    assert rs["1"].util == 0 and rs["1"].pods == ()  # the free GPU is kept since 4.8.2
+
+
+def test_without_a_device_series_the_largest_per_pod_value_wins():
+    base = 'gpu="0",UUID="GPU-x",modelName="M",hostname="h"'
+    text = (f'DCGM_FI_DEV_GPU_UTIL{{{base},namespace="a",pod="p1",pod_uid="u1"}} 0\n'
+            f'DCGM_FI_DEV_GPU_UTIL{{{base},namespace="a",pod="p2",pod_uid="u2"}} 61\n')
+    (r,) = extract_readings(parse_families(text, WANTED))
+    assert r.util == pytest.approx(0.61)
+    assert r.pods == (("a", "p1"), ("a", "p2")) and r.pod_uids == ("u1", "u2")
+
+
+def test_device_series_wins_over_a_larger_per_pod_value():
+    base = 'gpu="0",UUID="GPU-x",modelName="M",hostname="h"'
+    text = (f'DCGM_FI_DEV_GPU_UTIL{{{base},pod_name="p1",pod_namespace="a",pod_uid="u1"}} 70\n'
+            f'DCGM_FI_DEV_GPU_UTIL{{{base}}} 64\n')
+    (r,) = extract_readings(parse_families(text, WANTED))
+    assert r.util == pytest.approx(0.64)
+
+
+def test_relabelled_device_series_is_device_level_despite_the_exporter_pod_label():
+    base = 'gpu="0",UUID="GPU-x",modelName="M",Hostname="h",namespace="gpu-operator",pod="nvidia-dcgm-exporter-abc"'
+    text = (f'DCGM_FI_DEV_GPU_UTIL{{{base},exported_namespace="a",exported_pod="p1",pod_uid="u1"}} 0\n'
+            f'DCGM_FI_DEV_GPU_UTIL{{{base}}} 55\n')
+    (r,) = extract_readings(parse_families(text, WANTED))
+    assert r.util == pytest.approx(0.55) and r.pods == (("a", "p1"),)
+
+
+def test_hpc_job_copies_are_one_device():
+    rs = readings_of("v4.8.3-hpc-job.prom")
+    assert sorted(rs) == ["0", "1"]
+    assert rs["0"].util == pytest.approx(0.64) and rs["0"].pods == ()
+
+
+def test_dra_mig_4_8_2_attributes_every_pod_of_the_parent_4_8_3_per_instance():
+    old, new = readings_of("v4.8.2-dra-mig.prom"), readings_of("v4.8.3-dra-mig.prom")
+    for rs in (old, new):
+        assert sorted(rs) == ["0/1", "0/9", "1"]
+        assert rs["0/1"].util == pytest.approx(0.793) and rs["0/9"].util == 0
+        assert rs["0/1"].profile == "3g.40gb" and rs["1"].pods == ()
+    assert old["0/1"].pods == (("ml", "infer-0"), ("ml", "notebook-0"))  # 4.8.2's DRA+MIG mapping
+    assert new["0/1"].pods == (("ml", "infer-0"),) and new["0/9"].pods == (("ml", "notebook-0"),)
+
+
+# Own-fixture equivalents of the ../shared real-payload checks below (a clone without ../shared
+# runs these): a default-counter Operator payload with no pod, one allocated GPU with
+# pod_uid="", MIG identity, and a payload with no utilisation field at all.
+
+
+def test_own_operator_payload_identity_and_pod_uid_blank():
+    rs = readings_of("h100x4-operator.prom")
+    assert {r.hostname for r in rs.values()} == {"h100-node-a"}
+    assert rs["0"].pods == (("serving", "llama-70b-0"),) and rs["0"].pod_uids == ()
+    assert all(rs[g].pods == () for g in ("2", "3"))
+
+
+def test_own_mig_identity_and_no_reading_without_utilisation():
+    text = (FIXTURES / "a100-mig-mixed.prom").read_bytes()
+    samples = parse_families(text, {"DCGM_FI_DEV_SM_CLOCK"})["DCGM_FI_DEV_SM_CLOCK"]
+    keys = {key_of(labels) for labels, _ in samples}
+    assert ("GPU-a1b2c3d4-0000-4000-8000-00000000a100", "13") in keys and len(keys) == 4
+    assert extract_readings(parse_families(
+        b"\n".join(line for line in text.splitlines() if line.startswith(b"DCGM_FI_DEV_SM_CLOCK")) + b"\n",
+        WANTED)) == []
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.prom")))
+def test_own_dcgm_payloads_are_no_serving_engine(name):
+    # A dcgm-exporter scraped as a serving target is not mistaken for an inference engine (the
+    # same check runs on ../shared's real payloads in test_engines.py where they exist).
+    from ai_signals_exporter.engines import UnknownEngine, extract
+
+    with pytest.raises(UnknownEngine):
+        extract((FIXTURES / name).read_bytes(), "auto")

@@ -11,14 +11,33 @@ import json
 
 import pytest
 
-from ai_signals_exporter.sim.objects import make_node, make_pod
+from ai_signals_exporter.sim.objects import (
+    admission_rejected,
+    disrupted,
+    make_deployment,
+    make_event,
+    make_leaderworkerset,
+    make_node,
+    make_pod,
+    make_resource_quota,
+    make_statefulset,
+    out_of_resource,
+    quota_exceeded_message,
+)
 from ai_signals_exporter.sources.kube_objects import (
+    MESSAGE_MAX,
     effective_requests,
+    event_from_json,
     node_from_json,
     parse_quantity,
+    parse_time,
     pod_from_json,
+    quota_from_json,
     resolve_workload,
+    workload_from_json,
 )
+from ai_signals_exporter.sources.kube_stores import NodeStore, PodStore, QuotaStore, WarningEventStore
+from ai_signals_exporter.state import AppState, KubeState
 
 VLLM_DEPLOYMENT_POD = json.loads(
     """
@@ -444,3 +463,261 @@ def test_builder_node() -> None:
     cpu = node_from_json(make_node("cpu-1", gpus=0))
     assert cpu.taints == [] and cpu.capacity == {}
     assert node_from_json(make_node("g", taints=[])).taints == []
+
+
+# ---- pod states, node Ready, quota, events, workloads ----------------------------------------
+
+T0 = parse_time("2026-01-05T10:00:00Z")
+
+# As `kubectl get pod -o json` prints a pod the kubelet rejected at admission (the status shape
+# reported in ray-project/kuberay#1414, the message of kubernetes/kubernetes#130145 with the
+# "Pod was rejected: " prefix of pkg/kubelet/kubelet.go rejectPod since v1.27).
+ADMISSION_REJECTED_POD = json.loads("""
+{"apiVersion": "v1", "kind": "Pod",
+ "metadata": {"creationTimestamp": "2026-01-05T10:00:00Z", "name": "llama-7d9f8b7c5d-abcde", "namespace": "llm",
+   "uid": "c1", "labels": {"pod-template-hash": "7d9f8b7c5d"},
+   "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "llama-7d9f8b7c5d", "uid": "r",
+                        "controller": true, "blockOwnerDeletion": true}]},
+ "spec": {"nodeName": "gpu-node-3", "containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.6.3",
+   "resources": {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}}]},
+ "status": {"message": "Pod was rejected: Allocate failed due to requested number of devices unavailable for nvidia.com/gpu. Requested: 1, Available: 0, which is unexpected",
+   "phase": "Failed", "qosClass": "BestEffort", "reason": "UnexpectedAdmissionError", "startTime": "2026-01-05T10:00:02Z"}}
+""")
+
+# A pod the scheduler preempted (condition as pkg/scheduler/framework/preemption/preemption.go
+# writes it before deleting the victim), with two container restarts behind it.
+PREEMPTED_POD = json.loads("""
+{"apiVersion": "v1", "kind": "Pod",
+ "metadata": {"creationTimestamp": "2026-01-05T09:00:00Z", "deletionTimestamp": "2026-01-05T10:30:00Z",
+   "deletionGracePeriodSeconds": 30, "name": "train-worker-1", "namespace": "ml", "uid": "p1"},
+ "spec": {"nodeName": "gpu-node-4", "containers": [{"name": "torch", "image": "pytorch/pytorch:2.4.0"}]},
+ "status": {"phase": "Running", "conditions": [
+   {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
+    "message": "default-scheduler: preempting to accommodate a higher priority pod",
+    "lastProbeTime": null, "lastTransitionTime": "2026-01-05T10:30:00Z"},
+   {"type": "PodReadyToStartContainers", "status": "True", "lastProbeTime": null, "lastTransitionTime": "2026-01-05T09:00:40Z"},
+   {"type": "Initialized", "status": "True", "lastProbeTime": null, "lastTransitionTime": "2026-01-05T09:02:00Z"},
+   {"type": "Ready", "status": "True", "lastProbeTime": null, "lastTransitionTime": "2026-01-05T09:05:00Z"},
+   {"type": "ContainersReady", "status": "True", "lastProbeTime": null, "lastTransitionTime": "2026-01-05T09:05:00Z"},
+   {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": "2026-01-05T09:00:05Z"}],
+  "containerStatuses": [
+   {"name": "torch", "ready": true, "restartCount": 2, "started": true,
+    "state": {"running": {"startedAt": "2026-01-05T09:04:30Z"}},
+    "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": "2026-01-05T09:02:10Z",
+                                 "finishedAt": "2026-01-05T09:04:20Z"}}},
+   {"name": "sidecar", "ready": true, "restartCount": 1, "started": true,
+    "state": {"running": {"startedAt": "2026-01-05T09:02:05Z"}}}]}}
+""")
+
+# Pending on GPUs: the scheduler's FitError message (pkg/scheduler/framework/types.go, v1.31).
+UNSCHEDULABLE_POD = json.loads("""
+{"apiVersion": "v1", "kind": "Pod",
+ "metadata": {"creationTimestamp": "2026-01-05T10:00:00Z", "name": "big-0", "namespace": "ml", "uid": "u1"},
+ "spec": {"containers": [{"name": "c", "resources": {"requests": {"nvidia.com/gpu": "8"}}}]},
+ "status": {"phase": "Pending", "qosClass": "BestEffort", "conditions": [
+   {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "lastProbeTime": null,
+    "lastTransitionTime": "2026-01-05T10:00:01Z",
+    "message": "0/12 nodes are available: 4 node(s) didn't match Pod's node affinity/selector, 8 Insufficient nvidia.com/gpu. preemption: 0/12 nodes are available: 4 Preemption is not helpful for scheduling, 8 No preemption victims found for incoming pod."}]}}
+""")
+
+
+def test_admission_rejected_pod() -> None:
+    info = pod_from_json(ADMISSION_REJECTED_POD)
+    assert (info.phase, info.reason, info.node) == ("Failed", "UnexpectedAdmissionError", "gpu-node-3")
+    assert "requested number of devices unavailable for nvidia.com/gpu" in info.message
+    assert info.scheduled is None and info.started_at is None and info.restarts == 0
+    assert info.created == T0 and not info.ready
+    # The builder makes the same shape.
+    built = pod_from_json(admission_rejected(make_pod("llm", "x", "gpu-node-3", gpu=1)))
+    assert (built.phase, built.reason, built.message) == (info.phase, info.reason, info.message)
+    oor = pod_from_json(out_of_resource(make_pod("llm", "y", "gpu-node-3", gpu=1)))
+    assert (oor.phase, oor.reason) == ("Failed", "OutOfnvidia.com/gpu")
+
+
+def test_preempted_pod_conditions_restarts_and_start() -> None:
+    info = pod_from_json(PREEMPTED_POD)
+    assert info.disruption is not None
+    assert (info.disruption.status, info.disruption.reason) == ("True", "PreemptionByScheduler")
+    assert info.disruption.last_transition == T0 + 1800 and info.deleted_at == T0 + 1800 and info.deleting
+    assert info.created == T0 - 3600
+    assert info.scheduled.last_transition == T0 - 3600 + 5 and info.scheduled.reason == ""
+    assert info.initialized.last_transition == T0 - 3600 + 120
+    assert info.containers_ready.last_transition == info.ready_condition.last_transition == T0 - 3600 + 300
+    assert info.ready and info.restarts == 3
+    assert info.started_at == T0 - 3600 + 270  # the latest running start of the two
+    # Only the kept conditions' details: Initialized has no message to keep.
+    assert info.initialized.message == "" and info.initialized.reason == ""
+
+
+@pytest.mark.parametrize("reason", ["PreemptionByScheduler", "EvictionByEvictionAPI", "TerminationByKubelet",
+                                    "DeletionByTaintManager", "DeletionByPodGC"])
+def test_disrupted_builder(reason: str) -> None:
+    info = pod_from_json(disrupted(make_pod("ml", "w", "gpu-1", gpu=8), reason))
+    assert info.disruption.reason == reason and info.disruption.status == "True"
+    if reason == "TerminationByKubelet":
+        assert (info.phase, info.reason, info.deleting) == ("Failed", "Evicted", False)
+    else:
+        assert info.deleting and info.deleted_at == T0
+
+
+def test_unschedulable_and_gated_pods() -> None:
+    info = pod_from_json(UNSCHEDULABLE_POD)
+    assert (info.scheduled.status, info.scheduled.reason) == ("False", "Unschedulable")
+    assert "8 Insufficient nvidia.com/gpu" in info.scheduled.message and not info.gated
+    gated = pod_from_json(make_pod("ml", "g", gpu=1, scheduling_gates=["kueue.x-k8s.io/admission"]))
+    assert gated.gated and gated.scheduled.reason == "SchedulingGated"
+    long = json.loads(json.dumps(UNSCHEDULABLE_POD))
+    long["status"]["conditions"][0]["message"] = "x" * 5000
+    long["status"]["message"] = "y" * 5000
+    trimmed = pod_from_json(long)
+    assert len(trimmed.scheduled.message) == MESSAGE_MAX and len(trimmed.message) == MESSAGE_MAX
+
+
+def test_staged_pod_times_from_the_builder() -> None:
+    info = pod_from_json(make_pod("llm", "a", "gpu-1", gpu=1, created="2026-01-05T09:59:00Z",
+                                  scheduled_at="2026-01-05T09:59:10Z", initialized_at="2026-01-05T10:01:00Z",
+                                  ready_at="2026-01-05T10:03:00Z", restarts=1))
+    assert (info.created, info.scheduled.last_transition, info.initialized.last_transition, info.ready_condition.last_transition) == (
+        T0 - 60, T0 - 50, T0 + 60, T0 + 180)
+    assert info.started_at == T0 + 60 and info.restarts == 1
+
+
+def test_node_ready_status() -> None:
+    assert node_from_json(make_node("g")).ready == "True"
+    obj = make_node("g")
+    obj["status"]["conditions"][0].update(status="Unknown", reason="NodeStatusUnknown")
+    assert node_from_json(obj).ready == "Unknown"
+    del obj["status"]["conditions"]
+    assert node_from_json(obj).ready == "Unknown"
+
+
+def test_quota_keeps_device_entries_only() -> None:
+    q = quota_from_json(make_resource_quota("ml", "gpu", {"requests.nvidia.com/gpu": 16, "requests.cpu": "64",
+                                                          "count/pods": 100, "limits.nvidia.com/gpu": "16"},
+                                            {"requests.nvidia.com/gpu": 12}))
+    assert (q.namespace, q.name) == ("ml", "gpu")
+    assert q.hard == {"requests.nvidia.com/gpu": 16, "limits.nvidia.com/gpu": 16}
+    assert q.used == {"requests.nvidia.com/gpu": 12, "limits.nvidia.com/gpu": 0}
+
+
+def test_events_old_and_series_style() -> None:
+    msg = quota_exceeded_message("llama-7d9f8b7c5d-x2k4p", "gpu-quota", requested=2)
+    old = event_from_json(make_event("llm", ("ReplicaSet", "llama-7d9f8b7c5d"), "FailedCreate", msg, count=7,
+                                     last="2026-01-05T10:05:00Z"))
+    assert (old.reason, old.kind, old.name, old.namespace, old.count) == (
+        "FailedCreate", "ReplicaSet", "llama-7d9f8b7c5d", "llm", 7)
+    assert (old.first_seen, old.last_seen) == (T0, T0 + 300)
+    assert "exceeded quota: gpu-quota, requested: requests.nvidia.com/gpu=2" in old.message
+    new = event_from_json(make_event("llm", ("Pod", "p"), "FailedScheduling", "0/3 nodes", series=True,
+                                     count=4, last="2026-01-05T10:02:00Z"))
+    assert (new.count, new.first_seen, new.last_seen) == (4, T0, T0 + 120)
+    single = event_from_json(make_event("llm", ("Pod", "p"), "BackOff", "b", series=True))
+    assert (single.count, single.last_seen) == (1, T0)
+
+
+def test_workloads() -> None:
+    d = workload_from_json(make_deployment("llm", "llama", replicas=3, ready=1, labels={"team": "a"},
+                                           annotations={"ai-signals.io/x": "1", "other": "2"}), "Deployment")
+    assert (d.replicas, d.ready_replicas, d.current_replicas, d.labels, d.annotations) == (
+        3, 1, 3, {"team": "a"}, {"ai-signals.io/x": "1"})
+    s = workload_from_json(make_statefulset("llm", "db", replicas=0), "StatefulSet")
+    assert (s.kind, s.replicas, s.ready_replicas) == ("StatefulSet", 0, 0)
+    lws = workload_from_json(make_leaderworkerset("llm", "big", replicas=2, size=4, ready=1), "LeaderWorkerSet")
+    assert (lws.replicas, lws.group_size, lws.ready_replicas, lws.template_labels) == (2, 4, 1, {"app": "big"})
+    no_replicas = make_deployment("llm", "x")
+    del no_replicas["spec"]["replicas"]
+    assert workload_from_json(no_replicas, "Deployment").replicas == 1  # the API's default
+
+
+# ---- stores ----------------------------------------------------------------------------------
+
+
+def test_pod_store_replace_apply_remove_and_namespaces() -> None:
+    state = AppState()
+    store = PodStore(state, frozenset({"llm"}))
+    a, b = make_pod("llm", "a", "n1"), make_pod("other", "b", "n1")
+    kept: dict = {}
+    store.trim_into([a, b, {"metadata": {"name": "no-uid", "namespace": "llm"}}], kept)
+    assert [p.name for p in kept.values()] == ["a"]  # other namespace skipped, bad one counted
+    assert state.selfmon.errors[("kube", "decode")] == 1
+    store.replace(kept)
+    assert state.kube.pods_synced and set(state.kube.pods) == {a["metadata"]["uid"]}
+    gen = state.kube.generation
+    store.apply(make_pod("llm", "c", "n2"))
+    store.apply(b)  # unwanted namespace: ignored
+    assert len(state.kube.pods) == 2 and state.kube.generation == gen + 1
+    store.remove(a)
+    store.remove({"metadata": {"uid": "unknown"}})
+    assert [p.name for p in state.kube.pods.values()] == ["c"] and state.kube.generation == gen + 2
+
+
+def test_stores_follow_a_replaced_kube_state() -> None:
+    """The exporter swaps in a fresh KubeState when kube is disabled; stores must write there."""
+    state = AppState()
+    store = NodeStore(state)
+    store.replace({})
+    state.kube = KubeState()
+    store.apply(make_node("n1"))
+    assert set(state.kube.nodes) == {"n1"}
+
+
+def test_quota_store_keys_by_namespace_and_name() -> None:
+    state = AppState()
+    store = QuotaStore(state)
+    store.apply(make_resource_quota("ml", "gpu", {"requests.nvidia.com/gpu": 8}))
+    assert set(state.kube.resourcequotas) == {"ml/gpu"}
+    store.remove({"metadata": {"name": "gpu", "namespace": "ml"}})
+    assert state.kube.resourcequotas == {}
+
+
+def test_event_store_prunes_by_last_occurrence_with_an_injected_clock() -> None:
+    now = [T0]
+    state = AppState()
+    store = WarningEventStore(state, max_age=60, clock=lambda: now[0])
+    old = make_event("ml", ("Pod", "a"), "BackOff", "m", last="2026-01-05T09:58:00Z", name="a")
+    young = make_event("ml", ("Pod", "b"), "BackOff", "m", last="2026-01-05T09:59:30Z", name="b")
+    normal = make_event("ml", ("Pod", "c"), "Pulled", "m", type="Normal", name="c")
+    kept: dict = {}
+    store.trim_into([old, young, normal], kept)
+    store.replace(kept)
+    assert [e.name for e in state.kube.events.values()] == ["b"]
+    now[0] = T0 + 40  # b last seen 70 s ago: goes with the next arrival
+    store.apply(make_event("ml", ("Pod", "d"), "BackOff", "m", last="2026-01-05T10:00:40Z", name="d"))
+    assert [e.name for e in state.kube.events.values()] == ["d"]
+    # A repeat (same uid, higher count) moves to the back and stays.
+    d = next(iter(state.kube.events.values()))
+    again = make_event("ml", ("Pod", "d"), "BackOff", "m", count=2, last="2026-01-05T10:00:50Z", name="d")
+    again["metadata"]["uid"] = d.uid
+    store.apply(again)
+    assert [(e.name, e.count) for e in state.kube.events.values()] == [("d", 2)]
+
+
+def test_warning_event_memory_at_1000_per_minute() -> None:
+    """1,000 warning events a minute, each with a distinct quota message, for 15 minutes through
+    the store with the default max age (10 min): what stays held must be < 20 MB."""
+    import tracemalloc
+
+    now = [T0]
+    state = AppState()
+    store = WarningEventStore(state, clock=lambda: now[0])
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    for minute in range(15):
+        for i in range(1000):
+            now[0] = T0 + minute * 60 + i * 0.06
+            ts = time_text(now[0])
+            ev = make_event(f"ns-{i % 40}", ("ReplicaSet", f"llama-{minute}-{i}-7d9f8b7c5d"), "FailedCreate",
+                            quota_exceeded_message(f"llama-{minute}-{i}-7d9f8b7c5d-x2k4p", "gpu-quota"),
+                            first=ts, last=ts)
+            store.apply(ev)
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    assert 9_900 <= len(state.kube.events) <= 10_001
+    print(f"warning events held: {len(state.kube.events)}, {held / 1e6:.1f} MB")
+    assert held < 20e6, f"{held / 1e6:.1f} MB for {len(state.kube.events)} events"
+
+
+def time_text(t: float) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from datetime import timedelta
 from typing import Any, Protocol
@@ -148,45 +149,179 @@ class LocalTree:
 # --- object storage -----------------------------------------------------------------------------
 
 # obstore splits settings between the store config and the HTTP client; a store's `options:` map
-# is one flat map in our config, so route each key to the side that knows it.
-_CLIENT_KEYS = {
+# is one flat map in our config, so route each key to the side that knows it.  (A client key in
+# the store config is not an error but a Rust panic, so this routing is not optional.)
+CLIENT_KEYS = frozenset({
     "allow_http", "allow_invalid_certificates", "connect_timeout", "default_content_type",
     "http1_only", "http2_keep_alive_interval", "http2_keep_alive_timeout",
-    "http2_keep_alive_while_idle", "http2_only", "pool_idle_timeout", "pool_max_idle_per_host",
-    "proxy_url", "timeout", "user_agent",
-}
+    "http2_keep_alive_while_idle", "http2_max_frame_size", "http2_only", "pool_idle_timeout",
+    "pool_max_idle_per_host", "proxy_url", "proxy_ca_certificate", "proxy_excludes",
+    "randomize_addresses", "timeout", "user_agent",
+})
+# The prefix of each cloud's environment variables and of its long option names.
+ENV_PREFIX = {"s3": "aws_", "gs": "google_", "az": "azure_"}
+# Options whose value is a URL: without a scheme obstore builds the store and then panics on
+# the first request, so these are checked up front.
+URL_KEYS = frozenset({"endpoint", "endpoint_url", "base_url", "gcs_base_url", "proxy_url"})
+
+
+def normalize_uri(uri: str) -> str:
+    """The URI as obstore understands it: `gcs://` is a common spelling it does not parse."""
+    scheme, sep, rest = uri.partition("://")
+    return f"gs://{rest}" if sep and scheme.lower() == "gcs" else uri
+
+
+def split_options(scheme: str, options: dict[str, str], environ: dict[str, str] | None = None
+                  ) -> tuple[dict[str, str], dict[str, str]]:
+    """(store config, client options) for one store.
+
+    obstore reads each cloud's environment itself, but client options passed explicitly
+    *replace* the ones it read, so `AZURE_ALLOW_HTTP`, `GOOGLE_PROXY_URL`, `AWS_TIMEOUT`, ...
+    would be lost as soon as we set a timeout.  Carry the cloud's client variables over here;
+    the store's own `options:` then override both (store config keys from the environment are
+    still read by obstore and overridden by the config it is given)."""
+    prefix = ENV_PREFIX.get(scheme, "")
+    env = os.environ if environ is None else environ
+    config: dict[str, str] = {}
+    client: dict[str, str] = {}
+    if prefix:
+        for name, value in env.items():
+            bare = name.lower().removeprefix(prefix)
+            if name.lower().startswith(prefix) and bare in CLIENT_KEYS:
+                client[bare] = value
+    for key, value in options.items():
+        k = key.lower()
+        bare = k.removeprefix(prefix) if prefix else k
+        if bare in CLIENT_KEYS:
+            client[bare] = value
+        else:
+            config[k] = value
+    return config, client
+
+
+_XML_CODE = re.compile(r"<Code>([^<]{1,64})</Code>")
+_CAUSES = re.compile(
+    r'(?:source|kind): ([A-Z][A-Za-z]{2,40})[,\s]'  # unit variants: BadScheme, TimedOut, Connect
+    r'|message: "([^"]{1,120})"'  # OS error text: "Connection refused"
+    r'|ConnectError\(\s*"([^"]{1,80})"'  # "tcp connect error", "dns error"
+    r'|status: (\d{3}),'
+)
+_BORING = {"Generic", "Request", "Unknown", "Http", "ListRequest", "GetRequest", "RetryError"}
+
+
+def describe_error(exc: BaseException) -> str:
+    """One bounded line for the log: obstore's summary, then the causes buried in its debug dump
+    (the summary of a refused connection is just "error sending request").  No label uses it."""
+    text = str(exc)
+    summary, _, debug = text.partition("Debug source:")
+    first = summary.strip().split("\n", 1)[0]
+    first = first.split(": <", 1)[0]  # the XML body of an error response: its <Code> below
+    causes: list[str] = []
+    for m in _CAUSES.finditer(debug):
+        word, message, connect, status = m.groups()
+        item = word or message or connect or (f"HTTP {status}" if status else "")
+        if item and item not in _BORING and item not in causes:
+            causes.append(item)
+    causes += [f"Code={c}" for c in dict.fromkeys(_XML_CODE.findall(text))]
+    if "BadScheme" in causes:
+        causes.append("http:// endpoints need allow_http")
+    out = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    if causes:
+        out += f" (cause: {', '.join(causes)})"
+    return out[:600]
 
 
 def _obstore_error_reason(exc: BaseException) -> str:
     # The summary line only: the debug dump that follows names fields like `retry_timeout`.
-    text = str(exc).split("Debug source:", 1)[0]
+    text, _, debug = str(exc).partition("Debug source:")
     if any(s in text for s in ("SlowDown", " 429 ", " 503 ", "TooManyRequests", "Throttl", "RequestLimitExceeded")):
         return "throttled"
-    if "timed out" in text.lower():
+    if "timed out" in text.lower() or "kind: Timeout" in debug:
         return "timeout"
+    if "kind: Connect," in debug:
+        return "connect"
     return "storage"
 
 
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+def _is_panic(exc: BaseException) -> bool:
+    # pyo3's PanicException derives from BaseException, not Exception: a Rust panic in obstore
+    # (a malformed option it accepted) must fail one store, not escape as a crash.
+    return type(exc).__name__ == "PanicException"
+
+
+def build_store(uri: str, options: dict[str, str], timeout: float,
+                retry: dict[str, Any] | None = None) -> Any:
+    """The obstore store for `uri` (no network).  ScanError("config") names what is wrong."""
+    from obstore.store import from_url
+
+    scheme = scheme_of(uri)
+    for key, value in options.items():
+        if key.lower().removeprefix(ENV_PREFIX.get(scheme, "")) in URL_KEYS and not str(value).startswith(("http://", "https://")):
+            raise ScanError("config", f"option {key}: must be an http:// or https:// URL")
+    config, client = split_options(scheme, options)
+    defaults = {
+        "timeout": f"{max(1, int(timeout))}s",
+        "connect_timeout": f"{max(1, min(5, int(timeout)))}s",
+    }
+    client = {**defaults, **client}
+    try:
+        return from_url(normalize_uri(uri), config=config or None, client_options=client,
+                        retry_config=retry)
+    except Exception as exc:  # bad option names or values: a config problem, not an outage
+        raise ScanError("config", describe_error(exc)) from None
+    except BaseException as exc:
+        if not _is_panic(exc):
+            raise
+        raise ScanError("config", describe_error(exc)) from None
+
+
+def option_errors(uri: str, options: dict[str, str | None]) -> list[tuple[str, str]]:
+    """(key, message) for every option the store for `uri` rejects, without network.  One build
+    with all literal options (~15 ms: obstore loads its TLS roots per client); only when that
+    fails is each key built alone, so the message names the key.  A value of None (a secret not
+    readable here) is checked for its name only."""
+    from obstore.exceptions import UnknownConfigurationKeyError
+    from obstore.store import from_url
+
+    scheme = scheme_of(uri)
+    if scheme == "file":
+        return [(k, "file:// stores take no options") for k in options]
+    literal = {k: v for k, v in options.items() if v is not None}
+    names_only = [k for k, v in options.items() if v is None]
+    try:
+        build_store(uri, literal, 30.0)
+        suspects: list[str] = []
+    except ScanError:
+        try:
+            build_store(uri, {}, 30.0)
+            suspects = list(literal)
+        except ScanError:  # the environment alone fails here: judge the names only
+            names_only += list(literal)
+            suspects = []
+    unknown = f"not an option of {scheme}:// stores"
+    out: list[tuple[str, str]] = []
+    for key in suspects:
+        try:
+            build_store(uri, {key: literal[key]}, 30.0)
+        except ScanError as exc:
+            out.append((key, unknown if "UnknownConfigurationKey" in str(exc) else str(exc)))
+    for key in names_only:
+        config, client = split_options(scheme, {key: ""}, environ={})
+        if client:
+            continue
+        try:
+            # An unknown key fails while the config is read, before any value or environment.
+            from_url(normalize_uri(uri), config=config)
+        except UnknownConfigurationKeyError:
+            out.append((key, unknown))
+        except Exception:
+            continue  # a known key with an empty value: judged when the secret is resolved
+    return out
 
 
 class ObjectTree:
     def __init__(self, uri: str, options: dict[str, str], timeout: float) -> None:
-        from obstore.store import from_url
-
         self.scheme = scheme_of(uri)
-        config: dict[str, Any] = {}
-        client: dict[str, Any] = {
-            "timeout": f"{max(1, int(timeout))}s",
-            "connect_timeout": f"{max(1, min(5, int(timeout)))}s",
-        }
-        # Passing client options replaces the ones obstore would read from the environment, so
-        # carry the documented switch for plain-HTTP S3-compatible servers over by hand.
-        if self.scheme == "s3" and _env_true("AWS_ALLOW_HTTP"):
-            client["allow_http"] = True
-        for key, value in options.items():
-            (client if key.lower() in _CLIENT_KEYS else config)[key.lower()] = value
         # Retries must fit inside one scan's timeout; the next scan is the real retry.
         retry = {
             "max_retries": 2,
@@ -197,10 +332,7 @@ class ObjectTree:
                 "base": 2.0,
             },
         }
-        try:
-            self.store = from_url(uri, config=config or None, client_options=client, retry_config=retry)
-        except Exception as exc:  # bad option names or values: a config problem, not an outage
-            raise ScanError("config", str(exc)) from None
+        self.store = build_store(uri, options, timeout, retry)
 
     async def list(self, max_objects: int, page_size: int) -> list[Entry]:
         import obstore
@@ -215,7 +347,11 @@ class ObjectTree:
         except ScanError:
             raise
         except Exception as exc:
-            raise ScanError(_obstore_error_reason(exc), str(exc)) from None
+            raise ScanError(_obstore_error_reason(exc), describe_error(exc)) from None
+        except BaseException as exc:
+            if not _is_panic(exc):
+                raise
+            raise ScanError("storage", describe_error(exc)) from None
         return out
 
     async def read(self, path: str, size: int) -> bytes:
@@ -259,7 +395,7 @@ async def scan(tree: Tree, max_objects: int, page_size: int) -> Listing:
             name = type(exc).__name__
             if name == "NotFoundError":
                 return path, None
-            raise ScanError(_obstore_error_reason(exc), str(exc)) from None
+            raise ScanError(_obstore_error_reason(exc), describe_error(exc)) from None
 
     got = await asyncio.gather(*(one(p, False) for p in wanted), *(one(p, True) for p in tails))
     contents = {p: b for p, b in got[: len(wanted)] if b is not None}

@@ -1,4 +1,5 @@
-"""dcgm-exporter targets from Kubernetes state: pods matching a label selector, one per node."""
+"""dcgm-exporter targets from Kubernetes state: pods matching any of the label selectors, one per
+node, scraped on their container port named `metrics` (the configured port when none is named)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,18 @@ class DcgmEndpoint:
 
 def discover(
     kube: KubeState,
-    label_selector: str,
+    label_selectors: str | list[str],
     namespaces: list[str],
     port: int,
     path: str,
     node_scope: str | None = None,
+    port_name: str = "metrics",
 ) -> list[DcgmEndpoint]:
     """Running, non-terminating dcgm-exporter pods with an IP; the node is the pod's placement."""
-    selector = parse_selector(label_selector)  # SelectorError on a bad selector: a config error
+    if isinstance(label_selectors, str):
+        label_selectors = [label_selectors]
+    # SelectorError on a bad selector: a config error
+    selectors = [parse_selector(s) for s in label_selectors]
     ns_filter = set(namespaces)
     if not path.startswith("/"):
         path = "/" + path
@@ -36,11 +41,12 @@ def discover(
             continue
         if node_scope and pod.node != node_scope:
             continue
-        if not selector.matches(pod.labels):
+        if not any(selector.matches(pod.labels) for selector in selectors):
             continue
         host = f"[{pod.ip}]" if ":" in pod.ip else pod.ip
+        pod_port = pod.named_port((port_name,), port)
         out.append(
-            DcgmEndpoint(f"http://{host}:{port}{path}", pod.node, (pod.namespace, pod.name))
+            DcgmEndpoint(f"http://{host}:{pod_port}{path}", pod.node, (pod.namespace, pod.name))
         )
     out.sort(key=lambda e: e.url)
     return out

@@ -1,9 +1,12 @@
 """Joins over Kubernetes state: which nodes carry GPUs, their taints, requests, and the pods
 that should not be there.
 
-GPU units are schedulable devices: whole GPUs of the configured resource (``nvidia.com/gpu`` by
-default) plus MIG instances exposed as ``nvidia.com/mig-<profile>`` (mixed strategy).  With
-time-slicing the device plugin advertises replicas, so allocatable and requests count replicas.
+GPU units are schedulable devices: whole GPUs of the configured resources (``nvidia.com/gpu`` by
+default; a list may add a time-slicing rename such as ``nvidia.com/gpu.shared``) plus MIG
+instances exposed as ``nvidia.com/mig-<profile>`` (mixed strategy).  With time-slicing the device
+plugin advertises replicas, so allocatable and requests count replicas.  The kube side counts a
+renamed resource as allocated even where dcgm-exporter does not attribute it: the exporter only
+maps ``nvidia.com/gpu``, ``nvidia.com/mig-*`` and the names in its ``NVIDIA_RESOURCE_NAMES``.
 """
 
 from __future__ import annotations
@@ -18,17 +21,25 @@ _TAINT_EFFECTS = frozenset({"NoSchedule", "NoExecute"})  # PreferNoSchedule keep
 _HOLDING_PHASES = frozenset({"Running", "Pending"})  # bound Pending pods already hold devices
 
 
-def gpu_units(resources: dict[str, int], resource_name: str) -> int:
-    return resources.get(resource_name, 0) + sum(
+ResourceNames = str | tuple[str, ...]
+
+
+def _names(resource_name: ResourceNames) -> tuple[str, ...]:
+    return (resource_name,) if isinstance(resource_name, str) else resource_name
+
+
+def gpu_units(resources: dict[str, int], resource_name: ResourceNames) -> int:
+    return sum(resources.get(n, 0) for n in _names(resource_name)) + sum(
         v for k, v in resources.items() if k.startswith(MIG_PREFIX)
     )
 
 
-def is_gpu_node(node: NodeInfo, resource_name: str) -> bool:
+def is_gpu_node(node: NodeInfo, resource_name: ResourceNames) -> bool:
     # Capacity too: when the device plugin withdraws every device as unhealthy, allocatable drops
     # to 0 while capacity keeps them, and that node must stay visible (unhealthy_gpus = all).
+    names = _names(resource_name)
     return any(
-        res.get(resource_name, 0) > 0 or any(k.startswith(MIG_PREFIX) for k in res)
+        any(res.get(n, 0) > 0 for n in names) or any(k.startswith(MIG_PREFIX) for k in res)
         for res in (node.allocatable, node.capacity)
     )
 
@@ -37,11 +48,11 @@ def is_tainted(node: NodeInfo, taint_key: str) -> bool:
     return any(t.key == taint_key and t.effect in _TAINT_EFFECTS for t in node.taints)
 
 
-def holds_gpus(pod: PodInfo, resource_name: str) -> bool:
+def holds_gpus(pod: PodInfo, resource_name: ResourceNames) -> bool:
     return gpu_units(pod.requests, resource_name) > 0
 
 
-def is_non_gpu_pod(pod: PodInfo, resource_name: str) -> bool:
+def is_non_gpu_pod(pod: PodInfo, resource_name: ResourceNames) -> bool:
     """A running workload pod without GPUs.  DaemonSet pods (device plugin, dcgm-exporter, log
     agents) and static pods belong on every node and are not mis-scheduling."""
     return (
@@ -70,7 +81,7 @@ class NodeGpus:
 
 
 def gpu_nodes(
-    kube: KubeState, resource_name: str, taint_key: str, node_scope: str | None = None
+    kube: KubeState, resource_name: ResourceNames, taint_key: str, node_scope: str | None = None
 ) -> dict[str, NodeGpus]:
     """Per GPU node: taint, allocatable, requested units and non-GPU pods.  One pass over pods."""
     out: dict[str, NodeGpus] = {}

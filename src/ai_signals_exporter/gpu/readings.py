@@ -10,6 +10,11 @@ dcgm-exporter quirks handled here, so nothing downstream has to know them:
   ``GPU_I_PROFILE="<<<NULL>>>"`` for non-MIG series.
 - Time-slicing (``--kubernetes-virtual-gpus``) repeats the device value once per sharing pod: a
   device is one reading keyed by (UUID, GPU_I_ID) whatever the number of series, with all pods.
+  From 4.8.2 (#594, ``internal/pkg/transformation/kubernetes.go`` createPerProcessMetrics)
+  ``GPU_UTIL`` and ``FB_USED`` come once per device *without* pod labels and once per pod with
+  that pod's process value, "0" when the process-to-pod mapping fails (buildIdlePodValues).  The
+  device's utilisation is therefore the series without pod labels, else the maximum over the
+  pods' series; per-pod values only say which pods hold the device.
 - Blank DCGM fields are dropped by the exporter (the series is absent); old releases leaked the
   int64 blank sentinels (~9.2e18), which are treated as absent too.
 - Payloads that went through Prometheus (federation, a relabelling proxy) carry the workload in
@@ -49,6 +54,8 @@ class GpuReading:
     util: float
     # (namespace, pod) of every pod dcgm attributes the device to, sorted; () when unallocated.
     pods: tuple[tuple[str, str], ...] = ()
+    # pod_uid of each entry of `pods` ("" where the exporter does not print it); () when none is.
+    pod_uids: tuple[str, ...] = ()
 
     @property
     def is_mig(self) -> bool:
@@ -128,12 +135,29 @@ def _usable(value: float) -> bool:
     return not math.isnan(value) and 0 <= value < _SENTINEL_FLOOR
 
 
+def is_per_pod(labels: dict[str, str], relabelled: bool) -> bool:
+    """A per-pod copy of a device series (with or without --use-old-namespace, relabelled or
+    not).  `pod` alone is not enough: in a relabelled payload it names the exporter."""
+    if labels.get("pod_name") or labels.get("exported_pod") or labels.get("pod_uid"):
+        return True
+    return not relabelled and bool(labels.get("pod"))
+
+
 @dataclass(slots=True)
 class _Acc:
+    """One device: per field (0 = GPU_UTIL, 1 = engine-active) the device-level value, which
+    wins, and the largest per-pod copy."""
+
     labels: dict[str, str]
-    util_pct: float | None = None
-    engine: float | None = None
+    device: list  # [util_pct, engine], None where absent
+    per_pod: list
     pods: set[tuple[str, str]] | None = None
+    # pod -> pod_uid where the exporter names it, so a recreated pod of the same name is new.
+    uids: dict[tuple[str, str], str] | None = None
+
+    def value(self, field: int) -> float | None:
+        v = self.device[field]
+        return v if v is not None else self.per_pod[field]
 
 
 def extract_readings(
@@ -144,25 +168,29 @@ def extract_readings(
     `default_host` names the node when the payload has no host label (``--no-hostname``)."""
     relabelled = is_relabelled(samples)
     acc: dict[GpuKey, _Acc] = {}
-    for name in (GPU_UTIL, GR_ENGINE_ACTIVE):
+    for field, name in enumerate((GPU_UTIL, GR_ENGINE_ACTIVE)):
         for labels, value in samples.get(name, ()):
             if not _usable(value):
                 continue
             key = key_of(labels, default_host)
             a = acc.get(key)
             if a is None:
-                a = acc[key] = _Acc(labels)
-            # Time-sliced duplicates carry the same device value; keep the first, collect pods.
-            if name == GPU_UTIL:
-                if a.util_pct is None:
-                    a.util_pct = value
-            elif a.engine is None:
-                a.engine = value
+                a = acc[key] = _Acc(labels, [None, None], [None, None])
+            # Two device-level series (hpc_job copies, old exporters) carry the same value.
+            slot = a.per_pod if is_per_pod(labels, relabelled) else a.device
+            prev = slot[field]
+            if prev is None or value > prev:
+                slot[field] = value
             pod = pod_of(labels, relabelled, own_pod)
             if pod is not None:
                 if a.pods is None:
                     a.pods = set()
                 a.pods.add(pod)
+                uid = labels.get("pod_uid")
+                if uid:
+                    if a.uids is None:
+                        a.uids = {}
+                    a.uids[pod] = uid
     # A MIG-enabled GPU is its instances: a device-level reading next to them would count the
     # same silicon twice.
     mig_parents = {uuid for uuid, instance in acc if instance}
@@ -171,11 +199,12 @@ def extract_readings(
         if not key[1] and key[0] in mig_parents:
             continue
         instance, profile = instance_of(a.labels)
+        util_pct, engine = a.value(0), a.value(1)
         if instance:
             # GPU_UTIL is not defined for a MIG instance; a value there would be the parent's.
-            util = a.engine
+            util = engine
         else:
-            util = a.util_pct / 100.0 if a.util_pct is not None else a.engine
+            util = util_pct / 100.0 if util_pct is not None else engine
         if util is None:
             continue
         out.append(
@@ -189,6 +218,7 @@ def extract_readings(
                 hostname=hostname_of(a.labels) or default_host,
                 util=min(max(util, 0.0), 1.0),
                 pods=tuple(sorted(a.pods)) if a.pods else (),
+                pod_uids=tuple(a.uids.get(p, "") for p in sorted(a.pods)) if a.uids and a.pods else (),
             )
         )
     return out

@@ -90,7 +90,7 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
     fams = _families()
     kube = state.kube
     nodes = (
-        gpu_nodes(kube, g.resource_name, g.taint_key, scope) if kube.nodes_synced else {}
+        gpu_nodes(kube, g.resource_names, g.taint_key, scope) if kube.nodes_synced else {}
     )
     readings = fresh_readings(state.dcgm, now, stale_after(g.interval), scope)
     tracks = state.gpu.get("idle", {})

@@ -7,8 +7,10 @@ a load function of time, so a GPU can be busy, idle, or go busy -> idle -> busy.
 
 `default_fleet()` covers every case the GPU signals handle: a tainted and an untainted H100 node
 (idle allocated and idle free GPUs, a CPU-only pod and an unhealthy GPU on the untainted one), a
-MIG node (mixed strategy), and a time-sliced L4 node shared by three pods whose exporter uses the
-newer lowercase `hostname` label.
+MIG node (mixed strategy), a time-sliced L4 node shared by three pods whose exporter uses the
+newer lowercase `hostname` label, and a time-sliced L4 node in the shape of dcgm-exporter 4.8.3
+with --kubernetes-virtual-gpus: GPU_UTIL and FB_USED once per device and once per pod with the
+pod's process value (0 here: PIDs not mapped, as without hostPID), other fields per pod only.
 
     sim = await attach(cluster)        # serves endpoints, adds nodes/pods, extends config
     sim.set_load("gpu-h100-a", 0, lambda t: 0.0)   # make a GPU idle from now on
@@ -29,6 +31,7 @@ from .objects import make_node, make_pod
 Load = Callable[[float], float]  # unix time -> utilisation 0..1
 
 DRIVER = "580.105.08"
+_PER_PROCESS = frozenset({"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED"})
 _FIELDS = (
     ("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz)."),
     ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C)."),
@@ -63,9 +66,9 @@ class SimDevice:
     load: Load = idle
     pods: list[tuple[str, str]] = field(default_factory=list)  # (namespace, pod) sharing it
     mig: tuple[str, str] | None = None  # (GPU_I_ID, GPU_I_PROFILE) of a MIG instance
+    uids: list[str] = field(default_factory=list)  # pod UID of each entry of `pods`
 
-    def labels(self, node: "SimNode") -> list[str]:
-        """One label string per exported series: one, or one per sharing pod (time-slicing)."""
+    def base(self, node: "SimNode") -> str:
         base = (
             f'gpu="{self.index}",UUID="{self.uuid}",'
             f'pci_bus_id="00000000:{0x18 + 0x11 * self.index:02X}:00.0",'
@@ -73,7 +76,27 @@ class SimDevice:
         )
         if self.mig:
             base += f'GPU_I_PROFILE="{self.mig[1]}",GPU_I_ID="{self.mig[0]}",'
-        base += f'{node.host_label}="{node.name}",DCGM_FI_DRIVER_VERSION="{DRIVER}"'
+        return base + f'{node.host_label}="{node.name}",DCGM_FI_DRIVER_VERSION="{DRIVER}"'
+
+    def per_process(self, node: "SimNode", name: str, value: str) -> list[str]:
+        """dcgm-exporter >= 4.8.2 with virtual GPUs (kubernetes.go createPerProcessMetrics):
+        GPU_UTIL/FB_USED once per device, then once per pod with its process value, "0" when
+        the pod's PIDs did not map; other fields only as per-pod copies."""
+        base = self.base(node)
+        pods = [
+            base + f',container="main",namespace="{ns}",pod="{pod}"'
+            + (f',pod_uid="{self.uids[i]}"' if name in _PER_PROCESS else "") + f',vgpu="{i}"'
+            for i, (ns, pod) in enumerate(self.pods)
+        ]
+        if not pods:
+            return [f"{name}{{{base}}} {value}"]
+        if name not in _PER_PROCESS:
+            return [f"{name}{{{labels}}} {value}" for labels in pods]
+        return [f"{name}{{{base}}} {value}"] + [f"{name}{{{labels}}} 0" for labels in pods]
+
+    def labels(self, node: "SimNode") -> list[str]:
+        """One label string per exported series: one, or one per sharing pod (time-slicing)."""
+        base = self.base(node)
         if not self.pods:
             return [base]
         if len(self.pods) == 1:
@@ -95,6 +118,7 @@ class SimNode:
     host_label: str = "Hostname"  # "hostname" on dcgm-exporter main (#655)
     down: bool = False
     unhealthy: int = 0
+    per_process: bool = False  # dcgm-exporter >= 4.8.2 with --kubernetes-virtual-gpus
 
     def payload(self, now: float) -> bytes:
         rows: dict[str, list[str]] = {name: [] for name, _, _ in _FIELDS}
@@ -109,6 +133,10 @@ class SimNode:
             }
             if d.mig is None:  # no GPU_UTIL on MIG instances
                 values["DCGM_FI_DEV_GPU_UTIL"] = str(round(util * 100))
+            if self.per_process:
+                for name, value in values.items():
+                    rows[name].extend(d.per_process(self, name, value))
+                continue
             for labels in d.labels(self):
                 for name, value in values.items():
                     rows[name].append(f"{name}{{{labels}}} {value}")
@@ -143,6 +171,7 @@ class DcgmSim:
         load: Load = idle,
         mig: dict[int, list[tuple[str, str]]] | None = None,
         replicas: int = 1,
+        per_process: bool = False,
     ) -> SimNode:
         """A GPU node.  `mig` maps a GPU index to its instances [(GPU_I_ID, profile)]; those
         GPUs are exposed as nvidia.com/mig-<profile> resources.  `replicas` > 1 is time-slicing:
@@ -154,7 +183,8 @@ class DcgmSim:
                 devices += [SimDevice(i, _uuid(name, i), load, mig=inst) for inst in mig[i]]
             else:
                 devices.append(SimDevice(i, _uuid(name, i), load))
-        node = SimNode(name, model, product, devices, tainted, host_label, unhealthy=unhealthy)
+        node = SimNode(name, model, product, devices, tainted, host_label, unhealthy=unhealthy,
+                       per_process=per_process)
         self.nodes[name] = node
         whole = gpus - len(mig)
         obj = make_node(
@@ -187,10 +217,11 @@ class DcgmSim:
     ) -> None:
         """Give `devices` to a new pod.  Giving a device to several pods is time-slicing: each
         pod holds one replica of it."""
+        obj = make_pod(namespace, pod, node=node, owner=owner, gpu=len(devices), resource_name=resource)
         for d in devices:
             d.pods.append((namespace, pod))
-        self.pods.append(make_pod(namespace, pod, node=node, owner=owner, gpu=len(devices),
-                                  resource_name=resource))
+            d.uids.append(obj["metadata"]["uid"])
+        self.pods.append(obj)
 
     def add_cpu_pod(self, node: str, namespace: str, pod: str, owner: tuple[str, str] | None = None) -> None:
         self.pods.append(make_pod(namespace, pod, node=node, owner=owner))
@@ -227,7 +258,7 @@ class DcgmSim:
 
 
 def default_fleet(load: Load | None = None) -> DcgmSim:
-    """Four GPU nodes showing every GPU signal (see the module docstring)."""
+    """Five GPU nodes showing every GPU signal (see the module docstring)."""
     load = load or wave()
     sim = DcgmSim()
     a = sim.add_node("gpu-h100-a", 8, tainted=True)
@@ -261,6 +292,12 @@ def default_fleet(load: Load | None = None) -> DcgmSim:
     for pod in ("jupyter-alice", "jupyter-bob", "jupyter-carol"):  # one replica each
         sim.allocate("gpu-l4-shared", s.devices, "dev", pod, ("StatefulSet", pod))
     s.devices[0].load = duty(busy_s=20, idle_s=40, level=0.45)
+
+    v = sim.add_node("gpu-l4-ts-v483", 1, model="NVIDIA L4", product="NVIDIA-L4",
+                     host_label="hostname", replicas=2, per_process=True)
+    for pod in ("chat-a-0", "chat-b-0"):
+        sim.allocate("gpu-l4-ts-v483", v.devices, "llm", pod, ("StatefulSet", pod[:-2]))
+    v.devices[0].load = wave(phase=0.5)  # always busy; its per-pod series all read 0
     return sim
 
 

@@ -1,4 +1,9 @@
-"""A small Kubernetes API server for tests and the simulator (core/v1 pods and nodes).
+"""A small Kubernetes API server for tests and the simulator.
+
+Serves core/v1 pods, nodes, resourcequotas and events, apps/v1 deployments and statefulsets, and
+leaderworkerset.x-k8s.io/v1 leaderworkersets (a CRD: `uninstall_crd()` makes it 404 as in a
+cluster without it).  Objects go in with `add()`, `update()`, `delete()` (builders in
+`sim/objects.py`), whatever their kind.
 
 No kube-apiserver can run here, so this speaks the real list/watch protocol closely enough that
 the official client cannot tell the difference:
@@ -13,13 +18,17 @@ the official client cannot tell the difference:
 - a resourceVersion older than the compacted window gets an `ERROR` event carrying a `Status`
   with code 410 reason `Expired`, as the watch cache answers; an expired continue token or an
   `Exact` list at a compacted version gets HTTP 410;
-- fieldSelector (spec.nodeName, metadata.name, metadata.namespace, status.phase) and label
+- fieldSelector (per resource, as the apiserver supports them: pods spec.nodeName,
+  status.phase, ...; nodes spec.unschedulable; events type, reason, involvedObject.*, source;
+  metadata.name/metadata.namespace everywhere; anything else is 400) and label
   selectors (`k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`) filter lists and
   watches; an object that stops matching a watch's selector is sent as DELETED, one that starts
   matching as ADDED;
-- bearer-token authentication (401 Status otherwise), /version, /api, /api/v1, /apis discovery.
+- bearer-token authentication (401 Status otherwise), /version, /api, /api/v1, /apis and
+  /apis/<group>/<version> discovery.
 
-Test controls: `compact()`, `drop_watches()`, `end_watches()`, `set_down()`, and `requests`, a log of
+Test controls: `record_event()` (the recorder's count aggregation), `install_crd()`/`uninstall_crd()`,
+`compact()`, `drop_watches()`, `end_watches()`, `set_down()`, and `requests`, a log of
 (verb, path, resource) from which the RBAC the client needs can be derived.
 """
 
@@ -41,28 +50,92 @@ from aiohttp import web
 
 from ..labelselector import SelectorError, parse_selector
 
-_RESOURCES = {
-    # resource -> (kind, namespaced)
-    "pods": ("Pod", True),
-    "nodes": ("Node", False),
+@dataclass(frozen=True)
+class _Res:
+    kind: str
+    namespaced: bool
+    group: str = ""  # "" = core (/api/v1)
+    version: str = "v1"
+    crd: bool = False  # served by a CustomResourceDefinition: can be uninstalled (404)
+    short: tuple[str, ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+_RESOURCES: dict[str, _Res] = {
+    "pods": _Res("Pod", True, short=("po",)),
+    "nodes": _Res("Node", False, short=("no",)),
+    "resourcequotas": _Res("ResourceQuota", True, short=("quota",)),
+    "events": _Res("Event", True, short=("ev",)),
+    "deployments": _Res("Deployment", True, "apps", short=("deploy",)),
+    "statefulsets": _Res("StatefulSet", True, "apps", short=("sts",)),
+    "leaderworkersets": _Res("LeaderWorkerSet", True, "leaderworkerset.x-k8s.io", crd=True, short=("lws",)),
 }
-_KIND_TO_RESOURCE = {"pod": "pods", "pods": "pods", "node": "nodes", "nodes": "nodes"}
-_FIELDS: dict[str, Callable[[dict[str, Any]], str]] = {
+_KIND_TO_RESOURCE = {
+    **{r.kind.lower(): name for name, r in _RESOURCES.items()},
+    **{name: name for name in _RESOURCES},
+}
+_META_FIELDS: dict[str, Callable[[dict[str, Any]], str]] = {
     "metadata.name": lambda o: o["metadata"].get("name", ""),
     "metadata.namespace": lambda o: o["metadata"].get("namespace", ""),
-    "spec.nodeName": lambda o: (o.get("spec") or {}).get("nodeName", ""),
-    "status.phase": lambda o: (o.get("status") or {}).get("phase", ""),
-    "spec.unschedulable": lambda o: str(bool((o.get("spec") or {}).get("unschedulable"))).lower(),
+}
+
+
+def _get(*path: str) -> Callable[[dict[str, Any]], str]:
+    def getter(o: dict[str, Any]) -> str:
+        v: Any = o
+        for p in path:
+            v = v.get(p) if isinstance(v, dict) else None
+        return "" if v is None else str(v)
+    return getter
+
+
+# Field selectors each resource supports, as the apiserver's field label conversion functions
+# list them (pkg/apis/core/v1/conversion.go, v1.31: pods, nodes, events; everything else
+# metadata.name and metadata.namespace only, custom resources included).
+_FIELDS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
+    "pods": {
+        **_META_FIELDS,
+        "spec.nodeName": lambda o: (o.get("spec") or {}).get("nodeName", ""),
+        "spec.restartPolicy": _get("spec", "restartPolicy"),
+        "spec.schedulerName": _get("spec", "schedulerName"),
+        "spec.serviceAccountName": _get("spec", "serviceAccountName"),
+        "status.phase": lambda o: (o.get("status") or {}).get("phase", ""),
+        "status.podIP": _get("status", "podIP"),
+        "status.nominatedNodeName": _get("status", "nominatedNodeName"),
+    },
+    "nodes": {
+        **_META_FIELDS,
+        "spec.unschedulable": lambda o: str(bool((o.get("spec") or {}).get("unschedulable"))).lower(),
+    },
+    "events": {
+        **_META_FIELDS,
+        "involvedObject.kind": _get("involvedObject", "kind"),
+        "involvedObject.namespace": _get("involvedObject", "namespace"),
+        "involvedObject.name": _get("involvedObject", "name"),
+        "involvedObject.uid": _get("involvedObject", "uid"),
+        "involvedObject.apiVersion": _get("involvedObject", "apiVersion"),
+        "involvedObject.resourceVersion": _get("involvedObject", "resourceVersion"),
+        "involvedObject.fieldPath": _get("involvedObject", "fieldPath"),
+        "reason": _get("reason"),
+        "reportingComponent": _get("reportingComponent"),
+        "source": _get("source", "component"),
+        "type": _get("type"),
+    },
 }
 _PATH_RE = re.compile(
-    r"^/api/v1(?:/namespaces/(?P<ns>[^/]+))?/(?P<resource>pods|nodes)(?:/(?P<name>[^/]+))?/?$"
+    r"^/(?:api/(?P<core>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
+    r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<resource>[a-z0-9]+)(?:/(?P<name>[^/]+))?/?$"
 )
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # Go's strconv.ParseBool
 _DROP = object()
 _END = object()
 
 
-def parse_field_selector(selector: str) -> Callable[[dict[str, Any]], bool]:
+def parse_field_selector(selector: str, resource: str = "pods") -> Callable[[dict[str, Any]], bool]:
+    fields = _FIELDS.get(resource, _META_FIELDS)
     checks: list[Callable[[dict[str, Any]], bool]] = []
     for term in (t.strip() for t in (selector or "").split(",")):
         if not term:
@@ -72,7 +145,7 @@ def parse_field_selector(selector: str) -> Callable[[dict[str, Any]], bool]:
         if sep not in term:
             raise SelectorError(f"invalid field selector: {term!r}")
         key, value = (s.strip() for s in term.split(sep, 1))
-        getter = _FIELDS.get(key)
+        getter = fields.get(key)
         if getter is None:
             raise SelectorError(f'field label not supported: "{key}"')
         if negate:
@@ -144,6 +217,7 @@ class FakeKubeAPI:
         bookmark_interval: float = 1.0,
         history: int = 100_000,
         default_watch_timeout: float = 1800.0,
+        crds: Any = None,
     ) -> None:
         self.token = token
         self.bookmark_interval = bookmark_interval
@@ -155,10 +229,14 @@ class FakeKubeAPI:
         self._history: deque[_Event] = deque()
         self._watchers: set[_Watcher] = set()
         self._down = False
+        # CRD-served resources whose CRD is installed (None: all of them).
+        self._crds: set[str] = {r for r, d in _RESOURCES.items() if d.crd} if crds is None else set(crds)
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         # (verb, path, resource) per request: verb is get|list|watch.
         self.requests: list[tuple[str, str, str]] = []
+        # (path, query parameters) per request, beside `requests`: which selectors were sent.
+        self.queries: list[tuple[str, dict[str, str]]] = []
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -209,7 +287,7 @@ class FakeKubeAPI:
 
     def _key(self, resource: str, obj: dict[str, Any]) -> tuple[str, str]:
         meta = obj["metadata"]
-        ns = meta.get("namespace", "") if _RESOURCES[resource][1] else ""
+        ns = meta.get("namespace", "") if _RESOURCES[resource].namespaced else ""
         return ns, meta["name"]
 
     @staticmethod
@@ -219,6 +297,9 @@ class FakeKubeAPI:
             return _KIND_TO_RESOURCE[kind.lower()]
         except KeyError:
             raise ValueError(f"unsupported kind {kind!r}") from None
+
+    def _served(self, resource: str) -> bool:
+        return not _RESOURCES[resource].crd or resource in self._crds
 
     def _record(self, resource: str, etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         ev = _Event(self._rv, resource, etype, obj, old)
@@ -236,13 +317,15 @@ class FakeKubeAPI:
         resource = self._resource_of(obj)
         stored = orjson.loads(orjson.dumps(obj))
         meta = stored["metadata"]
-        if _RESOURCES[resource][1] and not meta.get("namespace"):
+        if _RESOURCES[resource].namespaced and not meta.get("namespace"):
             meta["namespace"] = "default"
         return resource, stored, self._key(resource, stored)
 
     def add(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create an object (a copy is stored).  Returns the stored object."""
         resource, stored, key = self._stored_copy(obj)
+        if not self._served(resource):
+            raise ValueError(f'no matches for kind "{_RESOURCES[resource].kind}": its CRD is not installed')
         meta = stored["metadata"]
         if key in self._objects[resource]:
             raise ValueError(f"{resource} {key} already exists")
@@ -271,7 +354,7 @@ class FakeKubeAPI:
 
     def delete(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
         resource = self._resource_of(kind)
-        key = ((namespace or "") if _RESOURCES[resource][1] else "", name)
+        key = ((namespace or "") if _RESOURCES[resource].namespaced else "", name)
         old = self._objects[resource].pop(key, None)
         if old is None:
             raise KeyError(f"{resource} {key} not found")
@@ -280,9 +363,27 @@ class FakeKubeAPI:
         self._record(resource, "DELETED", gone, None)
         return gone
 
+    def record_event(self, event: dict[str, Any], at: str | None = None) -> dict[str, Any]:
+        """Record an Event the way client-go's recorder does: a repeat of one already stored
+        (same involved object, reason, message and type; EventCorrelator's aggregation key in
+        tools/record/events_cache.go) updates it with count + 1 and a new lastTimestamp instead
+        of creating another object.  `at` (RFC 3339) is the occurrence time."""
+        inv = event.get("involvedObject") or {}
+        ident = (inv.get("uid"), inv.get("kind"), inv.get("name"), event.get("reason"),
+                 event.get("message"), event.get("type"))
+        ns = event["metadata"].get("namespace") or "default"
+        for (ens, _name), old in self._objects["events"].items():
+            o_inv = old.get("involvedObject") or {}
+            if ens == ns and (o_inv.get("uid"), o_inv.get("kind"), o_inv.get("name"), old.get("reason"),
+                              old.get("message"), old.get("type")) == ident:
+                repeat = dict(old, count=int(old.get("count") or 1) + 1,
+                              lastTimestamp=at or old.get("lastTimestamp"))
+                return self.update(repeat)
+        return self.add(dict(event, lastTimestamp=at or event.get("lastTimestamp")) if at else event)
+
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         resource = self._resource_of(kind)
-        return self._objects[resource].get(((namespace or "") if _RESOURCES[resource][1] else "", name))
+        return self._objects[resource].get(((namespace or "") if _RESOURCES[resource].namespaced else "", name))
 
     def objects(self, kind: str) -> list[dict[str, Any]]:
         return list(self._objects[self._resource_of(kind)].values())
@@ -310,6 +411,21 @@ class FakeKubeAPI:
         if down:
             self.drop_watches()
 
+    def uninstall_crd(self, resource: str) -> None:
+        """Delete a CRD: its objects go (DELETED to open watches, as the apiserver's cleanup
+        does), then every request for the resource gets 404 and open watches end."""
+        for (ns, name) in sorted(self._objects[resource]):
+            self.delete(resource, ns or None, name)
+        self._crds.discard(resource)
+        for w in list(self._watchers):
+            if w.resource == resource:
+                w.queue.put_nowait(_END)
+
+    def install_crd(self, resource: str) -> None:
+        if not _RESOURCES[resource].crd:
+            raise ValueError(f"{resource} is not served by a CRD")
+        self._crds.add(resource)
+
     def watch_count(self) -> int:
         return len(self._watchers)
 
@@ -320,6 +436,7 @@ class FakeKubeAPI:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        self.queries.append((path, dict(request.query)))
         if self._down:
             self._log("unavailable", path, "")
             return _status_response(503, "ServiceUnavailable", "the server is currently unable to handle the request")
@@ -338,7 +455,16 @@ class FakeKubeAPI:
             self._log("get", path, "")
             return _status_response(404, "NotFound", "the server could not find the requested resource")
         resource, ns, name = m.group("resource"), m.group("ns"), m.group("name")
-        if ns is not None and not _RESOURCES[resource][1]:
+        res = _RESOURCES.get(resource)
+        group, version = (m.group("group") or "", m.group("version") or "v1")
+        if res is None or (res.group, res.version) != (group, version) or (ns is not None and not res.namespaced):
+            self._log("get", path, "")
+            return _status_response(404, "NotFound", "the server could not find the requested resource")
+        if not self._served(resource):
+            # Authorization runs before routing on a real apiserver, so the call still needs
+            # (and shows) its verb on the resource.
+            verb = "get" if name is not None else ("watch" if request.query.get("watch") in _TRUE else "list")
+            self._log(verb, path, resource)
             return _status_response(404, "NotFound", "the server could not find the requested resource")
         q = request.query
         if name is not None:
@@ -348,7 +474,7 @@ class FakeKubeAPI:
                 return _status_response(404, "NotFound", f'{resource} "{name}" not found')
             return web.Response(body=orjson.dumps(obj), content_type="application/json")
         try:
-            fsel = parse_field_selector(q.get("fieldSelector", ""))
+            fsel = parse_field_selector(q.get("fieldSelector", ""), resource)
             lsel = parse_selector(q.get("labelSelector", "")).matches
         except SelectorError as exc:
             return _status_response(400, "BadRequest", str(exc))
@@ -377,21 +503,35 @@ class FakeKubeAPI:
                 ],
             }
         if path == "/apis":
-            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
-        if path == "/api/v1":
-            return {
-                "kind": "APIResourceList",
-                "groupVersion": "v1",
-                "resources": [
-                    {"name": r, "singularName": k.lower(), "namespaced": nsd, "kind": k,
-                     "verbs": ["get", "list", "watch"], "shortNames": ["po" if r == "pods" else "no"]}
-                    for r, (k, nsd) in _RESOURCES.items()
-                ],
-            }
+            groups: dict[str, str] = {}
+            for name, r in _RESOURCES.items():
+                if r.group and self._served(name):
+                    groups[r.group] = r.version
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
+                 "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v}}
+                for g, v in sorted(groups.items())]}
+        gv = path.removeprefix("/apis/") if path.startswith("/apis/") else ("v1" if path == "/api/v1" else None)
+        if gv is None:
+            return None
+        served = [(n, r) for n, r in _RESOURCES.items() if r.api_version == gv and self._served(n)]
+        if not served:
+            return None
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": gv,
+            "resources": [
+                {"name": n, "singularName": r.kind.lower(), "namespaced": r.namespaced, "kind": r.kind,
+                 "verbs": ["get", "list", "watch"], "shortNames": list(r.short)}
+                for n, r in served
+            ],
+        }
         return None
 
     def _list(self, resource: str, ns: str | None, matches: Callable[[dict[str, Any]], bool], q: Any) -> web.Response:
-        kind = _RESOURCES[resource][0]
+        res = _RESOURCES[resource]
+        kind = res.kind
         rv = self._rv
         start = ""
         token = q.get("continue")
@@ -437,15 +577,18 @@ class FakeKubeAPI:
         for k in keys:
             obj = store[k]
             # List items are served without kind/apiVersion; the list carries them.
-            items.append({f: v for f, v in obj.items() if f not in ("kind", "apiVersion")})
-        body = {"kind": f"{kind}List", "apiVersion": "v1", "metadata": meta, "items": items}
+            # Built-in list items are served without kind/apiVersion (the list carries them);
+            # custom resources are served as stored, with both.
+            items.append(obj if res.crd else {f: v for f, v in obj.items() if f not in ("kind", "apiVersion")})
+        body = {"kind": f"{kind}List", "apiVersion": res.api_version, "metadata": meta, "items": items}
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def _watch(
         self, request: web.Request, resource: str, ns: str | None, matches: Callable[[dict[str, Any]], bool]
     ) -> web.StreamResponse:
         q = request.query
-        kind = _RESOURCES[resource][0]
+        kind = _RESOURCES[resource].kind
+        api_version = _RESOURCES[resource].api_version
         bookmarks = q.get("allowWatchBookmarks") in _TRUE
         try:
             timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else self.default_watch_timeout
@@ -502,7 +645,7 @@ class FakeKubeAPI:
                 except TimeoutError:
                     if bookmarks and loop.time() >= next_bookmark:
                         next_bookmark = loop.time() + self.bookmark_interval
-                        bm = {"kind": kind, "apiVersion": "v1",
+                        bm = {"kind": kind, "apiVersion": api_version,
                               "metadata": {"resourceVersion": str(self._rv)}}
                         await resp.write(orjson.dumps({"type": "BOOKMARK", "object": bm}) + b"\n")
                     continue
@@ -522,14 +665,19 @@ class FakeKubeAPI:
         return resp
 
 
-def rbac_rules(requests: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
-    """The ClusterRole rules the logged requests need (core group, resource verbs only)."""
-    verbs: dict[str, set[str]] = {}
-    for verb, _path, resource in requests:
-        if resource and verb in ("get", "list", "watch"):
-            verbs.setdefault(resource, set()).add(verb)
-    return [
-        {"apiGroups": [""], "resources": [r], "verbs": sorted(v)}
-        for r, v in sorted(verbs.items())
-    ]
+def _api_group(path: str) -> str:
+    m = _PATH_RE.match(path)
+    return (m.group("group") or "") if m else ""
 
+
+def rbac_rules(requests: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """The ClusterRole rules the logged requests need (resource verbs only), one rule per
+    (apiGroup, resource), the group taken from the request path."""
+    verbs: dict[tuple[str, str], set[str]] = {}
+    for verb, path, resource in requests:
+        if resource and verb in ("get", "list", "watch"):
+            verbs.setdefault((_api_group(path), resource), set()).add(verb)
+    return [
+        {"apiGroups": [g], "resources": [r], "verbs": sorted(v)}
+        for (g, r), v in sorted(verbs.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+    ]

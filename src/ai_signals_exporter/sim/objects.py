@@ -1,17 +1,21 @@
-"""Builders for Pod and Node JSON in the shapes the Kubernetes API serves them.
+"""Builders for Kubernetes object JSON in the shapes the API serves them: Pod, Node,
+ResourceQuota, Event, Deployment, StatefulSet, LeaderWorkerSet, and pod states a GPU cluster
+produces (admission rejected, disrupted, unschedulable, scheduling-gated).
 
 Used by the test API server, the simulator and tests.  The shapes follow `kubectl get -o json`
 output: owner references the way the controllers set them (a Deployment's pod points at its
 ReplicaSet and carries the pod-template-hash label, a LeaderWorkerSet's pod at a StatefulSet, ...),
 resource quantities as strings, conditions and container statuses.  `FakeKubeAPI` fills in
-resourceVersion and creationTimestamp when an object is added.
+resourceVersion and creationTimestamp when an object is added (a builder's creationTimestamp,
+when given, is kept).  Where a shape was copied from upstream, the function says from where.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import uuid
-from typing import Any
+from typing import Any, Iterable
 
 DEFAULT_GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -205,13 +209,30 @@ def make_pod(
     init_gpu: int = 0,
     sidecar_gpu: int = 0,
     container_port: int = 8000,
+    created: str | None = None,
+    scheduled_at: str = _TS,
+    initialized_at: str | None = None,
+    ready_at: str | None = None,
+    started_at: str | None = None,
+    restarts: int = 0,
+    scheduling_gates: Iterable[str] = (),
+    unschedulable_message: str = "0/4 nodes are available: 4 Insufficient nvidia.com/gpu.",
 ) -> dict[str, Any]:
     """A Pod.  `owner` is the *workload* ("Deployment", "llama"): the builder sets the owner
     reference its controller would set (a ReplicaSet for a Deployment, a StatefulSet for a
     LeaderWorkerSet, a Node for a static pod) and the controller's labels.
 
-    A pod with a node is Running and Ready unless told otherwise; without a node it is Pending.
+    A pod with a node is Running and Ready unless told otherwise; without a node it is Pending,
+    PodScheduled=False reason Unschedulable with `unschedulable_message` (the scheduler's
+    FitError text), or reason SchedulingGated when `scheduling_gates` are given (the message the
+    apiserver sets on create: pkg/registry/core/pod/strategy.go applySchedulingGatedCondition,
+    v1.31).  Times (RFC 3339) stage a cold start: created -> scheduled_at (PodScheduled) ->
+    initialized_at (Initialized) -> ready_at (ContainersReady, Ready); started_at is the app
+    container's state.running.startedAt.  Unset ones default to the one before.
     """
+    initialized_at = initialized_at or scheduled_at
+    ready_at = ready_at or initialized_at
+    started_at = started_at or initialized_at
     pod_labels = dict(labels or {})
     pod_annotations = dict(annotations or {})
     owner_refs: list[dict[str, Any]] = []
@@ -298,9 +319,10 @@ def make_pod(
         status["hostIPs"] = [{"ip": "10.0.0.1"}]
         status["startTime"] = _TS
         rs = "True" if ready else "False"
-        for ctype, cstatus in (("PodReadyToStartContainers", "True"), ("Initialized", "True"),
-                               ("Ready", rs), ("ContainersReady", rs), ("PodScheduled", "True")):
-            conditions.append({"lastProbeTime": None, "lastTransitionTime": _TS,
+        for ctype, cstatus, at in (("PodReadyToStartContainers", "True", initialized_at),
+                                   ("Initialized", "True", initialized_at), ("Ready", rs, ready_at),
+                                   ("ContainersReady", rs, ready_at), ("PodScheduled", "True", scheduled_at)):
+            conditions.append({"lastProbeTime": None, "lastTransitionTime": at,
                                "status": cstatus, "type": ctype})
         running = phase == "Running"
         status["containerStatuses"] = [{
@@ -310,13 +332,22 @@ def make_pod(
             "lastState": {},
             "name": "main",
             "ready": bool(ready),
-            "restartCount": 0,
+            "restartCount": restarts,
             "started": running,
-            "state": {"running": {"startedAt": _TS}} if running else {"waiting": {"reason": "ContainerCreating"}},
+            "state": {"running": {"startedAt": started_at}} if running else {"waiting": {"reason": "ContainerCreating"}},
         }]
+        if restarts:
+            status["containerStatuses"][0]["lastState"] = {"terminated": {
+                "containerID": "containerd://" + _hash(namespace, name, "prev", n=32), "exitCode": 1,
+                "finishedAt": started_at, "reason": "Error", "startedAt": initialized_at}}
+    elif scheduling_gates:
+        spec["schedulingGates"] = [{"name": g} for g in scheduling_gates]
+        conditions.append({"lastProbeTime": None, "lastTransitionTime": scheduled_at,
+                           "message": "Scheduling is blocked due to non-empty scheduling gates",
+                           "reason": "SchedulingGated", "status": "False", "type": "PodScheduled"})
     else:
-        conditions.append({"lastProbeTime": None, "lastTransitionTime": _TS,
-                           "message": "0/4 nodes are available: 4 Insufficient nvidia.com/gpu.",
+        conditions.append({"lastProbeTime": None, "lastTransitionTime": scheduled_at,
+                           "message": unschedulable_message,
                            "reason": "Unschedulable", "status": "False", "type": "PodScheduled"})
     status["conditions"] = conditions
     if ip:
@@ -324,6 +355,8 @@ def make_pod(
         status["podIPs"] = [{"ip": ip}]
 
     metadata: dict[str, Any] = {"name": name, "namespace": namespace, "uid": str(uuid.uuid4())}
+    if created:
+        metadata["creationTimestamp"] = created
     if pod_labels:
         metadata["labels"] = pod_labels
     if pod_annotations:
@@ -333,3 +366,281 @@ def make_pod(
         if owner_refs[0]["kind"] in ("ReplicaSet", "DaemonSet", "Job"):
             metadata["generateName"] = owner_refs[0]["name"] + "-"
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec, "status": status}
+
+
+# ---- pod states ------------------------------------------------------------------------------
+
+
+def admission_rejected(
+    pod: dict[str, Any], resource: str = GPU_RESOURCE, requested: int = 1, available: int = 0,
+    at: str = _TS,
+) -> dict[str, Any]:
+    """`pod` (scheduled to a node) as the kubelet leaves it when the device manager cannot
+    allocate its GPUs: phase Failed, reason UnexpectedAdmissionError, no containers started.
+
+    Shape: pkg/kubelet/kubelet.go rejectPod (v1.31: `Phase: PodFailed, Reason: reason, Message:
+    "Pod was rejected: " + message`), the message from pkg/kubelet/lifecycle/predicate.go
+    ("Allocate failed due to %v, which is unexpected") around pkg/kubelet/cm/devicemanager/
+    manager.go ("requested number of devices unavailable for %s. Requested: %d, Available: %d");
+    the status as reported in kubernetes/kubernetes#130145 and ray-project/kuberay#1414 (no
+    conditions: the status manager drops the kubelet-owned ones it never set)."""
+    out = copy.deepcopy(pod)
+    out["status"] = {
+        "message": (f"Pod was rejected: Allocate failed due to requested number of devices unavailable "
+                    f"for {resource}. Requested: {requested}, Available: {available}, which is unexpected"),
+        "phase": "Failed",
+        "qosClass": out.get("status", {}).get("qosClass", "Burstable"),
+        "reason": "UnexpectedAdmissionError",
+        "startTime": at,
+    }
+    return out
+
+
+def out_of_resource(pod: dict[str, Any], resource: str = GPU_RESOURCE, at: str = _TS) -> dict[str, Any]:
+    """The kubelet's other admission rejection for devices: reason `OutOf<resource>` from the
+    resource-fit admit handler (pkg/kubelet/lifecycle/predicate.go, v1.31: "OutOf%s" with
+    "Node didn't have enough resource: %s, requested: %d, used: %d, capacity: %d")."""
+    out = admission_rejected(pod, resource, at=at)
+    out["status"]["reason"] = f"OutOf{resource}"
+    out["status"]["message"] = (f"Pod was rejected: Node didn't have enough resource: {resource}, "
+                                f"requested: 1, used: 8, capacity: 8")
+    return out
+
+
+# DisruptionTarget reasons and the messages their writers set (v1.31): the scheduler's
+# preemption (pkg/scheduler/framework/preemption/preemption.go), the eviction API
+# (pkg/registry/core/pod/storage/eviction.go), the kubelet's node-pressure eviction and
+# graceful shutdown (pkg/kubelet/eviction/eviction_manager.go, nodeshutdown), the taint
+# eviction controller (pkg/controller/tainteviction/taint_eviction.go) and pod GC
+# (pkg/controller/podgc/gc_controller.go).
+DISRUPTION_MESSAGES = {
+    "PreemptionByScheduler": "default-scheduler: preempting to accommodate a higher priority pod",
+    "EvictionByEvictionAPI": "Eviction API: evicting",
+    "TerminationByKubelet": "The node was low on resource: memory. Threshold quantity: 100Mi, available: 51200Ki. ",
+    "DeletionByTaintManager": "Taint manager: deleting due to NoExecute taint",
+    "DeletionByPodGC": "PodGC: node no longer exists",
+}
+
+
+def disrupted(pod: dict[str, Any], reason: str = "PreemptionByScheduler", at: str = _TS,
+              message: str | None = None) -> dict[str, Any]:
+    """`pod` with a DisruptionTarget=True condition as its disruptor writes it before deleting
+    it (a deletionTimestamp follows, except for the kubelet's own eviction, which fails the pod
+    with reason Evicted: pkg/kubelet/eviction/helpers.go Reason = "Evicted")."""
+    out = copy.deepcopy(pod)
+    status = out.setdefault("status", {})
+    conditions = [c for c in status.get("conditions") or () if c.get("type") != "DisruptionTarget"]
+    msg = message if message is not None else DISRUPTION_MESSAGES.get(reason, "")
+    conditions.append({"lastProbeTime": None, "lastTransitionTime": at, "message": msg,
+                       "reason": reason, "status": "True", "type": "DisruptionTarget"})
+    status["conditions"] = conditions
+    if reason == "TerminationByKubelet":
+        status.update(phase="Failed", reason="Evicted", message=msg)
+    else:
+        out["metadata"]["deletionTimestamp"] = at
+        out["metadata"]["deletionGracePeriodSeconds"] = 30
+    return out
+
+
+# ---- quota and events ------------------------------------------------------------------------
+
+
+def make_resource_quota(namespace: str, name: str, hard: dict[str, Any],
+                        used: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ResourceQuota as the quota controller leaves it: spec.hard copied to status.hard, and
+    status.used for every hard entry (`kubectl get quota -o json`, v1.31; extended resources
+    are quota'd as `requests.<name>`, docs "Resource Quotas" > "Resource quota for extended
+    resources")."""
+    hard_s = {k: str(v) for k, v in hard.items()}
+    used_s = {k: "0" for k in hard}
+    used_s.update({k: str(v) for k, v in (used or {}).items()})
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": name, "namespace": namespace, "uid": str(uuid.uuid4())},
+        "spec": {"hard": hard_s},
+        "status": {"hard": dict(hard_s), "used": used_s},
+    }
+
+
+def quota_exceeded_message(pod_name: str, quota: str, resource: str = "requests." + GPU_RESOURCE,
+                           requested: int = 1, used: int = 8, limited: int = 8) -> str:
+    """The ReplicaSet/StatefulSet/Job controllers' FailedCreate message for a pod the quota
+    admission plugin refused: controller_utils.go `"Error creating: %v"` around the apiserver's
+    Forbidden error and staging/src/k8s.io/apiserver/pkg/admission/plugin/resourcequota/
+    controller.go `"exceeded quota: %s, requested: %s, used: %s, limited: %s"` (v1.31)."""
+    return (f'Error creating: pods "{pod_name}" is forbidden: exceeded quota: {quota}, '
+            f"requested: {resource}={requested}, used: {resource}={used}, limited: {resource}={limited}")
+
+
+def make_event(
+    namespace: str,
+    involved: tuple[str, str],
+    reason: str,
+    message: str,
+    *,
+    type: str = "Warning",
+    count: int = 1,
+    first: str = _TS,
+    last: str | None = None,
+    component: str = "replicaset-controller",
+    involved_uid: str | None = None,
+    involved_api_version: str = "apps/v1",
+    series: bool = False,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """A core/v1 Event about `involved` = (kind, name).  Old-style (client-go record package:
+    count, firstTimestamp, lastTimestamp, source) unless `series`: then as the events.k8s.io
+    recorder writes it through core/v1 (eventTime MicroTime, series.count/lastObservedTime,
+    reportingController; empty firstTimestamp/lastTimestamp, count absent).  Name: the
+    recorder's `<involved name>.<hex unix nanos>`."""
+    kind, obj_name = involved
+    obj_uid = involved_uid or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}/{namespace}/{obj_name}"))
+    ev: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": name or f"{obj_name}.{_hash(namespace, obj_name, reason, message, first, n=16)}",
+            "namespace": namespace,
+            "uid": str(uuid.uuid4()),
+        },
+        "involvedObject": {"apiVersion": involved_api_version, "kind": kind, "name": obj_name,
+                           "namespace": namespace, "uid": obj_uid},
+        "reason": reason,
+        "message": message,
+        "type": type,
+        "reportingComponent": component,
+        "reportingInstance": "",
+    }
+    if series:
+        micro = first.replace("Z", ".000000Z") if "." not in first else first
+        ev.update(eventTime=micro, firstTimestamp=None, lastTimestamp=None, action="Create",
+                  reportingComponent=component, source={})
+        if count > 1:
+            last_micro = (last or first).replace("Z", ".000000Z") if "." not in (last or first) else (last or first)
+            ev["series"] = {"count": count, "lastObservedTime": last_micro}
+    else:
+        ev.update(count=count, firstTimestamp=first, lastTimestamp=last or first, eventTime=None,
+                  source={"component": component})
+    return ev
+
+
+# ---- workloads -------------------------------------------------------------------------------
+
+
+def _template(labels: dict[str, str], gpu: int) -> dict[str, Any]:
+    resources = {"limits": {GPU_RESOURCE: str(gpu)}, "requests": {GPU_RESOURCE: str(gpu)}} if gpu else {}
+    return {
+        "metadata": {"labels": dict(labels)},
+        "spec": {"containers": [{"name": "main", "image": "vllm/vllm-openai:v0.6.3",
+                                 "ports": [{"containerPort": 8000, "name": "http", "protocol": "TCP"}],
+                                 "resources": resources}],
+                 "restartPolicy": "Always", "terminationGracePeriodSeconds": 30},
+    }
+
+
+def _workload_meta(namespace: str, name: str, labels: dict[str, str] | None,
+                   annotations: dict[str, str] | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "uid": str(uuid.uuid4()), "generation": 1}
+    if labels:
+        meta["labels"] = dict(labels)
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+def make_deployment(namespace: str, name: str, replicas: int = 1, ready: int | None = None,
+                    labels: dict[str, str] | None = None, template_labels: dict[str, str] | None = None,
+                    gpu: int = 1, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """An apps/v1 Deployment with the status the deployment controller writes (`kubectl get
+    deploy -o json`, v1.31; status fields absent when zero, as omitempty serialises them)."""
+    ready = replicas if ready is None else ready
+    tl = template_labels if template_labels is not None else {"app": name}
+    status: dict[str, Any] = {"observedGeneration": 1}
+    for k, v in (("replicas", replicas), ("updatedReplicas", replicas), ("readyReplicas", ready),
+                 ("availableReplicas", ready), ("unavailableReplicas", replicas - ready)):
+        if v:
+            status[k] = v
+    status["conditions"] = [
+        {"type": "Available", "status": "True" if ready >= replicas else "False",
+         "reason": "MinimumReplicasAvailable" if ready >= replicas else "MinimumReplicasUnavailable",
+         "message": "Deployment has minimum availability." if ready >= replicas
+         else "Deployment does not have minimum availability.",
+         "lastTransitionTime": _TS, "lastUpdateTime": _TS},
+        {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+         "message": f'ReplicaSet "{name}-{_hash(namespace, name, n=10)}" has successfully progressed.',
+         "lastTransitionTime": _TS, "lastUpdateTime": _TS},
+    ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _workload_meta(namespace, name, labels, annotations),
+        "spec": {"replicas": replicas, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600,
+                 "selector": {"matchLabels": dict(tl)},
+                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+                 "template": _template(tl, gpu)},
+        "status": status,
+    }
+
+
+def make_statefulset(namespace: str, name: str, replicas: int = 1, ready: int | None = None,
+                     labels: dict[str, str] | None = None, template_labels: dict[str, str] | None = None,
+                     gpu: int = 1, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """An apps/v1 StatefulSet with the statefulset controller's status (`kubectl get sts -o
+    json`, v1.31)."""
+    ready = replicas if ready is None else ready
+    tl = template_labels if template_labels is not None else {"app": name}
+    rev = f"{name}-{_hash(namespace, name, n=10)}"
+    status: dict[str, Any] = {"observedGeneration": 1, "replicas": replicas, "currentReplicas": replicas,
+                              "updatedReplicas": replicas, "currentRevision": rev, "updateRevision": rev,
+                              "collisionCount": 0, "availableReplicas": ready}
+    if ready:
+        status["readyReplicas"] = ready
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _workload_meta(namespace, name, labels, annotations),
+        "spec": {"replicas": replicas, "serviceName": name, "podManagementPolicy": "OrderedReady",
+                 "revisionHistoryLimit": 10, "selector": {"matchLabels": dict(tl)},
+                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+                 "template": _template(tl, gpu)},
+        "status": status,
+    }
+
+
+def make_leaderworkerset(namespace: str, name: str, replicas: int = 1, size: int = 2,
+                         ready: int | None = None, labels: dict[str, str] | None = None,
+                         template_labels: dict[str, str] | None = None, gpu: int = 8,
+                         annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """A leaderworkerset.x-k8s.io/v1 LeaderWorkerSet: `replicas` groups of `size` pods.  Fields
+    from kubernetes-sigs/lws api/leaderworkerset/v1/leaderworkerset_types.go (v0.6): spec.replicas,
+    spec.leaderWorkerTemplate.{size, workerTemplate, leaderTemplate, restartPolicy},
+    spec.rolloutStrategy, spec.startupPolicy; status.{replicas, readyReplicas, updatedReplicas,
+    hpaPodSelector, conditions}.  Served as a custom resource: kind/apiVersion on every item."""
+    ready = replicas if ready is None else ready
+    tl = template_labels if template_labels is not None else {"app": name}
+    status: dict[str, Any] = {
+        "conditions": [{"type": "Available", "status": "True" if ready >= replicas else "False",
+                        "reason": "AllGroupsReady" if ready >= replicas else "GroupsProgressing",
+                        "message": "All replicas are ready" if ready >= replicas else "Replicas are progressing",
+                        "lastTransitionTime": _TS, "observedGeneration": 1}],
+        "hpaPodSelector": f"leaderworkerset.sigs.k8s.io/name={name},leaderworkerset.sigs.k8s.io/worker-index=0",
+    }
+    for k, v in (("replicas", replicas), ("readyReplicas", ready), ("updatedReplicas", replicas)):
+        if v:
+            status[k] = v
+    return {
+        "apiVersion": "leaderworkerset.x-k8s.io/v1",
+        "kind": "LeaderWorkerSet",
+        "metadata": _workload_meta(namespace, name, labels, annotations),
+        "spec": {
+            "replicas": replicas,
+            "leaderWorkerTemplate": {"size": size, "restartPolicy": "RecreateGroupOnPodRestart",
+                                     "workerTemplate": _template(tl, gpu)},
+            "rolloutStrategy": {"type": "RollingUpdate",
+                                "rollingUpdateConfiguration": {"maxSurge": 0, "maxUnavailable": 1}},
+            "startupPolicy": "LeaderCreated",
+        },
+        "status": status,
+    }

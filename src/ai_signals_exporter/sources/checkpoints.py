@@ -21,7 +21,8 @@ from typing import get_args
 from ..checkpoints.layouts import detect
 from ..checkpoints.model import Verdict
 from ..checkpoints.stores import ScanError, Tree, open_tree, scan, scheme_of
-from ..config import CheckpointStore, Config, Layout
+from ..config import STORE_URI_PREFIXES, CheckpointStore, Config, ConfigError, Layout
+from ..selfmon import display_target
 from ..state import AppState
 from .base import PeriodicSource, TargetStatus
 
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 URI_ANNOTATION = "ai-signals.io/checkpoint-uri"
 LAYOUT_ANNOTATION = "ai-signals.io/checkpoint-layout"
 _LAYOUTS = set(get_args(Layout))
-_URI_PREFIXES = ("file://", "s3://", "gs://", "az://", "abfs://")
 
 
 @dataclass
@@ -48,6 +48,7 @@ class StoreObservation:
     up: bool | None = None
     last_error: str = ""
     objects: int = 0
+    empty_since: float | None = None  # unix time of the first of the scans that listed nothing
     discovered: bool = False
 
 
@@ -72,7 +73,7 @@ def discovered_stores(
         # A pod that succeeded has finished training: its checkpoint age is no work at risk.  A
         # Failed one still counts: between retries of a crash-looping Job it may be the only pod,
         # and a job that keeps dying before its next save is what CheckpointStale is for.
-        if not uri or pod.deleting or pod.phase == "Succeeded" or not uri.startswith(_URI_PREFIXES):
+        if not uri or pod.deleting or pod.phase == "Succeeded" or not uri.lower().startswith(STORE_URI_PREFIXES):
             continue
         # "/.." (plain or percent-encoded) could climb out of an allowed file:// prefix.
         if allowed and (not uri.startswith(tuple(allowed)) or "/.." in uri or "%2e" in uri.lower()):
@@ -150,21 +151,31 @@ class CheckpointSource(PeriodicSource):
         try:
             async with asyncio.timeout(self.cfg.timeout):
                 if st.tree is None:
-                    st.tree = open_tree(spec.uri, spec.options, self.cfg.timeout)
+                    # Secrets are read when the client is built: at start, when the store's
+                    # config changes, and after a failed scan (below).
+                    st.tree = open_tree(spec.uri, spec.resolved_options(), self.cfg.timeout)
                     st.tree_key = (spec.uri, tuple(sorted(spec.options.items())))
                 listing = await scan(st.tree, self.cfg.max_objects, self.cfg.page_size)
         except (TimeoutError, asyncio.TimeoutError):
-            self._failed(obs, "timeout")
+            self._failed(obs, "timeout", f"listing did not finish within {self.cfg.timeout:g}s")
             return
         except ScanError as exc:
-            # First line only, bounded: obstore appends the server's whole response body.
-            log.warning("checkpoints: store %s: %.300s", spec.name, str(exc).split("\n", 1)[0])
-            self._failed(obs, exc.reason)
+            self._failed(obs, exc.reason, str(exc))
+            if exc.reason != "timeout" and spec.has_secrets():
+                # A rotated key (403 with the old one) is read again by the next scan's client,
+                # without waiting for a reload.  Not after a timeout: LocalTree's guard against
+                # stacking walks on a hung mount lives in the tree.
+                st.tree = None
+            return
+        except ConfigError as exc:  # a secret's variable or file is missing
+            self._failed(obs, "config", str(exc))
             return
         except Exception:  # one store's surprise must not stop the others
             log.exception("checkpoints: store %s: scan failed", spec.name)
-            self._failed(obs, "exception")
+            self._failed(obs, "exception", "")
             return
+        if obs.up is False:
+            log.info("checkpoints: store %s: listing again (%d objects)", spec.name, len(listing))
         now = time.time()
         args = (listing, now, obs.verdict, spec.layout)
         if len(listing) > 2000:
@@ -175,11 +186,22 @@ class CheckpointSource(PeriodicSource):
             obs.verdict = detect(*args, scheme=scheme_of(spec.uri))
         obs.scanned_at = now
         obs.objects = len(listing)
+        if obs.objects:
+            obs.empty_since = None
+        elif obs.empty_since is None:
+            obs.empty_since = now
         obs.up = True
         obs.last_error = ""
         self.state.selfmon.target_up(self.name, spec.name, True)
 
-    def _failed(self, obs: StoreObservation, reason: str) -> None:
+    def _failed(self, obs: StoreObservation, reason: str, detail: str) -> None:
+        # Once per change of state: a store down for a day at a 60s interval must not write
+        # 1,440 identical warnings; the error counter keeps counting every failure.
+        if obs.up is not False or obs.last_error != reason:
+            log.warning("checkpoints: store %s (%s): %s: %s", obs.name, display_target(obs.uri),
+                        reason, detail[:600])
+        else:
+            log.debug("checkpoints: store %s: still failing: %s: %.600s", obs.name, reason, detail)
         obs.up = False
         obs.last_error = reason
         self.state.selfmon.target_up(self.name, obs.name, False)

@@ -52,8 +52,8 @@ class DcgmSource(PeriodicSource):
                 d = g.discovery
                 try:
                     self._discovered = discover(
-                        kube, d.label_selector, d.namespaces, d.port, d.path,
-                        self.config.kubernetes.node_scope,
+                        kube, d.selectors, d.namespaces, d.port, d.path,
+                        self.config.kubernetes.node_scope, d.port_name,
                     )
                 except SelectorError:
                     self._discovered = []
@@ -90,6 +90,12 @@ class DcgmSource(PeriodicSource):
                 self._failed(ep, exc.reason)
                 return
         ts = time.time()
+        # dcgm-exporter 4.8.3 answers an empty 200 while it reloads its collectors (and a 500 for
+        # the whole scrape on duplicate label sets or NaN counters, an http_status failure):
+        # down, keeping the last good readings until they are stale.
+        if not body.strip():
+            self._failed(ep, "empty")
+            return
         # Anything without a single DCGM field is not a dcgm-exporter (wrong port or path).
         if b"DCGM_FI_" not in body:
             self._failed(ep, "parse")
@@ -102,7 +108,7 @@ class DcgmSource(PeriodicSource):
         max_gap = stale_after(self.interval)
         for r in readings:
             # The holder is the pod that labels the series (signals/gpu.py: the first in order).
-            holder = r.pods[0] if r.pods else None
+            holder = (*r.pods[0], r.pod_uids[0] if r.pod_uids else "") if r.pods else None
             tracks[r.key] = track(tracks.get(r.key), r.util, g.idle_threshold, ts, max_gap, holder)
         self.state.dcgm[ep.url] = DcgmObservation(ep.url, ep.node, ts, tuple(readings), up=True)
         self.state.selfmon.target_up(self.name, ep.url, True)

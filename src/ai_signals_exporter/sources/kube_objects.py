@@ -1,19 +1,32 @@
-"""Raw Kubernetes JSON -> trimmed state objects (pure functions, no I/O).
+"""Raw Kubernetes JSON -> trimmed state records (pure functions, no I/O).
 
-The kube source reads pods and nodes as raw JSON (orjson) instead of typed client models, and
-keeps only what the signals need: a `PodInfo` is a few hundred bytes, not a full API object.
+The kube source reads objects as raw JSON (orjson) instead of typed client models, and keeps
+only what the signals need: a `PodInfo` is a few hundred bytes, not a full API object.
 
 Workload resolution works from owner references and well-known labels only, never from extra
-API lookups, so the exporter needs RBAC for pods and nodes and nothing else.
+API lookups, so the exporter needs RBAC for pods and nodes and nothing else by default.
+
+Low-cardinality strings (condition statuses and reasons, namespaces, kinds) are shared through
+a bounded cache: orjson returns a new string object for every value, and 20,000 pods x five
+conditions of "True" would otherwise be 100,000 copies.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..state import NodeInfo, PodInfo, Taint
+from ..kube.model import Condition, NodeInfo, PodInfo, QuotaInfo, Taint, WarningEvent, WorkloadInfo
+
+# Messages kept from the cluster (scheduler verdicts, kubelet rejections, event messages) are
+# cut to this many characters: enough for "0/1000 nodes are available: 1000 Insufficient
+# nvidia.com/gpu. preemption: ..." and a quota message naming its resources.
+MESSAGE_MAX = 512
+_SHARED_MAX = 4096
+_shared: dict[str, str] = {}
 
 ANNOTATION_PREFIX = "ai-signals.io/"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
@@ -69,6 +82,38 @@ def parse_quantity(value: Any) -> int:
         return int(Decimal(m.group(1)) * _SI[m.group(2) or ""])
     except (InvalidOperation, ValueError):
         return 0
+
+
+def shared(value: Any) -> str:
+    """`value` as a string shared with earlier equal ones (bounded: past _SHARED_MAX distinct
+    values, new ones are kept as they are)."""
+    if not isinstance(value, str):
+        return ""
+    got = _shared.get(value)
+    if got is not None:
+        return got
+    if len(_shared) < _SHARED_MAX and len(value) <= 128:
+        _shared[value] = value
+    return value
+
+
+def bounded(message: Any) -> str:
+    if not isinstance(message, str):
+        return ""
+    return message if len(message) <= MESSAGE_MAX else message[:MESSAGE_MAX]
+
+
+@functools.lru_cache(maxsize=8192)
+def parse_time(value: str | None) -> float | None:
+    """An RFC 3339 time (`2026-01-05T10:00:00Z`, or a MicroTime with fractional seconds) as
+    unix seconds; None when absent or unparsable (never raises: one odd object must not break
+    ingest)."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _extended(resources: dict[str, Any] | None) -> dict[str, int]:
@@ -177,11 +222,46 @@ def is_static_pod(obj: dict[str, Any]) -> bool:
     return any(r.get("kind") == "Node" for r in meta.get("ownerReferences") or ())
 
 
-def _is_ready(status: dict[str, Any]) -> bool:
+# Pod condition types kept, and whether their reason and message are kept too.
+_POD_CONDITIONS = {
+    "PodScheduled": True,
+    "Initialized": False,
+    "ContainersReady": False,
+    "Ready": False,
+    "DisruptionTarget": True,
+}
+
+
+def _conditions(status: dict[str, Any]) -> dict[str, Condition]:
+    out: dict[str, Condition] = {}
     for cond in status.get("conditions") or ():
-        if cond.get("type") == "Ready":
-            return cond.get("status") == "True"
-    return False
+        ctype = cond.get("type")
+        detailed = _POD_CONDITIONS.get(ctype)
+        if detailed is None:
+            continue
+        out[ctype] = Condition(
+            status=shared(cond.get("status")),
+            last_transition=parse_time(cond.get("lastTransitionTime")),
+            reason=shared(cond.get("reason")) if detailed else "",
+            message=bounded(cond.get("message")) if detailed else "",
+        )
+    return out
+
+
+def _containers(status: dict[str, Any]) -> tuple[int, float | None]:
+    """(sum of restart counts, latest running start) over the app containers."""
+    restarts = 0
+    started: float | None = None
+    for cs in status.get("containerStatuses") or ():
+        n = cs.get("restartCount")
+        if isinstance(n, int):
+            restarts += n
+        running = (cs.get("state") or {}).get("running")
+        if running:
+            t = parse_time(running.get("startedAt"))
+            if t is not None and (started is None or t > started):
+                started = t
+    return restarts, started
 
 
 def pod_from_json(obj: dict[str, Any]) -> PodInfo:
@@ -193,23 +273,50 @@ def pod_from_json(obj: dict[str, Any]) -> PodInfo:
     annotations = meta.get("annotations") or {}
     kind, workload = resolve_workload(obj)
     ref = _controller_ref(meta)
+    conds = _conditions(status)
+    ready = conds.get("Ready")
+    restarts, started = _containers(status)
     return PodInfo(
         uid=meta["uid"],
-        namespace=meta.get("namespace", ""),
+        namespace=shared(meta.get("namespace", "")),
         name=meta["name"],
         node=spec.get("nodeName") or "",
         phase=status.get("phase") or "Pending",
         ip=status.get("podIP") or "",
         labels=dict(meta.get("labels") or {}),
-        annotations={k: v for k, v in annotations.items() if k.startswith(ANNOTATION_PREFIX)},
+        annotations=_ours(annotations),
         workload_kind=kind,
         workload=workload,
         requests=effective_requests(spec),
         is_daemonset=ref is not None and ref.get("kind") == "DaemonSet",
         is_static=is_static_pod(obj),
-        ready=_is_ready(status),
+        ready=ready is not None and ready.status == "True",
         deleting=bool(meta.get("deletionTimestamp")),
+        ports=named_ports(spec),
+        created=parse_time(meta.get("creationTimestamp")) or 0.0,
+        deleted_at=parse_time(meta.get("deletionTimestamp")),
+        reason=shared(status.get("reason")),
+        message=bounded(status.get("message")),
+        scheduled=conds.get("PodScheduled"),
+        initialized=conds.get("Initialized"),
+        containers_ready=conds.get("ContainersReady"),
+        ready_condition=ready,
+        disruption=conds.get("DisruptionTarget"),
+        restarts=restarts,
+        started_at=started,
+        gated=bool(spec.get("schedulingGates")),
     )
+
+
+def named_ports(spec: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """(name, containerPort) of every named port of the app containers, in spec order."""
+    out = []
+    for container in spec.get("containers") or ():
+        for port in container.get("ports") or ():
+            name, number = port.get("name"), port.get("containerPort")
+            if name and isinstance(number, int) and 0 < number < 65536:
+                out.append((name, number))
+    return tuple(out)
 
 
 def node_from_json(obj: dict[str, Any]) -> NodeInfo:
@@ -226,4 +333,96 @@ def node_from_json(obj: dict[str, Any]) -> NodeInfo:
         capacity=_extended(status.get("capacity")),
         allocatable=_extended(status.get("allocatable")),
         unschedulable=bool(spec.get("unschedulable")),
+        ready=_node_ready(status),
+    )
+
+
+def _node_ready(status: dict[str, Any]) -> str:
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "Ready":
+            return shared(cond.get("status")) or "Unknown"
+    return "Unknown"
+
+
+def _device_entries(resources: dict[str, Any] | None) -> dict[str, int]:
+    """Quota entries for extended resources (`requests.nvidia.com/gpu`, `nvidia.com/gpu`,
+    `limits.nvidia.com/gpu`); object counts (`count/...`) and cpu/memory are dropped."""
+    if not resources:
+        return {}
+    return {shared(k): parse_quantity(v) for k, v in resources.items()
+            if "/" in k and not k.startswith("count/")}
+
+
+def quota_from_json(obj: dict[str, Any]) -> QuotaInfo:
+    meta = obj["metadata"]
+    status = obj.get("status") or {}
+    return QuotaInfo(
+        namespace=shared(meta["namespace"]),
+        name=meta["name"],
+        # status.hard is the enforced copy of spec.hard; spec.hard before the controller ran.
+        hard=_device_entries(status.get("hard") or (obj.get("spec") or {}).get("hard")),
+        used=_device_entries(status.get("used")),
+    )
+
+
+def event_from_json(obj: dict[str, Any]) -> WarningEvent:
+    """A core/v1 Event (old-style: count/firstTimestamp/lastTimestamp; new-style from the
+    events.k8s.io recorder: eventTime/series) trimmed to what a count needs."""
+    meta = obj["metadata"]
+    inv = obj.get("involvedObject") or {}
+    series = obj.get("series") or {}
+    event_time = parse_time(obj.get("eventTime"))
+    first = parse_time(obj.get("firstTimestamp")) or event_time
+    last = parse_time(series.get("lastObservedTime")) or parse_time(obj.get("lastTimestamp")) or event_time
+    if first is None:
+        first = last if last is not None else parse_time(meta.get("creationTimestamp")) or 0.0
+    count = series.get("count") or obj.get("count") or 1
+    return WarningEvent(
+        uid=meta["uid"],
+        namespace=shared(inv.get("namespace") or meta.get("namespace")),
+        reason=shared(obj.get("reason")),
+        kind=shared(inv.get("kind")),
+        name=inv.get("name") or "",
+        object_uid=inv.get("uid") or "",
+        message=bounded(obj.get("message")),
+        count=count if isinstance(count, int) and count > 0 else 1,
+        first_seen=first,
+        last_seen=last if last is not None else first,
+    )
+
+
+def _ours(annotations: dict[str, Any] | None) -> dict[str, str]:
+    return {k: v for k, v in (annotations or {}).items() if k.startswith(ANNOTATION_PREFIX)}
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def workload_from_json(obj: dict[str, Any], kind: str) -> WorkloadInfo:
+    """A Deployment or StatefulSet (apps/v1) or LeaderWorkerSet (leaderworkerset.x-k8s.io/v1)."""
+    meta = obj["metadata"]
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    group_size = 1
+    if kind == "LeaderWorkerSet":
+        lwt = spec.get("leaderWorkerTemplate") or {}
+        template = lwt.get("leaderTemplate") or lwt.get("workerTemplate") or {}
+        group_size = max(1, _int(lwt.get("size"), 1))
+    else:
+        template = spec.get("template") or {}
+    return WorkloadInfo(
+        kind=kind,
+        namespace=shared(meta["namespace"]),
+        name=meta["name"],
+        uid=meta.get("uid") or "",
+        labels=dict(meta.get("labels") or {}),
+        template_labels=dict((template.get("metadata") or {}).get("labels") or {}),
+        annotations=_ours(meta.get("annotations")),
+        replicas=_int(spec.get("replicas"), 1),
+        ready_replicas=_int(status.get("readyReplicas")),
+        updated_replicas=_int(status.get("updatedReplicas")),
+        current_replicas=_int(status.get("replicas")),
+        group_size=group_size,
+        created=parse_time(meta.get("creationTimestamp")) or 0.0,
     )

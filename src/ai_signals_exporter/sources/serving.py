@@ -59,17 +59,22 @@ def _address(url: str) -> str:
     return f"{host}:{port}" if port else host
 
 
+SERVING_PORT_NAMES = ("metrics", "http")
+
+
 def target_for_pod(pod: PodInfo, default_port: int, default_path: str) -> Target | None:
     """The scrape target of a discovered pod, or None when it cannot be scraped (no IP yet)."""
     if pod.phase != "Running" or not pod.ip or pod.deleting:
         return None
     ann = pod.annotations
+    # The annotation, else the container port named `metrics` or `http`, else the default.
+    fallback = pod.named_port(SERVING_PORT_NAMES, default_port)
     try:
-        port = int(ann.get(ANN_PORT, default_port))
+        port = int(ann.get(ANN_PORT, fallback))
     except ValueError:
-        port = default_port
+        port = fallback
     if not 0 < port < 65536:
-        port = default_port
+        port = fallback
     path = ann.get(ANN_PATH, default_path)
     if not path.startswith("/"):
         path = "/" + path

@@ -36,7 +36,7 @@ from ai_signals_exporter.gpu.accounting import (
 )
 from ai_signals_exporter.gpu.observation import DcgmObservation
 from ai_signals_exporter.gpu.readings import GpuReading
-from ai_signals_exporter.state import PodInfo
+from ai_signals_exporter.kube.model import PodInfo
 
 THRESHOLD = 0.05
 INTERVAL = 15.0

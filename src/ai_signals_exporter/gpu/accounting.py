@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 from .idle import is_idle
 from .observation import DcgmObservation, stale_after
-from .nodes import GPU_PRODUCT_LABEL, MIG_PREFIX
+from .nodes import GPU_PRODUCT_LABEL, MIG_PREFIX, ResourceNames
 from .pricing import mig_fraction, price_for
 from .readings import GpuReading
 
@@ -121,7 +121,7 @@ def physical_capacity(
     capacity: Mapping[str, int],
     allocatable: Mapping[str, int],
     labels: Mapping[str, str],
-    resource_names: str | Iterable[str] = "nvidia.com/gpu",
+    resource_names: ResourceNames | Iterable[str] = "nvidia.com/gpu",
 ) -> NodeCapacity:
     """A node's physical GPUs from the device plugin's schedulable units and GPU feature
     discovery's labels (k8s-device-plugin internal/lm/mig-strategy.go, docs/gpu-feature-discovery

@@ -160,9 +160,14 @@ def simulate(seconds: float = HOUR, seed: int = 7) -> GpuTimeAccumulator:
 
 def by_truth_key(acc: GpuTimeAccumulator) -> dict[tuple, float]:
     out: dict[tuple, float] = defaultdict(float)
-    for (node, _model, ns, kind, wl, state), v in acc.seconds.items():
+    for (node, _model, ns, kind, wl, state), v in nonzero(acc.seconds).items():
         out[(node, ns, kind, wl, state)] += v
     return dict(out)
+
+
+def nonzero(counters: dict) -> dict:
+    """Counters credited with time (a node's unattributed states exist at 0 from its start)."""
+    return {k: v for k, v in counters.items() if v}
 
 
 def test_simulated_hour_every_counter_within_one_percent_of_truth():
@@ -211,7 +216,7 @@ def test_a_node_only_dcgm_knows_keeps_its_gpu_count_through_a_gap():
         obs = {"u": DcgmObservation("u", None, ts, readings, up=True)}  # node from Hostname
         account(acc, obs, {}, ts, threshold=THRESHOLD, interval=INTERVAL, workload_of=workload_of)
     account(acc, obs, {}, 1300.0, threshold=THRESHOLD, interval=INTERVAL, workload_of=workload_of)
-    states = {k[5]: v for k, v in acc.seconds.items()}
+    states = {k[5]: v for k, v in nonzero(acc.seconds).items()}
     assert states == {BUSY: 30.0, UNALLOCATED: 30.0, NO_TELEMETRY: 2 * 270.0}
 
 
@@ -247,7 +252,7 @@ def test_gpu_model_label_is_the_nodes_product_and_falls_back_to_dcgm():
     for ts in (0.0, 15.0):
         acc2.observe("x", ts, [gpu("x", 0, 0.9, model="NVIDIA L4")], NodeCapacity(1),
                      threshold=THRESHOLD, max_gap=MAX_GAP, workload_of=workload_of)
-    assert list(acc2.seconds) == [("x", "NVIDIA L4", "", "", "", BUSY)]
+    assert list(nonzero(acc2.seconds)) == [("x", "NVIDIA L4", "", "", "", BUSY)]
 
 
 def test_counters_start_at_zero_and_repeated_observations_add_nothing():
@@ -255,7 +260,10 @@ def test_counters_start_at_zero_and_repeated_observations_add_nothing():
     cap, r = node_a(0)
     kw = dict(threshold=THRESHOLD, max_gap=MAX_GAP, workload_of=workload_of)
     acc.observe("a", 1000.0, r, cap, **kw)
-    assert acc.seconds == {}  # time before the exporter's first observation is not counted
+    # Time before the exporter's first observation is not counted; the node's unattributed
+    # states exist at 0 from now, so increase() sees their first credit.
+    assert acc.seconds == {("a", "NVIDIA-H100-80GB-HBM3", "", "", "", s): 0.0
+                           for s in (BUSY, UNALLOCATED, UNHEALTHY, NO_TELEMETRY)}
     acc.observe("a", 1015.0, r, cap, **kw)
     before = dict(acc.seconds)
     acc.observe("a", 1015.0, r, cap, **kw)
@@ -271,10 +279,10 @@ def test_gap_is_no_telemetry_never_idle_or_busy_and_stays_monotonic_with_a_late_
     busy = [gpu("n", 0, 0.9), gpu("n", 1, 0.9)]
     acc.observe("n", 0.0, busy, cap, **kw)
     acc.advance("n", 45.0, cap, max_gap=MAX_GAP)  # not yet a gap
-    assert acc.seconds == {}
+    assert nonzero(acc.seconds) == {}
     acc.advance("n", 100.0, cap, max_gap=MAX_GAP)
-    assert acc.seconds == {("n", "M", "", "", "", NO_TELEMETRY): 100.0,
-                           ("n", "M", "", "", "", UNHEALTHY): 100.0}
+    assert nonzero(acc.seconds) == {("n", "M", "", "", "", NO_TELEMETRY): 100.0,
+                                    ("n", "M", "", "", "", UNHEALTHY): 100.0}
     snapshot = dict(acc.seconds)
     # A scrape that started before the last advance lands afterwards: nothing goes backwards.
     acc.observe("n", 99.0, busy, cap, **kw)
@@ -409,7 +417,8 @@ def test_cardinality_guard_1000_nodes_labels_by_workload_not_pod():
                             [("ns", f"w-{n}-{i}-{j}") for j in range(4)] if i < 6 else ())
                         for i in range(7)]
             acc.observe(f"n{n}", ts, readings, cap, **kw)
-    assert len(acc.seconds) == 1000 * 4  # busy, allocated_idle, unallocated, unhealthy
+    # per node: busy and allocated_idle of its workload, and the four unattributed states
+    assert len(acc.seconds) == 1000 * 6
     assert not any("w-" in v for k in acc.seconds for v in k)
 
 

@@ -53,6 +53,7 @@ UNALLOCATED = "unallocated"
 UNHEALTHY = "unhealthy"
 NO_TELEMETRY = "no_telemetry"
 STATES = (BUSY, ALLOCATED_IDLE, UNALLOCATED, UNHEALTHY, NO_TELEMETRY)
+_UNATTRIBUTED = (BUSY, UNALLOCATED, UNHEALTHY, NO_TELEMETRY)  # states a GPU nobody holds can be in
 
 # GPU feature discovery's node labels (see physical_capacity).
 GPU_COUNT_LABEL = "nvidia.com/gpu.count"
@@ -295,7 +296,7 @@ class GpuTimeAccumulator:
         a = assign(node, readings, capacity, threshold, workload_of)
         seen = _Seen(round(sum(a.gpus.values())), next((k[1] for k in a.gpus if k[1]), ""))
         if clock is None:
-            self.clocks[node] = _NodeClock(ts, ts, seen.model, seen.gpus)
+            self._start(node, _NodeClock(ts, ts, seen.model, seen.gpus), ts)
             return
         if ts - clock.last_obs > max_gap:
             a = unobserved(node, _fill(capacity, clock))
@@ -309,17 +310,30 @@ class GpuTimeAccumulator:
         `max_gap`.  A node first seen here (no dcgm target yet) starts its clock now."""
         clock = self.clocks.get(node)
         if clock is None:
-            self.clocks[node] = _NodeClock(now, now, capacity.model)
+            self._start(node, _NodeClock(now, now, capacity.model), now)
             return
         if now - clock.last_obs <= max_gap or now <= clock.covered:
             return
         self._credit(unobserved(node, _fill(capacity, clock)), now - clock.covered, now)
         clock.covered = now
 
+    def _start(self, node: str, clock: _NodeClock, now: float) -> None:
+        """A node's clock starts: its unattributed states appear at 0 at once.  increase() does
+        not count a series' first sample, so a state first credited with a whole gap (60 s x
+        the node's GPUs) would be lost from it; these series exist from the start instead."""
+        self.clocks[node] = clock
+        for state in _UNATTRIBUTED if clock.model else ():
+            key = (node, clock.model, *NOBODY, state)
+            self.seconds.setdefault(key, 0.0)
+            self.touched.setdefault(key, now)
+
     def forget(self, now: float, keep: float) -> None:
         """Drop counters not credited for `keep` seconds (finished Jobs, deleted nodes), so
-        series do not pile up over months; Prometheus reads a reappearing one as a reset."""
+        series do not pile up over months; Prometheus reads a reappearing one as a reset.  A
+        live node keeps its unattributed states (see `_start`)."""
         for key in [k for k, t in self.touched.items() if now - t > keep]:
+            if key[0] in self.clocks and key[2:5] == NOBODY and key in self.seconds:
+                continue
             del self.touched[key]
             self.seconds.pop(key, None)  # type: ignore[arg-type]
             self.mig_seconds.pop(key, None)  # type: ignore[arg-type]

@@ -257,9 +257,9 @@ class _NodeClock:
 class GpuTimeAccumulator:
     """Counters of GPU time, kept in the gpu area's state so they survive config reloads.
 
-    The dcgm source calls `observe` with each fresh observation of a node and `advance` for
-    every GPU node on each cycle (so a silent node's gap is credited as it grows); the
-    derivation only reads, through `gpu_time_samples`.
+    The dcgm source calls `account` once per cycle, which calls `observe` with each node's
+    fresh observation and `advance` for every GPU node (so a silent node's gap is credited as
+    it grows); the derivation only reads, through `gpu_time_samples` and `price_samples`.
     """
 
     seconds: dict[GpuSecondsKey, float] = field(default_factory=dict)

@@ -13,10 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from ai_signals_exporter.areas import families  # noqa: E402  (the declared metric families)
+
+# ai_* names in a query that are not part of a recording rule's name (level:metric:ops).
+AI_METRIC_RE = re.compile(r"(?<![:\w])(ai_[a-z0-9_]+)")
 OUT = REPO / "dashboards"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
@@ -191,6 +198,10 @@ def llm_serving() -> dict:
         ts("Time to first token (max over pods)",
            [target(f'workload:ai_serving_time_to_first_token_seconds:max{{{wl}, quantile="0.95"}}', "{{workload}} p95", "A"),
             target(f'workload:ai_serving_time_to_first_token_seconds:max{{{wl}, quantile="0.5"}}', "{{workload}} p50", "B")], unit="s"),
+        ts("Queue time (max over pods)",
+           [target(f'workload:ai_serving_queue_time_seconds:max{{{wl}, quantile="0.95"}}', "{{workload}} p95", "A"),
+            target(f'workload:ai_serving_queue_time_seconds:max{{{wl}, quantile="0.5"}}', "{{workload}} p50", "B")],
+           unit="s", description="Time requests waited in the engine queue (vLLM, SGLang, TGI, trtllm-serve). Alert: ServingQueueTimeHigh."),
         ts("Replicas (kube-state-metrics) and scraped pods",
            [target('kube_deployment_spec_replicas{namespace=~"$namespace", deployment=~"$workload"}', "{{deployment}} desired", "A"),
             target('kube_deployment_status_replicas_available{namespace=~"$namespace", deployment=~"$workload"}', "{{deployment}} available", "B"),
@@ -267,10 +278,20 @@ def render() -> dict[str, str]:
     return {name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n" for name, build in DASHBOARDS.items()}
 
 
+def undeclared_metrics(dashboards: dict[str, str]) -> set[str]:
+    """ai_* families named by panel queries or variables that no area declares."""
+    declared = {spec.name for spec in families()}
+    return {m for text in dashboards.values() for m in AI_METRIC_RE.findall(text)} - declared
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args(argv)
+    unknown = undeclared_metrics(render())
+    if unknown:
+        print(f"dashboards query undeclared metric families: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 1
     drift = []
     for name, text in render().items():
         path = OUT / name

@@ -16,6 +16,7 @@ from .config import Config
 from .expo.families import Family, FamilySpec
 from .gpu.state import DCGM, GPU_IDLE
 from .scheduling import families as scheduling_families
+from .gpu import accounting
 from .serving.history import SERVING
 from .signals import checkpoints, gpu, selfmon, serving, streaming
 from .slots import Slot
@@ -84,6 +85,8 @@ AREAS: tuple[Area, ...] = (
     Area("scheduling", families=tuple(
         FamilySpec(s.name, s.type, s.help, s.labels) for s in scheduling_families.FAMILIES
     )),
+    # GPU time (gpu/accounting.py), likewise declared until the gpu area serves it.
+    Area("gpu_time", families=tuple(FamilySpec(*s) for s in accounting.FAMILIES)),
 )
 
 

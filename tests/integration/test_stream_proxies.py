@@ -239,9 +239,11 @@ async def test_short_read_timeout_cuts_slow_first_token(kind, directives, backen
     m = obs.ingress
     assert not m.ok and m.reason == "reset" and m.status == 200
     assert m.first_chunk is None and m.chunks == 0
-    # Cut the read timeout after the proxy sent the request on (when the backend received it).
+    # Cut the read timeout after the proxy sent the request on (when the backend received it):
+    # not before, and nearer to it than to the first token (the proxy's timer runs in another
+    # process, which a loaded machine schedules late).
     cut = arrival(starts, m, "duration") - backend.last("ingress").received
-    assert cut == pytest.approx(read_timeout, abs=margin(TOL, (ttft - read_timeout) / 2))
+    assert read_timeout - TOL / 2 < cut < (read_timeout + ttft) / 2
     assert backend.last("ingress").sends == [] or backend.last("ingress").aborted
     direct = backend.last("direct")
     assert obs.direct.ok and obs.direct.first_chunk >= ttft

@@ -18,6 +18,7 @@ A resource not watched stays an empty dict and absent from `synced`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -154,6 +155,20 @@ class WorkloadInfo:
     created: float = 0.0
 
 
+class _SyncedFlag:
+    """`kube.<resource>_synced` as a bool that reads and sets membership in `kube.synced` (the
+    flags came before the set; callers and tests still use them)."""
+
+    def __init__(self, resource: str) -> None:
+        self.resource = resource
+
+    def __get__(self, kube: "KubeState | None", owner: type | None = None) -> Any:
+        return self if kube is None else self.resource in kube.synced
+
+    def __set__(self, kube: "KubeState", value: bool) -> None:
+        kube._set_synced(self.resource, value)
+
+
 @dataclass
 class KubeState:
     nodes: dict[str, NodeInfo] = field(default_factory=dict)
@@ -173,21 +188,8 @@ class KubeState:
     def touch(self) -> None:
         self.generation += 1
 
-    @property
-    def pods_synced(self) -> bool:
-        return "pods" in self.synced
-
-    @pods_synced.setter
-    def pods_synced(self, value: bool) -> None:
-        self._set_synced("pods", value)
-
-    @property
-    def nodes_synced(self) -> bool:
-        return "nodes" in self.synced
-
-    @nodes_synced.setter
-    def nodes_synced(self, value: bool) -> None:
-        self._set_synced("nodes", value)
+    pods_synced = _SyncedFlag("pods")
+    nodes_synced = _SyncedFlag("nodes")
 
     def _set_synced(self, resource: str, value: bool) -> None:
         if value:

@@ -107,33 +107,36 @@ class Store:
             kube.touch()
 
 
-class PodStore(Store):
+class ByMetadata:
+    """A store keyed by one metadata field that the record carries under the same name
+    (`uid`: names are reused after a delete, uids never; `name`: cluster-scoped objects)."""
+
+    key_field: ClassVar[str]
+
+    def key(self, record: Any) -> str:
+        return getattr(record, self.key_field)
+
+    def raw_key(self, obj: dict[str, Any]) -> str | None:
+        return (obj.get("metadata") or {}).get(self.key_field)
+
+
+class PodStore(ByMetadata, Store):
     resource = "pods"
+    key_field = "uid"
 
     def decode(self, obj: dict[str, Any]) -> Any:
         return pod_from_json(obj)
 
-    def key(self, record: Any) -> str:
-        return record.uid
 
-    def raw_key(self, obj: dict[str, Any]) -> str | None:
-        return (obj.get("metadata") or {}).get("uid")
-
-
-class NodeStore(Store):
+class NodeStore(ByMetadata, Store):
     resource = "nodes"
+    key_field = "name"
 
     def _wanted(self, obj: dict[str, Any]) -> bool:
         return True  # cluster-scoped
 
     def decode(self, obj: dict[str, Any]) -> Any:
         return node_from_json(obj)
-
-    def key(self, record: Any) -> str:
-        return record.name
-
-    def raw_key(self, obj: dict[str, Any]) -> str | None:
-        return (obj.get("metadata") or {}).get("name")
 
 
 class QuotaStore(Store):
@@ -143,7 +146,7 @@ class QuotaStore(Store):
         return quota_from_json(obj)
 
 
-class WarningEventStore(Store):
+class WarningEventStore(ByMetadata, Store):
     """Warning events (the watch's field selector is `type=Warning`), kept while they are
     younger than `max_age` by last occurrence: a count needs each event only until its
     increments have been seen, and the apiserver keeps events for an hour (--event-ttl) —
@@ -151,6 +154,7 @@ class WarningEventStore(Store):
     pruning pops from the front."""
 
     resource = "events"
+    key_field = "uid"
     DEFAULT_MAX_AGE = 600.0
 
     def __init__(self, state: AppState, namespaces: frozenset[str] = frozenset(), source: str = "kube",
@@ -163,12 +167,6 @@ class WarningEventStore(Store):
         if obj.get("type", "Warning") != "Warning":
             return None  # a server that ignored the field selector
         return event_from_json(obj)
-
-    def key(self, record: Any) -> str:
-        return record.uid
-
-    def raw_key(self, obj: dict[str, Any]) -> str | None:
-        return (obj.get("metadata") or {}).get("uid")
 
     def replace(self, kept: dict[str, Any]) -> None:
         cutoff = self._clock() - self.max_age

@@ -92,21 +92,21 @@ async def test_source_run_loop_probes_on_interval_and_secret_stays_hidden(cluste
                     "url": f"{base}/v1/completions?api_key=qsecret&key=p",
                     "headers": {"Authorization": {"env": "SIM_PROBE_KEY"}},
                     "body": "{}",
-                    "interval": "200ms",
-                    "timeout": "200ms",
+                    "interval": "300ms",
+                    "timeout": "300ms",
                 },
                 {
                     "name": "q",
                     "url": f"http://user:pw@{base[7:]}/stream?key=q",
-                    "interval": "200ms",
-                    "timeout": "200ms",
+                    "interval": "300ms",
+                    "timeout": "300ms",
                 },
             ]
         }
     )
     state = AppState()
     source = ProbeSource(config, state)
-    interval, runs = 0.2, 4
+    interval, runs = 0.3, 4
 
     def requests(key: str) -> list[float]:
         return [s.received for s in backend.streams if s.key == key]
@@ -120,12 +120,13 @@ async def test_source_run_loop_probes_on_interval_and_secret_stays_hidden(cluste
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await source.close()
-    # Each probe on its own 200 ms schedule from the source's start, the first run at once: the
-    # k-th run never before k intervals (no hot loop, no double start), nor a whole interval late.
+    # Each probe on its own 300 ms schedule from the source's start, the first run at once: the
+    # k-th run never before k intervals (no hot loop, no double start), nor a whole interval
+    # late (on a loaded machine a slow run may delay the next, the schedule stays).
     for key in ("p", "q"):
         times = requests(key)
         for k, t in enumerate(times[:runs]):
-            assert k * interval <= t - started < k * interval + margin(TOL, interval * 0.9)
+            assert k * interval <= t - started < (k + 0.9) * interval
     assert state.selfmon.targets[("probes", "p/ingress")] is True
     assert state.selfmon.targets[("probes", "q/ingress")] is True
     shown = repr(source.targets())

@@ -315,11 +315,10 @@ class KubeSource(Source):
 
     def __init__(self, config: Config, state: AppState, resources: Iterable[str | Watch] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        super().__init__(config, state)
+        super().__init__(config, state, clock)
         self.kc = config.kubernetes
         self.watches = normalize(resources)
         self._namespaces = frozenset(self.kc.namespaces)
-        self._clock = clock
         self._api: Any = None  # kubernetes_asyncio ApiClient, created in run()
         self.reflectors: dict[str, Reflector] = {}
         self.last_list_duration = 0.0
@@ -383,7 +382,7 @@ class KubeSource(Source):
         for w in self.watches:
             spec = w.spec
             out[w.resource] = Reflector(
-                self, spec, make_store(w, self.state, self._namespaces, self._clock),
+                self, spec, make_store(w, self.state, self._namespaces, self.clock),
                 list_call(api_client, spec, ns if spec.namespaced else None),
                 spec.field_selector(self.kc), w.label_selector,
             )
@@ -408,13 +407,13 @@ class KubeSource(Source):
 
     def run_failed(self) -> None:
         # A failed run: keeps last-success as it was, or exports 0 ("never") from the first one.
-        self.state.selfmon.source_run(self.name, self.last_list_duration, False, time.time())
+        self.state.selfmon.source_run(self.name, self.last_list_duration, False, self.clock())
 
     def mark(self, resource: str, up: bool, reason: str = "") -> None:
         st = self._statuses[resource]
         st.up = up
         if up:
-            st.last_success = time.time()
+            st.last_success = self.clock()
             st.last_error = ""
         else:
             st.last_error = reason
@@ -422,4 +421,4 @@ class KubeSource(Source):
 
     def healthy(self, resource: str) -> None:
         self.mark(resource, True)
-        self.state.selfmon.source_run(self.name, self.last_list_duration, True, time.time())
+        self.state.selfmon.source_run(self.name, self.last_list_duration, True, self.clock())

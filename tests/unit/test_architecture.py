@@ -13,7 +13,8 @@ from ai_signals_exporter.state import AppState
 ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "src" / "ai_signals_exporter"
 # Packages below the signals: they may not import signals/ or app (the registry's direction).
-LOWER = ("sources", "expo", "engines", "gpu", "checkpoints", "streaming", "serving")
+LOWER = ("sources", "expo", "engines", "gpu", "checkpoints", "streaming", "serving", "kube")
+UPPER = ("ai_signals_exporter.signals", "ai_signals_exporter.app")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -32,14 +33,66 @@ def imported_modules(path: Path) -> set[str]:
     return out
 
 
+def _module_file(mod: str) -> Path | None:
+    """The file of a dotted ai_signals_exporter module (or of the module a name is imported
+    from), None outside the package."""
+    parts = mod.split(".")
+    while parts and parts[0] == "ai_signals_exporter":
+        for candidate in (PKG.parent.joinpath(*parts).with_suffix(".py"),
+                          PKG.parent.joinpath(*parts, "__init__.py")):
+            if candidate.is_file():
+                return candidate
+        parts = parts[:-1]
+    return None
+
+
+def _reaches_upper(path: Path, seen: dict[Path, str | None]) -> str | None:
+    """The import chain from `path` to signals/ or app, through any module of the package
+    (a lower module importing config or state that imported signals would count), else None."""
+    if path in seen:
+        return seen[path]
+    seen[path] = None  # cycles end here
+    for mod in sorted(imported_modules(path)):
+        if mod.startswith(UPPER):
+            seen[path] = mod
+            return mod
+        target = _module_file(mod)
+        if target is not None and target != path:
+            chain = _reaches_upper(target, seen)
+            if chain is not None:
+                seen[path] = f"{target.relative_to(PKG)} -> {chain}"
+                return seen[path]
+    return None
+
+
 def test_lower_layers_never_import_signals_or_app() -> None:
-    bad = []
+    """Directly or through any other module of the package (areas, cli, server and a config or
+    state that grew an import would all lead there)."""
+    bad, seen = [], {}
     for sub in LOWER:
         for path in (PKG / sub).rglob("*.py"):
-            for mod in imported_modules(path):
-                if mod.startswith(("ai_signals_exporter.signals", "ai_signals_exporter.app")):
-                    bad.append(f"{path.relative_to(PKG)} imports {mod}")
+            chain = _reaches_upper(path, seen)
+            if chain is not None:
+                bad.append(f"{path.relative_to(PKG)} -> {chain}")
     assert not bad, bad
+
+
+def test_the_layering_check_sees_direct_lazy_and_indirect_imports(tmp_path, monkeypatch) -> None:
+    """The check above catches what it must: a lazy import inside a function, and an import of
+    a module that itself imports signals/."""
+    fake = tmp_path / "ai_signals_exporter"
+    (fake / "sources").mkdir(parents=True)
+    (fake / "signals").mkdir()
+    (fake / "signals" / "__init__.py").write_text("")
+    (fake / "middle.py").write_text("from .signals import serving\n")
+    (fake / "sources" / "lazy.py").write_text("def f():\n    from ..signals import gpu\n")
+    (fake / "sources" / "indirect.py").write_text("from .. import middle\n")
+    (fake / "sources" / "clean.py").write_text("import json\n")
+    monkeypatch.setitem(globals(), "PKG", fake)
+    seen: dict = {}
+    assert _reaches_upper(fake / "sources" / "lazy.py", seen) == "ai_signals_exporter.signals"
+    assert _reaches_upper(fake / "sources" / "indirect.py", seen).startswith("middle.py -> ")
+    assert _reaches_upper(fake / "sources" / "clean.py", seen) is None
 
 
 def test_app_names_no_area() -> None:

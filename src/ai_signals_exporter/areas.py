@@ -15,7 +15,7 @@ from .checkpoints.observation import CHECKPOINTS
 from .config import Config
 from .expo.families import Family, FamilySpec
 from .gpu.state import DCGM, GPU_IDLE
-from .scheduling import families as scheduling_families
+from .scheduling import area as scheduling
 from .serving.history import SERVING
 from .signals import checkpoints, gpu, selfmon, serving, streaming
 from .slots import Slot
@@ -24,6 +24,7 @@ from .sources.base import Source
 from .sources.checkpoints import CheckpointSource
 from .sources.gpu import DcgmSource
 from .sources.kube import KubeSource
+from .sources.kube_stores import DEFAULT_WATCHES
 from .sources.probes import ProbeSource
 from .sources.serving import ServingSource
 from .state import AppState, KubeState
@@ -58,23 +59,28 @@ class Area:
     forget: Callable[[AppState], None] | None = None
 
 
+class RegistryKubeSource(KubeSource):
+    """The kube source of the registry: pods and nodes plus what the areas ask for
+    (`kube_resources()`), so an area's extra resources need no change here."""
+
+    def __init__(self, config: Config, state: AppState) -> None:
+        super().__init__(config, state, resources=DEFAULT_WATCHES + kube_resources())
+
+
 def _forget_kube(state: AppState) -> None:
     # No stale pods for joins or discovery; the generation only moves forward.
     state.kube = KubeState(generation=state.kube.generation + 1)
 
 
 AREAS: tuple[Area, ...] = (
-    Area("kube", (KubeSource,), forget=_forget_kube),
+    Area("kube", (RegistryKubeSource,), forget=_forget_kube),
     Area("serving", (ServingSource,), (SERVING,), serving.derive, serving.FAMILIES),
     Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE), gpu.derive, gpu.FAMILIES),
     Area("checkpoints", (CheckpointSource,), (CHECKPOINTS,), checkpoints.derive, checkpoints.FAMILIES),
     Area("probes", (ProbeSource,), (PROBES,), streaming.derive, streaming.FAMILIES),
     Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False),
-    # Declared (docs, rule lint, dashboards) but not served yet: the scheduling branch adds its
-    # source, slot and derive to this line.
-    Area("scheduling", families=tuple(
-        FamilySpec(s.name, s.type, s.help, s.labels) for s in scheduling_families.FAMILIES
-    )),
+    Area("scheduling", (scheduling.SchedulingSource,), (scheduling.SCHEDULING,), scheduling.derive,
+         scheduling.FAMILIES, kube_resources=scheduling.KUBE_RESOURCES),
 )
 
 

@@ -77,9 +77,9 @@ async def test_cases_at_start_are_gauges_and_baseline_then_each_action_counts_on
         assert reasons == {"insufficient_gpu": 2, "node_affinity": 2, "untolerated_taint": 2,
                            "scheduling_gated": 2, "other": 2}
         assert value(m, "ai_gpu_pods_pending_requested_gpus", namespace="llm", workload_kind="Job",
-                     workload="llama-70b", reason="insufficient_gpu") == 16
+                     workload="llama-405b", reason="insufficient_gpu") == 16
         assert value(m, "ai_gpu_pods_pending_oldest_seconds", namespace="llm", workload_kind="Job",
-                     workload="llama-70b") == pytest.approx(1800, abs=1)
+                     workload="llama-405b") == pytest.approx(1800, abs=1)
         assert value(m, "ai_gpu_offline_gpus", node=simsched.CORDONED_NODE, reason="cordoned") == 8
         assert value(m, "ai_gpu_offline_gpus", node=simsched.UPGRADING_NODE, reason="plugin_missing") == 8
         assert not [k for k in m.get("ai_gpu_offline_gpus", {}) if dict(k)["node"] == simsched.REJECTING_NODE]

@@ -24,6 +24,7 @@ import asyncio
 import time
 from typing import Any, Callable
 
+from ..scheduling import families as F
 from .objects import (
     admission_rejected,
     disrupted,
@@ -48,7 +49,7 @@ KEEP_REJECTED = 20  # failed pods kept around per node (pod GC would collect the
 _PREEMPTION = "preemption: 0/12 nodes are available: 12 No preemption victims found for incoming pod."
 PENDING = (
     # (namespace, workload, GPUs, message, scheduling gates)
-    ("llm", "llama-70b", 8,
+    ("llm", "llama-405b", 8,
      f"0/12 nodes are available: 2 node(s) had untolerated taint {{node-role.kubernetes.io/control-plane: }}, "
      f"10 Insufficient nvidia.com/gpu. {_PREEMPTION}", ()),
     ("research", "b200-eval", 4,
@@ -61,6 +62,37 @@ PENDING = (
      "0/12 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/12 nodes "
      "are available: 12 Preemption is not helpful for scheduling.", ()),
 )
+
+
+# What the demo summary reads (sim/demo.py), from the area's specs.
+SUMMARY_NAMES = {spec.name for spec in (F.PODS_PENDING, F.ADMISSION_FAILURES, F.CKPT_LOST_GPU_SECONDS,
+                                        F.QUOTA_GPUS, F.QUOTA_REJECTIONS, F.OFFLINE_GPUS)}
+
+
+def summarize(m: dict[str, list[tuple[dict[str, str], float]]]) -> list[str]:
+    """Demo summary lines from the parsed families: why GPU pods wait, which node rejects
+    them, what preemption cost, quota and offline capacity."""
+    lines = []
+    pending: dict[str, float] = {}
+    for labels, v in m.get(F.PODS_PENDING.name, []):
+        pending[labels["reason"]] = pending.get(labels["reason"], 0) + v
+    if pending:
+        lines.append("  sched    pending GPU pods: " + ", ".join(f"{r} {v:.0f}" for r, v in sorted(pending.items())))
+    for labels, v in m.get(F.ADMISSION_FAILURES.name, []):
+        lines.append(f"  sched    node {labels['node']} rejected {v:.0f} GPU pods ({labels['reason']})")
+    for labels, v in m.get(F.CKPT_LOST_GPU_SECONDS.name, []):
+        if v:
+            lines.append(f"  sched    preemptions cost {labels['namespace']}/{labels['job']} {v / 3600:.2f} GPU-hours")
+    quota = {(l["namespace"], l["quota"], l["kind"]): v for l, v in m.get(F.QUOTA_GPUS.name, [])}
+    rejected = {l["namespace"]: v for l, v in m.get(F.QUOTA_REJECTIONS.name, [])}
+    for (ns, name, kind), hard in sorted(quota.items()):
+        if kind == "hard":
+            lines.append(f"  sched    quota {ns}/{name}: {quota.get((ns, name, 'used'), 0):.0f}/{hard:.0f} GPUs,"
+                         f" {rejected.get(ns, 0):.0f} creations rejected")
+    offline = [f"{l['node']} {v:.0f} ({l['reason']})" for l, v in m.get(F.OFFLINE_GPUS.name, [])]
+    if offline:
+        lines.append("  sched    offline GPUs: " + ", ".join(sorted(offline)))
+    return lines
 
 
 def _rfc3339(t: float) -> str:

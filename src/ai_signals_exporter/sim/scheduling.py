@@ -134,6 +134,16 @@ class SchedulingSim:
                                           {"requests.nvidia.com/gpu": 16}))
         self._add_training_pods()
 
+    def add_healthy(self) -> None:
+        """The same training job and quota with nothing wrong: no pending, rejecting, cordoned
+        or upgrading node, and quota headroom (the e2e "healthy cluster raises nothing")."""
+        for node in TRAINING_NODES:
+            self.kube.add(make_node(node, gpus=8))
+        ns, quota = QUOTA
+        self.kube.add(make_resource_quota(ns, quota, {"requests.nvidia.com/gpu": 16},
+                                          {"requests.nvidia.com/gpu": 4}))
+        self._add_training_pods()
+
     def _add_training_pods(self) -> None:
         ns, job = TRAINING
         self._generation += 1
@@ -215,13 +225,17 @@ class SchedulingSim:
 
 
 async def attach(cluster: Any, *, start: bool = True, clock: Callable[[], float] = time.time,
-                 **schedule: float) -> SchedulingSim:
-    """Add the scheduling cases to `cluster` (with Kubernetes only); `start` runs the demo
-    schedule (`reject_every`, `quota_every`, `preempt_every`, `training_interval` seconds)."""
+                 healthy: bool = False, **schedule: float) -> SchedulingSim:
+    """Add the scheduling cases to `cluster` (with Kubernetes only), or with `healthy` only the
+    training job and a quota with headroom; `start` runs the demo schedule (`reject_every`,
+    `quota_every`, `preempt_every`, `training_interval` seconds)."""
     sim = SchedulingSim(cluster, clock)
     if not getattr(cluster, "kubernetes", False):
         return sim
-    sim.add_static()
+    if healthy:
+        sim.add_healthy()
+    else:
+        sim.add_static()
     if start:
         sim.start(**schedule)
         cluster.on_stop(sim.stop)

@@ -48,6 +48,10 @@ class Store:
     DELETED events (which carry the last state of the object)."""
 
     resource: ClassVar[str]  # API plural; also the KubeState attribute holding the records
+    # Whether a change bumps `KubeState.generation`, which makes discovery (serving, dcgm,
+    # checkpoint stores) rescan the pods: not for records no discovery reads (Warning events
+    # arrive ~20/s on a busy cluster; their consumers are listeners).
+    bumps_generation: ClassVar[bool] = True
 
     def __init__(self, state: AppState, namespaces: frozenset[str] = frozenset(),
                  source: str = "kube") -> None:
@@ -103,12 +107,16 @@ class Store:
         setattr(kube, self.resource, kept)
         kube.synced.add(self.resource)
         kube.not_installed.discard(self.resource)
-        kube.touch()
+        self._touch()
         for listener in self.state[KUBE_LISTENERS]:
             listener.replaced(self.resource, kept, first)
 
+    def _touch(self) -> None:
+        if self.bumps_generation:
+            self.state.kube.touch()
+
     def _applied(self, record: Any) -> None:
-        self.state.kube.touch()
+        self._touch()
         for listener in self.state[KUBE_LISTENERS]:
             listener.applied(self.resource, record)
 
@@ -124,7 +132,7 @@ class Store:
         if key is None:
             return
         if self.records.pop(key, None) is not None:
-            self.state.kube.touch()
+            self._touch()
         # Also for a record the store no longer held (events pruned by age): a listener's
         # memory of it ends with the object.
         for listener in self.state[KUBE_LISTENERS]:
@@ -172,6 +180,7 @@ class NodeStore(Store):
 
 class QuotaStore(Store):
     resource = "resourcequotas"
+    bumps_generation = False
 
     def decode(self, obj: dict[str, Any]) -> Any:
         return quota_from_json(obj)
@@ -185,6 +194,7 @@ class WarningEventStore(Store):
     pruning pops from the front."""
 
     resource = "events"
+    bumps_generation = False
     DEFAULT_MAX_AGE = 600.0
 
     def __init__(self, state: AppState, namespaces: frozenset[str] = frozenset(), source: str = "kube",

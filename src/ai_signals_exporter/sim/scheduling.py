@@ -194,21 +194,19 @@ class SchedulingSim:
 
     async def run(self, reject_every: float, quota_every: float, preempt_every: float,
                   training_interval: float) -> None:
-        tick = 0.0
-        step = min(reject_every, quota_every)
+        start = time.monotonic()
+        # The training sim saves every `training_interval` from its start: preempting half-way
+        # between two saves loses the work since the last one.
+        due = {"reject": reject_every, "quota": quota_every, "preempt": training_interval * 1.5}
+        every = {"reject": reject_every, "quota": quota_every, "preempt": preempt_every}
+        act = {"reject": self.reject_one, "quota": self.quota_rejection, "preempt": self.preempt}
         while True:
-            await asyncio.sleep(step)
-            tick += step
-            if tick % reject_every < step:
-                self.reject_one()
-            if tick % quota_every < step:
-                self.quota_rejection()
-            # Half-way between two checkpoints: the work since the last one is lost.
-            if tick % preempt_every < step:
-                await asyncio.sleep(training_interval / 2)
-                self.preempt()
+            name = min(due, key=due.__getitem__)
+            await asyncio.sleep(max(0.0, start + due[name] - time.monotonic()))
+            act[name]()
+            due[name] += every[name]
 
-    def start(self, reject_every: float = 10.0, quota_every: float = 15.0, preempt_every: float = 120.0,
+    def start(self, reject_every: float = 10.0, quota_every: float = 15.0, preempt_every: float = 100.0,
               training_interval: float = 20.0) -> asyncio.Task:
         self._task = asyncio.create_task(
             self.run(reject_every, quota_every, preempt_every, training_interval), name="scheduling-sim")

@@ -16,6 +16,7 @@ from .config import Config
 from .expo.families import Family, FamilySpec
 from .gpu.state import DCGM, GPU_IDLE
 from .scheduling import area as scheduling
+from .gpu import accounting
 from .serving.history import SERVING
 from .signals import checkpoints, gpu, selfmon, serving, streaming
 from .slots import Slot
@@ -24,12 +25,13 @@ from .sources.base import Source
 from .sources.checkpoints import CheckpointSource
 from .sources.gpu import DcgmSource
 from .sources.kube import KubeSource
-from .sources.kube_stores import DEFAULT_WATCHES
 from .sources.probes import ProbeSource
 from .sources.serving import ServingSource
 from .state import AppState, KubeState
 
 Derive = Callable[[AppState, Config, float], list[Family]]
+# A Source class, or a function building one from the config and state (same signature).
+SourceFactory = Callable[[Config, AppState], Source]
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ class Area:
 
     name: the `source` label of the area's self-metrics (errors, cardinality drops); equal to
         the `name` of its sources.
-    sources: Source classes, each built as `cls(config, state)` and run while `enabled()`.
+    sources: Source classes (or factories with the same signature), each built as
+        `cls(config, state)` and run while `enabled()`.
     slots: the `AppState` slots the sources write (`state[slot]`); reset when a reload
         disables a source of the area, so no stale observation keeps a signal (or alert) alive.
     derive: `(state, config, now) -> list[Family]`, pure; None for an area without signals.
@@ -50,7 +53,7 @@ class Area:
     """
 
     name: str
-    sources: tuple[type[Source], ...] = ()
+    sources: tuple[SourceFactory, ...] = ()
     slots: tuple[Slot[Any], ...] = ()
     derive: Derive | None = None
     families: tuple[FamilySpec, ...] = ()
@@ -59,12 +62,10 @@ class Area:
     forget: Callable[[AppState], None] | None = None
 
 
-class RegistryKubeSource(KubeSource):
-    """The kube source of the registry: pods and nodes plus what the areas ask for
-    (`kube_resources()`), so an area's extra resources need no change here."""
-
-    def __init__(self, config: Config, state: AppState) -> None:
-        super().__init__(config, state, resources=DEFAULT_WATCHES + kube_resources())
+def _kube_source(config: Config, state: AppState) -> Source:
+    """The kube source, watching pods and nodes plus what the areas ask for."""
+    extra = [r for r in kube_resources() if r not in ("pods", "nodes")]
+    return KubeSource(config, state, resources=("pods", "nodes", *extra) if extra else None)
 
 
 def _forget_kube(state: AppState) -> None:
@@ -73,7 +74,7 @@ def _forget_kube(state: AppState) -> None:
 
 
 AREAS: tuple[Area, ...] = (
-    Area("kube", (RegistryKubeSource,), forget=_forget_kube),
+    Area("kube", (_kube_source,), forget=_forget_kube),
     Area("serving", (ServingSource,), (SERVING,), serving.derive, serving.FAMILIES),
     Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE), gpu.derive, gpu.FAMILIES),
     Area("checkpoints", (CheckpointSource,), (CHECKPOINTS,), checkpoints.derive, checkpoints.FAMILIES),
@@ -81,6 +82,8 @@ AREAS: tuple[Area, ...] = (
     Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False),
     Area("scheduling", (scheduling.SchedulingSource,), (scheduling.SCHEDULING,), scheduling.derive,
          scheduling.FAMILIES, kube_resources=scheduling.KUBE_RESOURCES),
+    # GPU time (gpu/accounting.py), declared until the gpu area serves it.
+    Area("gpu_time", families=tuple(FamilySpec(*s) for s in accounting.FAMILIES)),
 )
 
 

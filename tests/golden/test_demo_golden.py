@@ -26,12 +26,13 @@ from pathlib import Path
 import pytest
 
 from ai_signals_exporter.app import Exporter
-from ai_signals_exporter.areas import RegistryKubeSource
+from ai_signals_exporter.areas import kube_resources
 from ai_signals_exporter.scheduling.area import SchedulingSource
 from ai_signals_exporter.sim import gpu, scheduling, serving, streaming, training
 from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sources.checkpoints import CheckpointSource
 from ai_signals_exporter.sources.gpu import DcgmSource
+from ai_signals_exporter.sources.kube import KubeSource
 from ai_signals_exporter.sources.probes import ProbeSource
 from ai_signals_exporter.sources.serving import ServingSource
 
@@ -88,7 +89,7 @@ async def render_demo_at_fixed_clock(tmp_path: Path, monkeypatch: pytest.MonkeyP
         await scheduling.attach(cluster, start=False, clock=clock)
         exporter = Exporter(cluster.exporter_config())
         config, state = exporter.config, exporter.state
-        kube = RegistryKubeSource(config, state)
+        kube = KubeSource(config, state, resources=("pods", "nodes", *kube_resources()))
         sched = SchedulingSource(config, state, clock)
         kube_task = asyncio.create_task(kube.run())
         sources = [ServingSource(config, state, clock), DcgmSource(config, state, clock),

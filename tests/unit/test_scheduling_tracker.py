@@ -126,3 +126,21 @@ def test_node_agent_owns_node_families_only() -> None:
     src = attached(state, node_scope="n1")
     names = {f.name for f in derive(state, src.config, NOW)}
     assert names == {"ai_gpu_node_admission_failures_total", "ai_gpu_pod_disruptions_total", "ai_gpu_offline_gpus"}
+
+
+def test_a_failing_listener_is_counted_and_never_stops_the_store() -> None:
+    class Broken:
+        def applied(self, resource, record):
+            raise RuntimeError("bug")
+
+        removed = replaced = applied
+
+    state = AppState()
+    state[KUBE_LISTENERS].append(Broken())
+    s = stores(state)
+    pod = make_pod("ml", "x", node="n1", gpu=1)
+    listed(s["pods"], [pod])
+    s["pods"].apply(pod)
+    s["pods"].remove(pod)
+    assert "pods" in state.kube.synced and state.kube.pods == {}
+    assert state.selfmon.errors[("kube", "exception")] == 3

@@ -11,6 +11,7 @@ swaps in a fresh one when the kube source is disabled by a reload.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Protocol
@@ -22,6 +23,7 @@ from ..state import AppState
 from .kube_objects import event_from_json, node_from_json, pod_from_json, quota_from_json, workload_from_json
 
 _DECODE_ERRORS = (KeyError, TypeError, AttributeError, ValueError)
+log = logging.getLogger(__name__)
 
 
 class KubeListener(Protocol):
@@ -108,8 +110,7 @@ class Store:
         kube.synced.add(self.resource)
         kube.not_installed.discard(self.resource)
         self._touch()
-        for listener in self.state[KUBE_LISTENERS]:
-            listener.replaced(self.resource, kept, first)
+        self._notify("replaced", kept, first)
 
     def _touch(self) -> None:
         if self.bumps_generation:
@@ -117,8 +118,16 @@ class Store:
 
     def _applied(self, record: Any) -> None:
         self._touch()
+        self._notify("applied", record)
+
+    def _notify(self, method: str, *args: Any) -> None:
+        # A listener's bug must not stop the store (the reflector would re-list forever).
         for listener in self.state[KUBE_LISTENERS]:
-            listener.applied(self.resource, record)
+            try:
+                getattr(listener, method)(self.resource, *args)
+            except Exception:
+                log.exception("kube: a listener of %s failed in %s", self.resource, method)
+                self.state.selfmon.error(self._source, "exception")
 
     def apply(self, obj: dict[str, Any]) -> None:
         record = self._decode(obj)
@@ -135,8 +144,7 @@ class Store:
             self._touch()
         # Also for a record the store no longer held (events pruned by age): a listener's
         # memory of it ends with the object.
-        for listener in self.state[KUBE_LISTENERS]:
-            listener.removed(self.resource, key)
+        self._notify("removed", key)
 
     def not_installed(self) -> None:
         """The API answered 404 for the resource (a CRD the cluster does not have)."""

@@ -38,12 +38,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from .idle import is_idle
 from .observation import DcgmObservation, stale_after
-from .nodes import GPU_PRODUCT_LABEL, MIG_PREFIX, ResourceNames
+from ..kube.model import NodeInfo
+from .nodes import GPU_PRODUCT_LABEL, MIG_PREFIX, ResourceNames, is_gpu_node
 from .pricing import mig_fraction, price_for
 from .readings import GpuReading
 
@@ -156,6 +157,35 @@ def physical_capacity(
         math.ceil(mig_lost / max(1, mig_cap // mig_gpus)) if mig_lost else 0
     )
     return NodeCapacity(gpus, min(gpus, withdrawn), model)
+
+
+def node_capacities(
+    nodes: Iterable[NodeInfo], resource_names: ResourceNames, node_scope: str | None = None
+) -> dict[str, NodeCapacity]:
+    """`physical_capacity` of every GPU node (in the node scope, when there is one)."""
+    return {
+        n.name: physical_capacity(n.capacity, n.allocatable, n.labels, resource_names)
+        for n in nodes
+        if (not node_scope or n.name == node_scope) and is_gpu_node(n, resource_names)
+    }
+
+
+def in_scope(
+    observations: Iterable[DcgmObservation], node_scope: str | None
+) -> dict[str, DcgmObservation]:
+    """The observations (by URL) as the node scope sees them: readings of other nodes dropped,
+    an observation with nothing left of the scope's node dropped."""
+    out: dict[str, DcgmObservation] = {}
+    for obs in observations:
+        if node_scope and obs.node != node_scope:
+            if obs.node:  # a target placed on another node
+                continue
+            readings = tuple(r for r in obs.readings if r.hostname == node_scope)
+            if not readings:
+                continue
+            obs = replace(obs, readings=readings)
+        out[obs.url] = obs
+    return out
 
 
 def _positive_int(text: str | None, default: int) -> int:

@@ -97,7 +97,9 @@ async def _demo(args: argparse.Namespace) -> int:
     cluster = SimCluster()
     await cluster.start()
     await serving.attach(cluster)
-    await gpu.attach(cluster)
+    # Every GPU time state shows: free GPU 7 of gpu-h100-a drops out of dcgm for 5 minutes of
+    # every half hour (no_telemetry); prices make ai_gpu_price_per_hour and the cost rules work.
+    await gpu.attach(cluster, sim=gpu.default_fleet(telemetry_gaps=True), prices=gpu.DEFAULT_PRICES)
     await training.attach(cluster)
     await streaming.attach(cluster)
     exporter = Exporter(cluster.exporter_config())

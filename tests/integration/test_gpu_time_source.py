@@ -7,6 +7,7 @@ renders are within 1 % of the fleet's known truth, and each node sums to its GPU
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Callable
 
 import pytest
 from aiohttp import web
@@ -81,8 +82,13 @@ def _kube(state: AppState, sim: simgpu.DcgmSim) -> None:
     state.kube.touch()
 
 
-async def _hour(config_extra: dict | None = None) -> tuple[AppState, Config, float]:
-    clock = FakeClock(T0)
+async def run_hour(
+    config_extra: dict | None = None, t0: float = T0,
+    on_cycle: Callable[[AppState, Config, float], None] | None = None,
+) -> tuple[AppState, Config, float]:
+    """The demo fleet scraped by the gpu source every INTERVAL from t0 to t0 + 1 h (t0 a multiple
+    of 1800 s, so the truth holds); `on_cycle` sees the state after every round."""
+    clock = FakeClock(t0)
     sim = simgpu.default_fleet(telemetry_gaps=True)
     runners, targets = await _serve(sim, clock)
     try:
@@ -95,15 +101,17 @@ async def _hour(config_extra: dict | None = None) -> tuple[AppState, Config, flo
         _kube(state, sim)
         src = DcgmSource(config, state, clock)
         try:
-            while clock.t <= T0 + H:
+            while clock.t <= t0 + H:
                 await src.run_once()
+                if on_cycle is not None:
+                    on_cycle(state, config, clock.t)
                 clock.advance(INTERVAL)
         finally:
             await src.close()
     finally:
         for r in runners:
             await r.cleanup()
-    return state, config, T0 + H
+    return state, config, t0 + H
 
 
 def _rendered(state: AppState, config: Config, now: float, name: str) -> dict[tuple, float]:
@@ -112,7 +120,7 @@ def _rendered(state: AppState, config: Config, now: float, name: str) -> dict[tu
 
 
 async def test_demo_fleet_hour_through_the_gpu_source_matches_truth():
-    state, config, now = await _hour()
+    state, config, now = await run_hour()
     got: dict[tuple, float] = defaultdict(float)
     per_node: dict[str, float] = defaultdict(float)
     for (node, _model, ns, kind, wl, st), v in _rendered(state, config, now, sig_gpu.GPU_SECONDS.name).items():
@@ -138,7 +146,7 @@ async def test_demo_fleet_hour_through_the_gpu_source_matches_truth():
 
 
 async def test_node_scope_counts_only_its_node():
-    state, config, now = await _hour({"kubernetes": {"enabled": False, "node_scope": "gpu-h100-b"}})
+    state, config, now = await run_hour({"kubernetes": {"enabled": False, "node_scope": "gpu-h100-b"}})
     samples = _rendered(state, config, now, sig_gpu.GPU_SECONDS.name)
     assert {k[0] for k in samples} == {"gpu-h100-b"}
     assert sum(samples.values()) == pytest.approx(8 * H, rel=0.01)

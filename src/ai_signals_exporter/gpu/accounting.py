@@ -62,8 +62,10 @@ GPU_REPLICAS_LABEL = "nvidia.com/gpu.replicas"
 GPU_SLICES_LABEL = "nvidia.com/gpu.slices.gi"
 MIG_STRATEGY_LABEL = "nvidia.com/mig.strategy"
 _MAX_MIG_PER_GPU = 7
-# The single strategy appends the MIG profile to the product: A100-SXM4-40GB-MIG-1g.5gb.
-_MIG_PRODUCT_SUFFIX_RE = re.compile(r"-MIG-\d+g\.\d+gb$", re.IGNORECASE)
+# The single strategy appends the MIG profile to the product (A100-SXM4-40GB-MIG-1g.5gb), and
+# time-slicing without a rename appends -SHARED (k8s-device-plugin internal/lm/resource.go,
+# productLabel): the physical model is what precedes them.
+_PRODUCT_SUFFIX_RE = re.compile(r"(-MIG-\d+g\.\d+gb)?(-SHARED)?$", re.IGNORECASE)
 
 
 class Spec(NamedTuple):
@@ -142,7 +144,7 @@ def physical_capacity(
     mig_cap = sum(v for k, v in capacity.items() if k.startswith(MIG_PREFIX))
     mig_lost = max(0, mig_cap - sum(v for k, v in allocatable.items() if k.startswith(MIG_PREFIX)))
     product = labels.get(GPU_PRODUCT_LABEL, "")
-    model = _MIG_PRODUCT_SUFFIX_RE.sub("", product)
+    model = _PRODUCT_SUFFIX_RE.sub("", product)
     replicas = _positive_int(labels.get(GPU_REPLICAS_LABEL), 1)
     count = _positive_int(labels.get(GPU_COUNT_LABEL), 0)
     if labels.get(MIG_STRATEGY_LABEL) == "single" and whole_cap:

@@ -193,11 +193,13 @@ class DcgmSim:
         self.nodes[name] = node
         whole = gpus - len(mig)
         # GPU feature discovery labels the physical count and, with time-slicing, the replicas
-        # per GPU (k8s-device-plugin internal/lm/mig-strategy_test.go: gpu.count "1",
-        # gpu.replicas "2"); the device plugin advertises count x replicas.
+        # per GPU (k8s-device-plugin internal/lm/resource.go baseLabeler, mig-strategy_test.go:
+        # gpu.count "1", gpu.replicas "2"); the device plugin advertises count x replicas.
+        # With replicas the product gets -SHARED (internal/lm/resource.go, productLabel).
         gfd = {"nvidia.com/gpu.count": str(gpus)}
         if replicas > 1:
             gfd["nvidia.com/gpu.replicas"] = str(replicas)
+            product = f"{product}-SHARED"
         obj = make_node(
             name, gpus=whole * replicas, gpu_product=product, unhealthy_gpus=unhealthy,
             taints=None if not tainted else [

@@ -11,6 +11,10 @@ MIG node (mixed strategy), a time-sliced L4 node shared by three pods whose expo
 newer lowercase `hostname` label, and a time-sliced L4 node in the shape of dcgm-exporter 4.8.3
 with --kubernetes-virtual-gpus: GPU_UTIL and FB_USED once per device and once per pod with the
 pod's process value (0 here: PIDs not mapped, as without hostPID), other fields per pod only.
+Nodes carry GPU feature discovery's labels (physical `nvidia.com/gpu.count`, `gpu.replicas` and
+a `-SHARED` product when time-sliced).  `default_fleet(telemetry_gaps=True)` (the demo) adds a
+free GPU that drops out of dcgm-exporter's output for 5 minutes of every half hour, so GPU time
+shows every state with a known truth (tests/integration/test_gpu_time_source.py).
 
     sim = await attach(cluster)        # serves endpoints, adds nodes/pods, extends config
     sim.set_load("gpu-h100-a", 0, lambda t: 0.0)   # make a GPU idle from now on

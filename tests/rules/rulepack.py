@@ -46,6 +46,14 @@ def load_groups(path: Path) -> list[dict]:
     return yaml.safe_load(path.read_text())["groups"]
 
 
+def group_names(*paths: Path) -> list[str]:
+    """The groups of rule files in file order (records groups come first in each file): what a
+    promtool test passes as `group_eval_order`, since promtool otherwise evaluates the groups
+    in Go's random map order at each step, and an alert reading a record on a boundary flakes
+    (prometheus/prometheus#10863; cmd/promtool/unittest.go orderedGroups)."""
+    return [g["name"] for p in paths for g in load_groups(p)]
+
+
 def all_rules() -> list[dict]:
     return [r for p in rule_files() for g in load_groups(p) for r in g["rules"]]
 

@@ -17,7 +17,7 @@ import yaml
 from ai_signals_exporter.expo.parse import parse_families
 from ai_signals_exporter.gpu.readings import WANTED, extract_readings
 
-from .rulepack import RULES_DIR, all_alerts, need
+from .rulepack import RULES_DIR, all_alerts, group_names, need
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dcgm"
 SAMPLE_RE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{.*\})?\s+(\S+)(\s+\d+)?$")
@@ -40,7 +40,8 @@ def input_series(text: str, samples: int = 90) -> list[dict]:
 
 
 def promtool(tmp_path, tests: list[dict]) -> subprocess.CompletedProcess:
-    doc = {"rule_files": [str(RULES_DIR / "gpu-dcgm.yaml")], "evaluation_interval": "1m", "tests": tests}
+    doc = {"rule_files": [str(RULES_DIR / "gpu-dcgm.yaml")], "evaluation_interval": "1m",
+           "group_eval_order": group_names(RULES_DIR / "gpu-dcgm.yaml"), "tests": tests}
     path = tmp_path / "fixtures.test.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return subprocess.run([need("promtool"), "test", "rules", str(path)], capture_output=True, text=True)

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from .rulepack import RULES_DIR, SHARED, all_alerts, need
+from .rulepack import RULES_DIR, SHARED, all_alerts, group_names, need
 
 PAYLOADS = SHARED / "real-payloads"
 pytestmark = pytest.mark.skipif(not PAYLOADS.is_dir(), reason="../shared/real-payloads is not checked out beside the repo")
@@ -31,7 +31,8 @@ def input_series(text: str, samples: int = 90) -> list[dict]:
 
 
 def run_promtool(tmp_path, tests: list[dict]) -> subprocess.CompletedProcess:
-    doc = {"rule_files": [str(RULES_DIR / "gpu-dcgm.yaml")], "evaluation_interval": "1m", "tests": tests}
+    doc = {"rule_files": [str(RULES_DIR / "gpu-dcgm.yaml")], "evaluation_interval": "1m",
+           "group_eval_order": group_names(RULES_DIR / "gpu-dcgm.yaml"), "tests": tests}
     path = tmp_path / "real.test.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return subprocess.run([need("promtool"), "test", "rules", str(path)], capture_output=True, text=True)

@@ -8,27 +8,33 @@ generator and the demo read `families()`.  Adding an area is one package (its st
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .checkpoints.observation import CHECKPOINTS
 from .config import Config
 from .expo.families import Family, FamilySpec
 from .gpu.state import DCGM, GPU_IDLE
 from .scheduling import families as scheduling_families
+from .serving.coldstart import COLDSTART
 from .serving.history import SERVING
-from .signals import checkpoints, gpu, selfmon, serving, streaming
+from .signals import checkpoints, gpu, selfmon, serving, serving_lifecycle, streaming
 from .slots import Slot
 from .streaming.record import PROBES
 from .sources.base import Source
 from .sources.checkpoints import CheckpointSource
 from .sources.gpu import DcgmSource
 from .sources.kube import KubeSource
+from .sources.kube_stores import DEFAULT_WATCHES, Watch
 from .sources.probes import ProbeSource
 from .sources.serving import ServingSource
 from .state import AppState, KubeState
 
 Derive = Callable[[AppState, Config, float], list[Family]]
+# Extra kube resources of an area: names or `Watch`es, or a function of the config giving them
+# (what an area watches can depend on its settings, e.g. on node scope).
+KubeResources = tuple["str | Watch", ...] | Callable[[Config], Iterable["str | Watch"]]
 
 
 @dataclass(frozen=True)
@@ -43,8 +49,9 @@ class Area:
     derive: `(state, config, now) -> list[Family]`, pure; None for an area without signals.
     families: the specs `derive` fills (and nothing else).
     capped: whether `global.max_series_per_source` limits the area's output.
-    kube_resources: extra Kubernetes resources (plural names, e.g. "resourcequotas") the area
-        needs watched by the kube source; see `kube_resources()`.
+    kube_resources: extra Kubernetes resources (plural names, e.g. "resourcequotas", or `Watch`
+        objects) the area needs watched by the kube source, or a function of the config that
+        returns them; see `kube_watches()`.
     forget: what else to drop when its source is disabled (beyond resetting `slots`).
     """
 
@@ -54,7 +61,7 @@ class Area:
     derive: Derive | None = None
     families: tuple[FamilySpec, ...] = ()
     capped: bool = True
-    kube_resources: tuple[str, ...] = ()
+    kube_resources: KubeResources = ()
     forget: Callable[[AppState], None] | None = None
 
 
@@ -63,9 +70,32 @@ def _forget_kube(state: AppState) -> None:
     state.kube = KubeState(generation=state.kube.generation + 1)
 
 
+def _serving_derive(state: AppState, config: Config, now: float) -> list[Family]:
+    return serving.derive(state, config, now) + serving_lifecycle.derive(state, config, now)
+
+
+def _serving_workloads(config: Config) -> tuple[str, ...]:
+    """The workload kinds serving discovery selects pods of, so a workload scaled to zero stays
+    visible (ai_serving_replicas).  All of them, filtered in memory by pod template: an API
+    label selector would match the workload's own labels, not its template's.  Cluster scope
+    only: node agents count no replicas (signals/serving_lifecycle.py)."""
+    kc, discovery = config.kubernetes, config.serving.discovery
+    if not discovery.enabled or kc.node_scope:
+        return ()
+    return ("deployments", "statefulsets", "leaderworkersets")
+
+
+class AreasKubeSource(KubeSource):
+    """The kube source, watching pods, nodes and what the areas ask for (`kube_watches`)."""
+
+    def __init__(self, config: Config, state: AppState, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(config, state, kube_watches(config), clock)
+
+
 AREAS: tuple[Area, ...] = (
-    Area("kube", (KubeSource,), forget=_forget_kube),
-    Area("serving", (ServingSource,), (SERVING,), serving.derive, serving.FAMILIES),
+    Area("kube", (AreasKubeSource,), forget=_forget_kube),
+    Area("serving", (ServingSource,), (SERVING, COLDSTART), _serving_derive,
+         serving.FAMILIES + serving_lifecycle.FAMILIES, kube_resources=_serving_workloads),
     Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE), gpu.derive, gpu.FAMILIES),
     Area("checkpoints", (CheckpointSource,), (CHECKPOINTS,), checkpoints.derive, checkpoints.FAMILIES),
     Area("probes", (ProbeSource,), (PROBES,), streaming.derive, streaming.FAMILIES),
@@ -83,6 +113,13 @@ def families() -> tuple[FamilySpec, ...]:
     return tuple(spec for area in AREAS for spec in area.families)
 
 
-def kube_resources() -> tuple[str, ...]:
-    """The extra resources the areas ask the kube source to list and watch, each once."""
-    return tuple(dict.fromkeys(r for area in AREAS for r in area.kube_resources))
+def kube_watches(config: Config) -> tuple[Watch, ...]:
+    """What the kube source lists and watches: pods and nodes, and the extra resources the
+    areas ask for, each once (the first request of a resource wins)."""
+    out: dict[str, Watch] = {w.resource: w for w in DEFAULT_WATCHES}
+    for area in AREAS:
+        extra = area.kube_resources(config) if callable(area.kube_resources) else area.kube_resources
+        for r in extra:
+            w = r if isinstance(r, Watch) else Watch(r)
+            out.setdefault(w.resource, w)
+    return tuple(out.values())

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 from .. import engines
 from ..engines.base import UnknownEngine
-from ..labelselector import SelectorError, parse_selector
+from ..serving.coldstart import COLDSTART, note_tokens, track
+from ..serving.selection import ANN_SCRAPE, ServingSelection  # noqa: F401 (re-exported)
 from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity, keep_seconds
 from ..state import PodInfo
 from .base import PeriodicSource, TargetStatus
@@ -24,7 +25,6 @@ from .http import FetchError, fetch_bounded, new_session
 
 log = logging.getLogger(__name__)
 
-ANN_SCRAPE = "ai-signals.io/scrape"
 ANN_PORT = "ai-signals.io/port"
 ANN_PATH = "ai-signals.io/path"
 ANN_ENGINE = "ai-signals.io/engine"
@@ -108,14 +108,7 @@ class ServingSource(PeriodicSource):
         self._session = None
         self._sem = asyncio.Semaphore(self.cfg.max_concurrency)
         self._last_error: dict[str, str] = {}
-        try:
-            self._selector = (
-                parse_selector(self.cfg.discovery.label_selector)
-                if self.cfg.discovery.label_selector
-                else None
-            )
-        except SelectorError:
-            self._selector = None  # config validation reports it; never crash the source
+        self._selection = ServingSelection(self.cfg.discovery)
         self._discovered: list[Target] = []
         self._discovered_gen = -1
 
@@ -152,15 +145,9 @@ class ServingSource(PeriodicSource):
             return []
         if kube.generation == self._discovered_gen:
             return self._discovered
-        namespaces = set(self.cfg.discovery.namespaces)
         found = []
         for pod in kube.pods.values():
-            if namespaces and pod.namespace not in namespaces:
-                continue
-            wanted = pod.annotations.get(ANN_SCRAPE) == "true" or (
-                self._selector is not None and self._selector.matches(pod.labels)
-            )
-            if not wanted or pod.annotations.get(ANN_SCRAPE) == "false":
+            if not self._selection.pod(pod):
                 continue
             t = target_for_pod(pod, self.cfg.discovery.default_port, self.cfg.discovery.default_path)
             if t is not None:
@@ -189,6 +176,10 @@ class ServingSource(PeriodicSource):
             self._last_error.pop(url, None)
         self.state.selfmon.forget_targets(self.name, set(targets))
         await asyncio.gather(*(self._scrape(targets[k]) for k in keys if k in targets))
+        # After the scrapes, so a first token counted by this round is seen by the tracker now.
+        if self.state.kube.pods_synced:
+            track(self.state[COLDSTART], self.state.kube.pods.values(), self._selection,
+                  self.state.serving.values(), self.clock())
 
     async def _scrape(self, target: Target) -> None:
         async with self._sem:
@@ -226,6 +217,7 @@ class ServingSource(PeriodicSource):
             self.state.serving[target.url] = history
         history.identity = target.identity  # pod relabelled / capacity annotation changed
         history.append(ts, snapshot, keep_seconds(self.cfg.window, self.cfg.interval))
+        note_tokens(history, ts, snapshot)
         self._last_error.pop(target.url, None)
         self.state.selfmon.target_up(self.name, target.url, True)
 

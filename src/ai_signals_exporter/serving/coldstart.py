@@ -87,6 +87,12 @@ class ColdStartState:
     pods: dict[str, PodStart] = field(default_factory=dict)  # by pod UID
     histograms: dict[tuple[WorkloadKey, str], Histogram] = field(default_factory=dict)
 
+    def expect(self, key: WorkloadKey) -> None:
+        """Serve the workload's histograms at zero before its first observation: Prometheus'
+        increase() sees no increase in a series that is born at 1."""
+        for phase in PHASES:
+            self.histograms.setdefault((key, phase), Histogram())
+
     def observe(self, key: WorkloadKey, phase: str, value: float) -> None:
         hist = self.histograms.get((key, phase))
         if hist is None:
@@ -150,6 +156,8 @@ def track(
             # Serving before this exporter watched it: its start was another exporter's.
             started_before = ready_at is not None and (first_run or pod.created < cs.baseline)
             st = cs.pods[pod.uid] = PodStart(key, pod.restarts, done=started_before)
+            if not started_before:
+                cs.expect(key)
         st.last_seen = now
         if pod.restarts > st.restarts:
             st.restarts = pod.restarts

@@ -15,11 +15,16 @@ autoscaler targets), and what it cannot serve waits in its queue.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
+
+from aiohttp import web
 
 from ..engines.base import ModelSnapshot
 from .objects import make_deployment, make_pod
@@ -78,6 +83,9 @@ class ScalingWorkload:
     max_tokens_per_second: float = 2500.0  # what an engine can push at most
     profile: StartProfile = field(default_factory=StartProfile)
     nodes: tuple[str, ...] = ("gpu-1",)
+    gpu: int = 1
+    annotations: dict[str, str] = field(default_factory=dict)  # extra pod and workload annotations
+    model: str = "m"
     pods: list[SimReplica] = field(default_factory=list)
     _last: float | None = None
     _serial: int = 0
@@ -92,6 +100,11 @@ class ScalingWorkload:
             node = self.nodes[self._serial % len(self.nodes)]
             uid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.namespace}/{name}"))
             self.pods.append(SimReplica(name, uid, created, self.profile, node))
+
+    def shrink(self, replicas: int) -> list[SimReplica]:
+        """Remove the newest pods beyond `replicas`; returns them."""
+        gone, self.pods = self.pods[replicas:], self.pods[:replicas]
+        return gone
 
     def ready_pods(self, now: float) -> list[SimReplica]:
         return [p for p in self.pods if p.ready(now)]
@@ -113,20 +126,20 @@ class ScalingWorkload:
             p.waiting = max(0.0, share - served) / TOKENS_PER_REQUEST
 
     def snapshot(self, pod: SimReplica) -> dict[str, ModelSnapshot]:
-        return {"m": ModelSnapshot(generation_tokens=pod.generation_tokens, requests=pod.requests,
+        return {self.model: ModelSnapshot(generation_tokens=pod.generation_tokens, requests=pod.requests,
                                    running=min(pod.generation_tokens, 1.0), waiting=pod.waiting)}
 
     def pod_object(self, pod: SimReplica, now: float) -> dict[str, Any]:
         """The Pod at `now`, as the API server serves it."""
-        annotations = {CAPACITY_ANNOTATION: str(self.capacity)}
+        annotations = {CAPACITY_ANNOTATION: f"{self.capacity:g}", **self.annotations}
         if now < pod.scheduled_at:
-            obj = make_pod(self.namespace, pod.name, owner=("Deployment", self.name), gpu=1,
+            obj = make_pod(self.namespace, pod.name, owner=("Deployment", self.name), gpu=self.gpu,
                            labels=SERVING_LABELS, annotations=annotations, created=rfc3339(pod.created),
                            scheduled_at=rfc3339(pod.created), unschedulable_message="0/8 nodes are available: 8 Insufficient nvidia.com/gpu.")
         else:
             initialized = now >= pod.initialized_at
             ready = pod.ready(now)
-            obj = make_pod(self.namespace, pod.name, node=pod.node, owner=("Deployment", self.name), gpu=1,
+            obj = make_pod(self.namespace, pod.name, node=pod.node, owner=("Deployment", self.name), gpu=self.gpu,
                            labels=SERVING_LABELS, annotations=annotations, ip="127.0.0.1",
                            phase="Running" if initialized else "Pending", ready=ready,
                            created=rfc3339(pod.created), scheduled_at=rfc3339(pod.scheduled_at),
@@ -141,5 +154,99 @@ class ScalingWorkload:
         return obj
 
     def deployment_object(self) -> dict[str, Any]:
-        return make_deployment(self.namespace, self.name, replicas=len(self.pods),
-                               template_labels={**SERVING_LABELS, "app": self.name})
+        return make_deployment(self.namespace, self.name, replicas=len(self.pods), gpu=self.gpu,
+                               template_labels={**SERVING_LABELS, "app": self.name},
+                               annotations=self.annotations or None)
+
+    def vllm_payload(self, pod: SimReplica) -> str:
+        """What the pod's vLLM server answers on /metrics (the names engines/vllm.py reads)."""
+        m = f'model_name="{self.model}"'
+        lines = []
+        for name, kind, value in (
+            ("vllm:generation_tokens_total", "counter", pod.generation_tokens),
+            ("vllm:prompt_tokens_total", "counter", pod.generation_tokens * 3),
+            ("vllm:num_requests_waiting", "gauge", pod.waiting),
+            ("vllm:num_requests_running", "gauge", min(pod.generation_tokens, 8.0)),
+        ):
+            lines += [f"# TYPE {name} {kind}", f"{name}{{{m}}} {value:.1f}"]
+        lines += ["# TYPE vllm:request_success_total counter",
+                  f'vllm:request_success_total{{{m},finished_reason="stop"}} {pod.requests:.1f}']
+        return "\n".join(lines) + "\n"
+
+
+# --- the demo: a workload that scales up every few minutes, so cold starts keep happening ---
+
+DEMO_PROFILE = StartProfile(scheduling=4.0, init=40.0, startup=25.0)
+DEMO_CYCLE = 300.0  # seconds: 1 replica, then a step in load at 60 s and 2 more replicas
+
+
+def demo_load(t: float) -> float:
+    return 800.0 if t % DEMO_CYCLE < 60 else 2400.0
+
+
+def demo_replicas(t: float) -> int:
+    return 1 if t % DEMO_CYCLE < 60 else 3
+
+
+async def attach(cluster: Any, *, clock: Callable[[], float] = time.time, tick: float = 1.0) -> ScalingWorkload:
+    """Add the scaling workload `llm/mistral-7b` to the demo cluster (Kubernetes required): its
+    pods are created, scheduled, initialised and made Ready in the test API server as `clock`
+    moves, and serve vLLM /metrics once Ready (503 while the engine loads, like a server that is
+    not listening yet)."""
+    w = ScalingWorkload("llm", "mistral-7b", demo_load, capacity=1000.0, profile=DEMO_PROFILE,
+                        nodes=("cpu-node-1",), gpu=0, model="mistralai/Mistral-7B-Instruct-v0.3")
+    by_name: dict[str, SimReplica] = {}
+
+    async def metrics(request: web.Request) -> web.Response:
+        pod = by_name.get(request.match_info["pod"])
+        if pod is None or not pod.ready(clock()):
+            return web.Response(status=503, text="engine loading\n")
+        return web.Response(text=w.vllm_payload(pod), content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/coldstart/{pod}/metrics", metrics)
+    base = await cluster.serve(app)
+    port = base.rsplit(":", 1)[1]
+    w.annotations = {"ai-signals.io/scrape": "true", "ai-signals.io/port": port, "ai-signals.io/engine": "vllm"}
+    api = cluster.kube
+    now = clock()
+    w.scale(demo_replicas(now), now, ready=True)
+    api.add(w.deployment_object())
+    seen: dict[str, tuple[bool, bool, bool]] = {}
+
+    def sync(now: float) -> None:
+        w.advance(now)
+        want = demo_replicas(now)
+        for gone in w.shrink(want):
+            api.delete("Pod", w.namespace, gone.name)
+            seen.pop(gone.name, None)
+            by_name.pop(gone.name, None)
+        before = len(w.pods)
+        w.scale(want, now)
+        if len(w.pods) != before or want < before:
+            api.update(w.deployment_object())
+        for pod in w.pods:
+            status = (now >= pod.scheduled_at, now >= pod.initialized_at, pod.ready(now))
+            if seen.get(pod.name) == status:
+                continue
+            obj = w.pod_object(pod, now)
+            obj["metadata"]["annotations"]["ai-signals.io/path"] = f"/coldstart/{pod.name}/metrics"
+            (api.update if pod.name in seen else api.add)(obj)
+            seen[pod.name], by_name[pod.name] = status, pod
+
+    sync(now)
+
+    async def run() -> None:
+        while True:
+            await asyncio.sleep(tick)
+            sync(clock())
+
+    task = asyncio.create_task(run())
+
+    async def close() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    cluster.on_stop(close)
+    return w

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from ai_signals_exporter.app import Exporter
-from ai_signals_exporter.sim import gpu, serving, streaming, training
+from ai_signals_exporter.sim import coldstart, gpu, serving, streaming, training
 from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sources.checkpoints import CheckpointSource
 from ai_signals_exporter.sources.gpu import DcgmSource
@@ -81,6 +81,7 @@ async def render_demo_at_fixed_clock(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(time, "time", clock)
     async with SimCluster(tmp_path) as cluster:
         await serving.attach(cluster, pods=serving.default_pods(clock=clock))
+        await coldstart.attach(cluster, clock=clock)  # T0 starts a demo cycle: 1 ready replica
         await gpu.attach(cluster)
         await training.attach(cluster, start=False)
         await streaming.attach(cluster)

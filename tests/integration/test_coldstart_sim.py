@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 
 from ai_signals_exporter.app import Exporter
 from ai_signals_exporter.areas import AreasKubeSource
@@ -17,6 +18,7 @@ from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sources.serving import ServingSource
 
 from ..helpers.clock import FakeClock
+from ..helpers.promstack import need
 from ..helpers.wait import wait_for
 
 T0 = 1_800_000_000.0 - 1_800_000_000.0 % coldstart.DEMO_CYCLE  # the start of a demo cycle
@@ -45,7 +47,8 @@ async def test_demo_workload_cold_starts_and_replicas(tmp_path) -> None:
                     len(mistral(state)), sum(p.ready for p in mistral(state))) == (
                     len(w.pods), len(w.ready_pods(clock.t))), timeout=10, what=f"kube state at +{step}s")
                 await scrape.run_once()
-                fams = parse_families(render(serving_lifecycle.derive(state, config, clock.t)),
+                body = render(serving_lifecycle.derive(state, config, clock.t))
+                fams = parse_families(body,
                                       {"ai_serving_replicas", "ai_serving_cold_start_seconds_count",
                                        "ai_serving_cold_start_seconds_sum"})
                 by_state = {l["state"]: v for l, v in fams["ai_serving_replicas"] if l["workload"] == "mistral-7b"}
@@ -56,6 +59,9 @@ async def test_demo_workload_cold_starts_and_replicas(tmp_path) -> None:
                 await kube_task
             await scrape.close()
             await kube.close()
+    res = subprocess.run([need("promtool"), "check", "metrics"], input=body, capture_output=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert b"ai_serving_cold_start_seconds_bucket" in body
     # 1 ready before the step; 1 ready + 2 starting while they load; 3 ready after.
     assert {(1.0, 0.0), (1.0, 2.0), (3.0, 0.0)} <= seen_states, seen_states
     count = {l["phase"]: v for l, v in fams["ai_serving_cold_start_seconds_count"] if l["workload"] == "mistral-7b"}

@@ -198,8 +198,10 @@ async def attach(cluster: Any, *, clock: Callable[[], float] = time.time, tick: 
     by_name: dict[str, SimReplica] = {}
 
     async def metrics(request: web.Request) -> web.Response:
+        now = clock()
+        w.advance(now)  # the counters at the moment of the request, whatever the sync cadence
         pod = by_name.get(request.match_info["pod"])
-        if pod is None or not pod.ready(clock()):
+        if pod is None or not pod.ready(now):
             return web.Response(status=503, text="engine loading\n")
         return web.Response(text=w.vllm_payload(pod), content_type="text/plain")
 

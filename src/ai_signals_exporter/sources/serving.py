@@ -110,6 +110,7 @@ class ServingSource(PeriodicSource):
         self._last_error: dict[str, str] = {}
         self._selection = ServingSelection(self.cfg.discovery)
         self._discovered: list[Target] = []
+        self._selected: list[PodInfo] = []  # the pods discovery selects, scrapeable or not
         self._discovered_gen = -1
 
     def enabled(self) -> bool:
@@ -145,14 +146,15 @@ class ServingSource(PeriodicSource):
             return []
         if kube.generation == self._discovered_gen:
             return self._discovered
-        found = []
+        found, selected = [], []
         for pod in kube.pods.values():
             if not self._selection.pod(pod):
                 continue
+            selected.append(pod)
             t = target_for_pod(pod, self.cfg.discovery.default_port, self.cfg.discovery.default_path)
             if t is not None:
                 found.append(t)
-        self._discovered, self._discovered_gen = found, kube.generation
+        self._discovered, self._selected, self._discovered_gen = found, selected, kube.generation
         return found
 
     def current_targets(self) -> dict[str, Target]:
@@ -178,8 +180,8 @@ class ServingSource(PeriodicSource):
         await asyncio.gather(*(self._scrape(targets[k]) for k in keys if k in targets))
         # After the scrapes, so a first token counted by this round is seen by the tracker now.
         if self.state.kube.pods_synced:
-            track(self.state[COLDSTART], self.state.kube.pods.values(), self._selection,
-                  self.state.serving.values(), self.clock())
+            self.discovered_targets()  # refreshes the selected pods if the kube store changed
+            track(self.state[COLDSTART], self._selected, self._selection, self.state.serving.values(), self.clock())
 
     async def _scrape(self, target: Target) -> None:
         async with self._sem:

@@ -8,7 +8,6 @@ generator and the demo read `families()`.  Adding an area is one package (its st
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -17,6 +16,7 @@ from .config import Config
 from .expo.families import Family, FamilySpec
 from .gpu.state import DCGM, GPU_IDLE
 from .scheduling import families as scheduling_families
+from .gpu import accounting
 from .serving.coldstart import COLDSTART
 from .serving.history import SERVING
 from .signals import checkpoints, gpu, selfmon, serving, serving_lifecycle, streaming
@@ -32,6 +32,8 @@ from .sources.serving import ServingSource
 from .state import AppState, KubeState
 
 Derive = Callable[[AppState, Config, float], list[Family]]
+# A Source class, or a function building one from the config and state (same signature).
+SourceFactory = Callable[[Config, AppState], Source]
 # Extra kube resources of an area: names or `Watch`es, or a function of the config giving them
 # (what an area watches can depend on its settings, e.g. on node scope).
 KubeResources = tuple["str | Watch", ...] | Callable[[Config], Iterable["str | Watch"]]
@@ -43,7 +45,8 @@ class Area:
 
     name: the `source` label of the area's self-metrics (errors, cardinality drops); equal to
         the `name` of its sources.
-    sources: Source classes, each built as `cls(config, state)` and run while `enabled()`.
+    sources: Source classes (or factories with the same signature), each built as
+        `cls(config, state)` and run while `enabled()`.
     slots: the `AppState` slots the sources write (`state[slot]`); reset when a reload
         disables a source of the area, so no stale observation keeps a signal (or alert) alive.
     derive: `(state, config, now) -> list[Family]`, pure; None for an area without signals.
@@ -56,7 +59,7 @@ class Area:
     """
 
     name: str
-    sources: tuple[type[Source], ...] = ()
+    sources: tuple[SourceFactory, ...] = ()
     slots: tuple[Slot[Any], ...] = ()
     derive: Derive | None = None
     families: tuple[FamilySpec, ...] = ()
@@ -65,9 +68,9 @@ class Area:
     forget: Callable[[AppState], None] | None = None
 
 
-def _forget_kube(state: AppState) -> None:
-    # No stale pods for joins or discovery; the generation only moves forward.
-    state.kube = KubeState(generation=state.kube.generation + 1)
+def _kube_source(config: Config, state: AppState) -> Source:
+    """The kube source, watching pods and nodes plus what the areas ask for."""
+    return KubeSource(config, state, resources=kube_watches(config))
 
 
 def _serving_derive(state: AppState, config: Config, now: float) -> list[Family]:
@@ -80,20 +83,18 @@ def _serving_workloads(config: Config) -> tuple[str, ...]:
     label selector would match the workload's own labels, not its template's.  Cluster scope
     only: node agents count no replicas (signals/serving_lifecycle.py)."""
     kc, discovery = config.kubernetes, config.serving.discovery
-    if not discovery.enabled or kc.node_scope:
+    if not kc.enabled or not discovery.enabled or kc.node_scope:
         return ()
     return ("deployments", "statefulsets", "leaderworkersets")
 
 
-class AreasKubeSource(KubeSource):
-    """The kube source, watching pods, nodes and what the areas ask for (`kube_watches`)."""
-
-    def __init__(self, config: Config, state: AppState, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(config, state, kube_watches(config), clock)
+def _forget_kube(state: AppState) -> None:
+    # No stale pods for joins or discovery; the generation only moves forward.
+    state.kube = KubeState(generation=state.kube.generation + 1)
 
 
 AREAS: tuple[Area, ...] = (
-    Area("kube", (AreasKubeSource,), forget=_forget_kube),
+    Area("kube", (_kube_source,), forget=_forget_kube),
     Area("serving", (ServingSource,), (SERVING, COLDSTART), _serving_derive,
          serving.FAMILIES + serving_lifecycle.FAMILIES, kube_resources=_serving_workloads),
     Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE), gpu.derive, gpu.FAMILIES),
@@ -105,6 +106,8 @@ AREAS: tuple[Area, ...] = (
     Area("scheduling", families=tuple(
         FamilySpec(s.name, s.type, s.help, s.labels) for s in scheduling_families.FAMILIES
     )),
+    # GPU time (gpu/accounting.py), likewise declared until the gpu area serves it.
+    Area("gpu_time", families=tuple(FamilySpec(*s) for s in accounting.FAMILIES)),
 )
 
 

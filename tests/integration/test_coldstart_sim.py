@@ -9,7 +9,8 @@ import contextlib
 import subprocess
 
 from ai_signals_exporter.app import Exporter
-from ai_signals_exporter.areas import AreasKubeSource
+from ai_signals_exporter.sources.kube import KubeSource
+from ai_signals_exporter.areas import kube_watches
 from ai_signals_exporter.expo.families import render
 from ai_signals_exporter.expo.parse import parse_families
 from ai_signals_exporter.signals import serving_lifecycle
@@ -34,7 +35,7 @@ async def test_demo_workload_cold_starts_and_replicas(tmp_path) -> None:
         w = await coldstart.attach(cluster, clock=clock, tick=0.02)
         exporter = Exporter(cluster.exporter_config())
         config, state = exporter.config, exporter.state
-        kube = AreasKubeSource(config, state, clock)
+        kube = KubeSource(config, state, kube_watches(config), clock)
         kube_task = asyncio.create_task(kube.run())
         scrape = ServingSource(config, state, clock)
         seen_states = set()

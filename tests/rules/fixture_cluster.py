@@ -136,6 +136,10 @@ def ai(now: float) -> str:
         ttft = f("ai_serving_time_to_first_token_seconds", "summary", "Time to first token over the window.")
         ttft.add({**l, "quantile": "0.5"}, 0.21)
         ttft.add({**l, "quantile": "0.95"}, 0.87)
+        f("ai_serving_failed_requests_per_second", "gauge", "Aborted or failed requests per second.").add(l, tps / 25000)
+        queue = f("ai_serving_queue_time_seconds", "summary", "Queue time over the window.")
+        queue.add({**l, "quantile": "0.5"}, 0.05 * (1 + waiting))
+        queue.add({**l, "quantile": "0.95"}, 0.4 * (1 + waiting))
         f("ai_serving_sample_age_seconds", "gauge", "Sample age.").add(l, 2)
     # Replicas by state: llama has one replica starting; idle is selected but scaled to zero.
     for ns, kind, wl, ready, starting in (("prod", "Deployment", "llama", 2, 1), ("ml", "StatefulSet", "tgi", 1, 0),

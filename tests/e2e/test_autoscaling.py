@@ -8,12 +8,19 @@ simulated clock the exporter's own code turns the simulated pods and engine coun
 derives, rendered text); every 15 s those samples are pushed into a real Prometheus at that
 timestamp, the shipped recording rules (rules/serving.yaml, in file order) are evaluated by that
 Prometheus at that timestamp and their results pushed back (what its rule manager would do), and
-the HPA algorithm computes the desired replicas from the rule outputs with the targets of the
-shipped deploy/autoscaling/hpa.yaml: ceil(current x metric / target) for the capacity ratio
-(Value target, 10 % tolerance) and ceil(total / target) for the queue (AverageValue).
+an autoscaler computes the desired replicas from the rule outputs with the targets of the
+shipped deploy/autoscaling/hpa.yaml, then the shipped 60 s scale-up stabilization.
 
-Two identical workloads run side by side: `new` scaled on today's rules (starting replicas
-count as capacity), `old` on the rules before issue 16 (the average over the pods that report).
+Three identical workloads run side by side, one per autoscaler model:
+  hpa          the HPA's own replica calculation (kubernetes pkg/controller/podautoscaler/
+               replica_calculator.go, v1.31): an Object metric with a Value target gives
+               ceil(ready pods x metric / target) (getUsageRatioReplicaCount, 10 % tolerance),
+               one with an AverageValue target ceil(total / target); on the shipped inputs
+               (…capacity_ratio:avg and …requests_waiting:sum);
+  current_avg  ceil(current replicas x metric / target) -- the issue's formula, replicas that are
+               starting included -- on the average over the pods that report (the rule before
+               issue 16);
+  current_per_replica  the same formula on …capacity_ratio:per_replica (ready + starting).
 The load needs ceil(4000 / (1000 x 0.8)) = 5 replicas.
 """
 
@@ -43,10 +50,16 @@ T0 = parse_time("2026-01-05T10:00:00Z")
 STEP_AT, BEFORE, AFTER = 60.0, 1200.0, 4000.0
 CAPACITY = 1000.0
 DURATION = 600.0
-# rules/serving.yaml before issue 16: the average over the pods that report, and every pod's queue.
+# rules/serving.yaml before issue 16: the average over the pods that report.
 OLD_RATIO = ("avg by (namespace, workload_kind, workload) (sum by (namespace, workload_kind, workload, pod)"
-             " (ai_serving_token_capacity_ratio{namespace=\"old\"}))")
-OLD_WAITING = 'sum by (namespace, workload_kind, workload) (ai_serving_requests_waiting{namespace="old"})'
+             " (ai_serving_token_capacity_ratio{namespace=\"current-avg\"}))")
+MODELS = {  # namespace -> (capacity-ratio query, queue query, multiply by all replicas?)
+    "hpa": ('workload:ai_serving_token_capacity_ratio:avg{namespace="hpa"}',
+            'workload:ai_serving_requests_waiting:sum{namespace="hpa"}', False),
+    "current-avg": (OLD_RATIO, None, True),
+    "current-per-replica": ('workload:ai_serving_token_capacity_ratio:per_replica{namespace="current-per-replica"}',
+                            None, True),
+}
 
 
 def load(t: float) -> float:
@@ -118,16 +131,23 @@ def evaluate_rules(url: str, rules: list[tuple[str, str]], now: float) -> None:
         push(url, out)
 
 
-def hpa_desired(current: int, ratio: float | None, waiting: float | None, targets: dict[str, float]) -> int:
-    """The HPA's replica calculation (pkg/controller/podautoscaler/replica_calculator.go): per
-    metric, Value target: ceil(current x metric / target) unless within the 10 % tolerance;
-    AverageValue target: ceil(total / target); the largest wins, within min/max."""
+TOLERANCE = 0.1  # the HPA's default --horizontal-pod-autoscaler-tolerance
+
+
+def desired(current: int, multiplier: int, ratio: float | None, waiting: float | None,
+            targets: dict[str, float]) -> int:
+    """Per metric: Value target -> current when within the tolerance, else
+    ceil(multiplier x metric / target) (the HPA multiplies by its ready pods); AverageValue
+    target -> ceil(total / target) unless total / (target x current) is within the tolerance.
+    The largest proposal wins, within min/max."""
     proposals = []
     if ratio is not None:
         usage = ratio / targets["ai_serving_token_capacity_ratio"]
-        proposals.append(current if abs(usage - 1) <= 0.1 else math.ceil(current * usage))
+        proposals.append(current if abs(usage - 1) <= TOLERANCE else math.ceil(multiplier * usage))
     if waiting is not None:
-        proposals.append(math.ceil(waiting / targets["ai_serving_requests_waiting"]))
+        target = targets["ai_serving_requests_waiting"]
+        within = abs(waiting / (target * current) - 1) <= TOLERANCE
+        proposals.append(current if within else math.ceil(waiting / target))
     if not proposals:
         return current
     return int(min(targets["max"], max(targets["min"], *proposals)))
@@ -157,7 +177,7 @@ def test_starting_replicas_counted_do_not_overshoot(tmp_path):
     targets = hpa_targets()
     need = math.ceil(AFTER / (CAPACITY * targets["ai_serving_token_capacity_ratio"]))
     profile = StartProfile(scheduling=3, init=90, startup=30)
-    runs = {ns: ScalingWorkload(ns, "llama", load, capacity=CAPACITY, profile=profile) for ns in ("new", "old")}
+    runs = {ns: ScalingWorkload(ns, "llama", load, capacity=CAPACITY, profile=profile) for ns in MODELS}
     for w in runs.values():
         w.scale(2, T0, ready=True)
     exporter = Exporter(list(runs.values()))
@@ -173,37 +193,35 @@ def test_starting_replicas_counted_do_not_overshoot(tmp_path):
                 push(url, exporter.samples(t))
                 evaluate_rules(url, rules, t)
                 if t - T0 >= 30:  # rates need a few scrapes
-                    exprs = {
-                        "new": ('workload:ai_serving_token_capacity_ratio:avg{namespace="new"}',
-                                'workload:ai_serving_requests_waiting:sum{namespace="new"}'),
-                        "old": (OLD_RATIO, OLD_WAITING),
-                    }
                     for ns, w in runs.items():
-                        ratio, waiting = (one(url, e, t) for e in exprs[ns])
-                        current = len(w.pods)
-                        raw = hpa_desired(current, ratio, waiting, targets)
-                        desired = stabilize[ns](t, current, raw)
-                        ready = len(w.ready_pods(t))
-                        history[ns].append((t - T0, ready, current - ready, ratio, raw, desired))
-                        w.scale(desired, t)  # (the simulated workload only scales up)
+                        ratio_q, waiting_q, all_replicas = MODELS[ns]
+                        ratio = one(url, ratio_q, t)
+                        waiting = one(url, waiting_q, t) if waiting_q else None
+                        current, ready = len(w.pods), len(w.ready_pods(t))
+                        raw = desired(current, current if all_replicas else ready, ratio, waiting, targets)
+                        wanted = stabilize[ns](t, current, raw)
+                        history[ns].append((t - T0, ready, current - ready, ratio, raw, wanted))
+                        w.scale(wanted, t)  # (the simulated workload only scales up)
             t += 5
         # The cold-start histogram of the new replicas reached Prometheus through the rules.
-        p90 = one(url, 'workload:ai_serving_cold_start_seconds:p90{namespace="new",phase="total"}', T0 + DURATION)
-        init = one(url, 'workload:ai_serving_cold_start_seconds:mean{namespace="new",phase="init"}', T0 + DURATION)
+        p90 = one(url, 'workload:ai_serving_cold_start_seconds:p90{namespace="hpa",phase="total"}', T0 + DURATION)
+        init = one(url, 'workload:ai_serving_cold_start_seconds:mean{namespace="hpa",phase="init"}', T0 + DURATION)
 
     for ns in runs:
-        print(f"\n{ns} rules: t(s) ready starting capacity_ratio raw_recommendation desired")
+        print(f"\n{ns}: t(s) ready starting capacity_ratio raw_recommendation desired")
         for row in history[ns]:
             if row[0] % 30 == 0 or row[0] <= 240:
                 print("  %4d %3d %3d %6s %3d %3d" % (row[0], row[1], row[2],
                                                      "-" if row[3] is None else f"{row[3]:.2f}", row[4], row[5]))
-    max_new, max_old = (max(r[5] for r in history[ns]) for ns in ("new", "old"))
-    raw_new, raw_old = (max(r[4] for r in history[ns]) for ns in ("new", "old"))
-    print(f"\nneed {need} replicas; max desired (shipped 60 s scale-up stabilization): {max_new} counting starting"
-          f" replicas, {max_old} with the old rules (max raw recommendation {raw_new} vs {raw_old});"
-          f" final replicas {len(runs['new'].pods)} vs {len(runs['old'].pods)};"
+    peak = {ns: max(r[5] for r in history[ns]) for ns in runs}
+    raw = {ns: max(r[4] for r in history[ns]) for ns in runs}
+    final = {ns: len(w.pods) for ns, w in runs.items()}
+    print(f"\nneed {need} replicas; max desired (after the shipped 60 s scale-up stabilization) {peak},"
+          f" max raw recommendation {raw}, final replicas {final};"
           f" cold start p90 total {p90:.0f} s, mean init {init:.0f} s")
-    assert max_new <= need + 1, history["new"]
-    assert len(runs["new"].pods) >= need  # and it does scale to what the load needs
-    assert max_old > need + 1, history["old"]  # the old rules overshoot
+    for ns in ("hpa", "current-per-replica"):
+        assert peak[ns] <= need + 1, (ns, history[ns])
+        assert final[ns] >= need, (ns, history[ns])  # and it does scale to what the load needs
+    # An autoscaler multiplying by all replicas overshoots on the average over ready pods.
+    assert peak["current-avg"] > need + 1, history["current-avg"]
     assert 120 <= p90 <= 180 and 85 <= init <= 95

@@ -128,8 +128,8 @@ def test_prometheus_adapter_queries_return_per_workload_values(loaded_prometheus
         values[rule["seriesQuery"].split("{")[0]] = round(float(result[0]["value"][1]), 12)
     assert values == {
         "workload:ai_serving_generation_tokens_per_second:sum": 2000.0,  # 1200 + 800 tok/s
-        # 0.6 + 0.4 of capacity over 3 replicas (2 ready, 1 starting): 1/3, not the mean 0.5.
-        "workload:ai_serving_token_capacity_ratio:avg": round(1.0 / 3, 12),
+        # The mean of the ready pods' 0.6 and 0.4: the HPA multiplies it by the ready pods.
+        "workload:ai_serving_token_capacity_ratio:avg": 0.5,
         "workload:ai_serving_requests_waiting:sum": 4.0,
     }
 

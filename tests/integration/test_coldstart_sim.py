@@ -54,6 +54,9 @@ async def test_demo_workload_cold_starts_and_replicas(tmp_path) -> None:
                                        "ai_serving_cold_start_seconds_sum"})
                 by_state = {l["state"]: v for l, v in fams["ai_serving_replicas"] if l["workload"] == "mistral-7b"}
                 seen_states.add((by_state["ready"], by_state["starting"]))
+                if step == 65:  # two replicas pending: their histograms exist, at zero, before any start ends
+                    counts = {l["phase"]: v for l, v in fams["ai_serving_cold_start_seconds_count"]}
+                    assert counts == dict.fromkeys(("scheduling", "init", "startup", "first_token", "total"), 0.0)
         finally:
             kube_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -231,3 +231,17 @@ def test_cold_start_bound_from_the_pod_annotation():
     state.kube.pods[p.uid] = p
     _, fams = rendered(state, config(), T0)
     assert fams["ai_serving_cold_start_bound_seconds"][0][1] == 1200.0
+
+
+def test_serving_workloads_are_watched_at_cluster_scope_only():
+    from ai_signals_exporter.areas import kube_watches
+
+    def watched(**kube):
+        cfg = Config.model_validate({"kubernetes": kube})
+        return [w.resource for w in kube_watches(cfg)]
+
+    assert watched(enabled=True) == ["pods", "nodes", "deployments", "statefulsets", "leaderworkersets"]
+    assert watched(enabled=True, node_scope="gpu-1") == ["pods", "nodes"]  # node agents count no replicas
+    assert watched(enabled=False) == ["pods", "nodes"]
+    off = Config.model_validate({"kubernetes": {"enabled": True}, "serving": {"discovery": {"enabled": False}}})
+    assert [w.resource for w in kube_watches(off)] == ["pods", "nodes"]

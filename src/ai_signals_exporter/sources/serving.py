@@ -171,7 +171,12 @@ class ServingSource(PeriodicSource):
         return targets
 
     def target_keys(self) -> list[str]:
-        return list(self.current_targets())
+        keys = list(self.current_targets())
+        # Polled every second by the per-target loop: the tracker also sees pods that start
+        # while nothing is due for a scrape (the first pod of a new workload), so their
+        # histograms exist at zero before the first observation.
+        self.track_cold_starts()
+        return keys
 
     async def run_once(self) -> None:
         await self.scrape(self.target_keys())
@@ -187,6 +192,10 @@ class ServingSource(PeriodicSource):
         self.state.selfmon.forget_targets(self.name, set(targets))
         await asyncio.gather(*(self._scrape(targets[k]) for k in keys if k in targets))
         # After the scrapes, so a first token counted by this round is seen by the tracker now.
+        self.track_cold_starts()
+
+    def track_cold_starts(self) -> None:
+        """Advance the cold-start tracker (memory only) over the selected pods."""
         if self.state.kube.pods_synced:
             self.discovered_targets()  # refreshes the selected pods if the kube store changed
             track(self.state[COLDSTART], self._selected, self._selection, self.state.serving.values(), self.clock())

@@ -22,6 +22,15 @@ def _selector(text: str | None) -> Selector | None:
         return None  # config validation reports it; never crash a source or a derive
 
 
+def annotation_number(value: str | None) -> float | None:
+    """An annotation's value as a positive, finite number; None when absent or not one."""
+    try:
+        number = float(value) if value else None
+    except ValueError:
+        return None
+    return number if number and 0 < number < float("inf") else None
+
+
 class ServingSelection:
     """`serving.discovery` as a predicate over kube records."""
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from ..config import Config
 from ..expo.families import Family, FamilySpec
 from ..serving.coldstart import COLDSTART, PHASES  # noqa: F401 (PHASES documented with the family)
-from ..serving.selection import ServingSelection
+from ..serving.selection import ServingSelection, annotation_number
 from ..state import AppState
 
 WORKLOAD_LABELS = ("namespace", "workload_kind", "workload")
@@ -43,14 +43,6 @@ COLD_START_BOUND = FamilySpec(
     "(ServingColdStartSlow uses its default where absent).", WORKLOAD_LABELS,
 )
 FAMILIES = (COLD_START, REPLICAS, SAMPLE_AGE, COLD_START_BOUND)
-
-
-def _bound(value: str | None) -> float | None:
-    try:
-        bound = float(value) if value else None
-    except ValueError:
-        return None
-    return bound if bound and 0 < bound < float("inf") else None
 
 
 def derive(state: AppState, config: Config, now: float) -> list[Family]:
@@ -90,7 +82,7 @@ def _replicas(state: AppState, selection: ServingSelection, replicas: Family, bo
             if selection.workload(w):
                 key = (w.namespace, w.kind, w.name)
                 counts.setdefault(key, dict.fromkeys(STATES, 0))
-                b = _bound(w.annotations.get(BOUND_ANNOTATION))
+                b = annotation_number(w.annotations.get(BOUND_ANNOTATION))
                 if b is not None:
                     bounds[key] = b
     for pod in kube.pods.values():
@@ -104,7 +96,7 @@ def _replicas(state: AppState, selection: ServingSelection, replicas: Family, bo
             by_state["ready"] += 1
         else:
             by_state["starting"] += 1
-        b = _bound(pod.annotations.get(BOUND_ANNOTATION))
+        b = annotation_number(pod.annotations.get(BOUND_ANNOTATION))
         if b is not None:
             bounds.setdefault(key, b)
     for key in sorted(counts):

@@ -18,7 +18,7 @@ from .. import engines
 from ..engines.base import UnknownEngine
 from ..expo.parse import NotExposition
 from ..serving.coldstart import COLDSTART, note_tokens, track
-from ..serving.selection import ANN_SCRAPE, ServingSelection  # noqa: F401 (re-exported)
+from ..serving.selection import ANN_SCRAPE, ServingSelection, annotation_number  # noqa: F401 (re-exported)
 from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity, keep_seconds
 from ..state import PodInfo
 from .base import PeriodicSource, TargetStatus
@@ -38,14 +38,6 @@ class Target:
     url: str
     engine: str
     identity: TargetIdentity
-
-
-def _capacity(value: str | None) -> float | None:
-    try:
-        cap = float(value) if value else None
-    except ValueError:
-        return None
-    return cap if cap and cap > 0 and cap != float("inf") else None
 
 
 def _address(url: str) -> str:
@@ -100,7 +92,7 @@ def target_for_pod(pod: PodInfo, default_port: int, default_path: str) -> Target
             workload_kind=pod.workload_kind,
             workload=pod.workload,
             model=ann.get(ANN_MODEL) or _query_model(url),
-            capacity_tokens_per_second=_capacity(ann.get(CAPACITY_ANNOTATION)),
+            capacity_tokens_per_second=annotation_number(ann.get(CAPACITY_ANNOTATION)),
         ),
     )
 

@@ -181,6 +181,7 @@ DEMO_CYCLE = 300.0  # seconds: 1 replica, then a step in load at 60 s and 2 more
 
 
 def demo_load(t: float) -> float:
+    """Offered tokens/s `t` seconds into the demo."""
     return 800.0 if t % DEMO_CYCLE < 60 else 2400.0
 
 
@@ -193,8 +194,9 @@ async def attach(cluster: Any, *, clock: Callable[[], float] = time.time, tick: 
     pods are created, scheduled, initialised and made Ready in the test API server as `clock`
     moves, and serve vLLM /metrics once Ready (503 while the engine loads, like a server that is
     not listening yet)."""
-    w = ScalingWorkload("llm", "mistral-7b", demo_load, capacity=1000.0, profile=DEMO_PROFILE,
-                        nodes=("cpu-node-1",), gpu=0, model="mistralai/Mistral-7B-Instruct-v0.3")
+    start = clock()  # the cycle starts when the demo does: the first cold starts come a minute in
+    w = ScalingWorkload("llm", "mistral-7b", lambda t: demo_load(t - start), capacity=1000.0,
+                        profile=DEMO_PROFILE, nodes=("cpu-node-1",), gpu=0, model="mistralai/Mistral-7B-Instruct-v0.3")
     by_name: dict[str, SimReplica] = {}
 
     async def metrics(request: web.Request) -> web.Response:
@@ -211,14 +213,14 @@ async def attach(cluster: Any, *, clock: Callable[[], float] = time.time, tick: 
     port = base.rsplit(":", 1)[1]
     w.annotations = {"ai-signals.io/scrape": "true", "ai-signals.io/port": port, "ai-signals.io/engine": "vllm"}
     api = cluster.kube
-    now = clock()
-    w.scale(demo_replicas(now), now, ready=True)
+    now = start
+    w.scale(demo_replicas(0), now, ready=True)
     api.add(w.deployment_object())
     seen: dict[str, tuple[bool, bool, bool]] = {}
 
     def sync(now: float) -> None:
         w.advance(now)
-        want = demo_replicas(now)
+        want = demo_replicas(now - start)
         for gone in w.shrink(want):
             api.delete("Pod", w.namespace, gone.name)
             seen.pop(gone.name, None)

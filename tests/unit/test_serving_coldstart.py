@@ -245,3 +245,16 @@ def test_serving_workloads_are_watched_at_cluster_scope_only():
     assert watched(enabled=False) == ["pods", "nodes"]
     off = Config.model_validate({"kubernetes": {"enabled": True}, "serving": {"discovery": {"enabled": False}}})
     assert [w.resource for w in kube_watches(off)] == ["pods", "nodes"]
+
+
+def test_a_loading_pod_is_no_scrape_target_but_an_unready_serving_one_is():
+    from ai_signals_exporter.serving.coldstart import loading
+    from ai_signals_exporter.sources.serving import target_for_pod
+
+    starting = pod(ready=False, ready_at=63, started=63)  # Ready=False since before its container started
+    assert loading(starting) and target_for_pod(starting, 8000, "/metrics") is None
+    flapping = pod(ready=False, ready_at=500, started=63)  # went unready while serving (probe under load)
+    assert not loading(flapping) and target_for_pod(flapping, 8000, "/metrics") is not None
+    restarted = pod(ready=False, ready_at=1000, started=1002, restarts=1)  # crashed at 1000, loading again
+    assert loading(restarted) and target_for_pod(restarted, 8000, "/metrics") is None
+    assert not loading(pod()) and target_for_pod(pod(), 8000, "/metrics") is not None

@@ -129,6 +129,16 @@ def ready_time(pod: PodInfo, now: float) -> float | None:
     return _time(pod.ready_condition) or _time(pod.containers_ready) or now
 
 
+def loading(pod: PodInfo) -> bool:
+    """Not Ready since its containers last started: the engine is still loading and usually not
+    listening yet.  A pod that turned unready *after* starting (a readiness probe failing under
+    load) is not loading: its metrics matter most then."""
+    cond = pod.ready_condition
+    if pod.ready or cond is None or cond.last_transition is None or pod.started_at is None:
+        return False
+    return cond.last_transition <= pod.started_at
+
+
 def _span(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else b - a
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from .. import engines
 from ..engines.base import UnknownEngine
 from ..expo.parse import NotExposition
-from ..serving.coldstart import COLDSTART, note_tokens, track
+from ..serving.coldstart import COLDSTART, loading, note_tokens, track
 from ..serving.selection import ANN_SCRAPE, ServingSelection, annotation_number  # noqa: F401 (re-exported)
 from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity, keep_seconds
 from ..state import PodInfo
@@ -64,7 +64,9 @@ SERVING_PORT_NAMES = ("metrics", "http")
 
 def target_for_pod(pod: PodInfo, default_port: int, default_path: str) -> Target | None:
     """The scrape target of a discovered pod, or None when it cannot be scraped (no IP yet)."""
-    if pod.phase != "Running" or not pod.ip or pod.deleting:
+    # A loading engine answers nothing yet: scraping it would only report a target down for as
+    # long as its weights take to load (minutes), while ai_serving_replicas counts it starting.
+    if pod.phase != "Running" or not pod.ip or pod.deleting or loading(pod):
         return None
     ann = pod.annotations
     # The annotation, else the container port named `metrics` or `http`, else the default.

@@ -14,9 +14,8 @@ from typing import Any, Callable, Iterable
 from .checkpoints.observation import CHECKPOINTS
 from .config import Config
 from .expo.families import Family, FamilySpec
-from .gpu.state import DCGM, GPU_IDLE
+from .gpu.state import DCGM, GPU_IDLE, GPU_TIME
 from .scheduling import families as scheduling_families
-from .gpu import accounting
 from .serving.coldstart import COLDSTART
 from .serving.history import SERVING
 from .signals import checkpoints, gpu, selfmon, serving, serving_lifecycle, streaming
@@ -97,7 +96,7 @@ AREAS: tuple[Area, ...] = (
     Area("kube", (_kube_source,), forget=_forget_kube),
     Area("serving", (ServingSource,), (SERVING, COLDSTART), _serving_derive,
          serving.FAMILIES + serving_lifecycle.FAMILIES, kube_resources=_serving_workloads),
-    Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE), gpu.derive, gpu.FAMILIES),
+    Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE, GPU_TIME), gpu.derive, gpu.FAMILIES),
     Area("checkpoints", (CheckpointSource,), (CHECKPOINTS,), checkpoints.derive, checkpoints.FAMILIES),
     Area("probes", (ProbeSource,), (PROBES,), streaming.derive, streaming.FAMILIES),
     Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False),
@@ -106,8 +105,6 @@ AREAS: tuple[Area, ...] = (
     Area("scheduling", families=tuple(
         FamilySpec(s.name, s.type, s.help, s.labels) for s in scheduling_families.FAMILIES
     )),
-    # GPU time (gpu/accounting.py), likewise declared until the gpu area serves it.
-    Area("gpu_time", families=tuple(FamilySpec(*s) for s in accounting.FAMILIES)),
 )
 
 

@@ -15,7 +15,7 @@ from .checkpoints.observation import CHECKPOINTS
 from .config import Config
 from .expo.families import Family, FamilySpec
 from .gpu.state import DCGM, GPU_IDLE, GPU_TIME
-from .scheduling import families as scheduling_families
+from .scheduling import area as scheduling
 from .serving.coldstart import COLDSTART
 from .serving.history import SERVING
 from .signals import checkpoints, gpu, selfmon, serving, serving_lifecycle, streaming
@@ -100,11 +100,8 @@ AREAS: tuple[Area, ...] = (
     Area("checkpoints", (CheckpointSource,), (CHECKPOINTS,), checkpoints.derive, checkpoints.FAMILIES),
     Area("probes", (ProbeSource,), (PROBES,), streaming.derive, streaming.FAMILIES),
     Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False),
-    # Declared (docs, rule lint, dashboards) but not served yet: the scheduling branch adds its
-    # source, slot and derive to this line.
-    Area("scheduling", families=tuple(
-        FamilySpec(s.name, s.type, s.help, s.labels) for s in scheduling_families.FAMILIES
-    )),
+    Area("scheduling", (scheduling.SchedulingSource,), (scheduling.SCHEDULING,), scheduling.derive,
+         scheduling.FAMILIES, kube_resources=scheduling.KUBE_RESOURCES),
 )
 
 

@@ -164,7 +164,8 @@ def test_crds_have_the_expected_shape(rendered):
 
 def test_cluster_role_is_read_only_on_pods_and_nodes(rendered):
     (role,) = by_kind(rendered, "ClusterRole")
-    core = [{"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["list", "watch"]}]
+    # resourcequotas and events: the scheduling area (GPU quota, FailedCreate quota rejections).
+    core = [{"apiGroups": [""], "resources": ["pods", "nodes", "resourcequotas", "events"], "verbs": ["list", "watch"]}]
     # The cluster-scope instance also lists the workloads serving discovery selects (replicas at
     # zero); node agents (the DaemonSet) do not.
     workloads = [{"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["list", "watch"]},

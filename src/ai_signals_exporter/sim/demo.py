@@ -26,7 +26,7 @@ from ..signals import selfmon as sig_self
 from ..signals import serving as sig_serving
 from ..signals import serving_lifecycle as lifecycle
 from ..signals import streaming as sig_stream
-from . import coldstart, gpu, serving, streaming, training
+from . import coldstart, gpu, scheduling, serving, streaming, training
 from .cluster import SimCluster
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ _SUMMARY_NAMES = {
         sig_stream.BUFFERED, sig_stream.BUFFERING_DELAY, sig_self.TARGET_UP, sig_gpu.GPU_SECONDS,
         lifecycle.REPLICAS,
     )
-} | {lifecycle.COLD_START.name + "_sum", lifecycle.COLD_START.name + "_count"}
+} | scheduling.SUMMARY_NAMES | {lifecycle.COLD_START.name + "_sum", lifecycle.COLD_START.name + "_count"}
 
 
 
@@ -113,6 +113,7 @@ def summarize(body: bytes) -> list[str]:
             f"  stream   {p}: {'BUFFERED' if v else 'clean'}"
             f" (ingress first chunk {delay.get(p, float('nan')):+.2f}s vs direct)"
         )
+    lines.extend(scheduling.summarize(m))
     down = [l["target"] for l, v in m.get(sig_self.TARGET_UP.name, []) if not v]
     if down:
         lines.append(f"  down     {len(down)} target(s): {', '.join(down[:3])}")
@@ -129,6 +130,7 @@ async def _demo(args: argparse.Namespace) -> int:
     await gpu.attach(cluster, sim=gpu.default_fleet(telemetry_gaps=True), prices=gpu.DEFAULT_PRICES)
     await training.attach(cluster)
     await streaming.attach(cluster)
+    await scheduling.attach(cluster)
     exporter = Exporter(cluster.exporter_config())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -90,7 +90,7 @@ async def render_demo_at_fixed_clock(tmp_path: Path, monkeypatch: pytest.MonkeyP
         await scheduling.attach(cluster, start=False, clock=clock)
         exporter = Exporter(cluster.exporter_config())
         config, state = exporter.config, exporter.state
-        kube = KubeSource(config, state, resources=kube_watches(config))
+        kube = KubeSource(config, state, resources=kube_watches(config), clock=clock)
         sched = SchedulingSource(config, state, clock)
         kube_task = asyncio.create_task(kube.run())
         sources = [ServingSource(config, state, clock), DcgmSource(config, state, clock),

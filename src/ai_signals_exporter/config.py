@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -23,6 +23,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+if TYPE_CHECKING:
+    from .topology import Topology
 
 _DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+\s*$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -60,6 +63,29 @@ class GlobalConfig(Strict):
     refresh_interval: Duration = "5s"
     # Cardinality guard: at most this many series per source; the rest are dropped and counted.
     max_series_per_source: int = Field(100_000, ge=1)
+    # Topologies (docs/deploy.md): which scope of work this instance does.  Unset means "all",
+    # or "node" when kubernetes.node_scope is set (a node agent).
+    role: Literal["all", "node", "cluster"] | None = None
+    # Shards: this instance owns what hashes to `shard` of `total_shards`.  `shard` is an integer
+    # or a StatefulSet pod name, usually "$POD_NAME" (its ordinal is the shard).
+    shard: int | str = 0
+    total_shards: int = Field(1, ge=1)
+    # The shard as an ordinal, resolved from `shard` when the config is loaded.
+    shard_ordinal: int = Field(0, exclude=True, repr=False)
+
+    @model_validator(mode="after")
+    def _resolve_shard(self) -> "GlobalConfig":
+        from .topology import ShardError, parse_shard
+
+        try:
+            self.shard_ordinal = parse_shard(self.shard)
+        except ShardError as exc:
+            raise ValueError(f"shard: {exc}") from None
+        if self.shard_ordinal >= self.total_shards:
+            raise ValueError(
+                f"shard: {self.shard_ordinal} is not below total_shards ({self.total_shards})"
+            )
+        return self
 
 
 class KubernetesConfig(Strict):
@@ -85,6 +111,13 @@ class ServingTarget(Strict):
     engine: Engine = "auto"
     labels: LabelMap = Field(default_factory=dict)
     capacity_tokens_per_second: float | None = Field(None, gt=0)
+    # Node the server runs on ("$NODE_NAME" is expanded): a node agent scrapes only its node's.
+    node: str | None = None
+
+    @field_validator("node")
+    @classmethod
+    def _expand_node(cls, node: str | None) -> str | None:
+        return os.path.expandvars(node) if node else node
 
     @model_validator(mode="after")
     def _check_url(self) -> "ServingTarget":
@@ -121,7 +154,13 @@ class ServingConfig(Strict):
 class DcgmTarget(Strict):
     url: str
     # Node this dcgm-exporter runs on; when absent it comes from the Hostname label or discovery.
+    # "$NODE_NAME" is expanded (a node agent's own dcgm-exporter).
     node: str | None = None
+
+    @field_validator("node")
+    @classmethod
+    def _expand_node(cls, node: str | None) -> str | None:
+        return os.path.expandvars(node) if node else node
 
     @model_validator(mode="after")
     def _check_url(self) -> "DcgmTarget":
@@ -354,6 +393,15 @@ class Config(Strict):
             self.gpu.interval = self.global_.interval
         return self
 
+    @property
+    def topology(self) -> "Topology":
+        """This instance's role, shard and node (topology.py)."""
+        from .topology import Topology
+
+        g = self.global_
+        role = g.role or ("node" if self.kubernetes.node_scope else "all")
+        return Topology(role, g.shard_ordinal, g.total_shards, self.kubernetes.node_scope or None)
+
 
 class ConfigError(Exception):
     """A config that cannot be used; the message names the file and the key path."""
@@ -371,6 +419,38 @@ def _format_errors(source: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def topology_errors(config: Config) -> list[str]:
+    """Work the config enables that its role does not do, as "key: why" lines.  A node agent
+    runs once per node: cluster-scope work there would run (and be reported) once per node."""
+    topo = config.topology
+    node = config.kubernetes.node_scope
+    errors = []
+    if config.global_.role in ("all", "cluster") and node:
+        errors.append(f"global.role: {config.global_.role} contradicts kubernetes.node_scope "
+                      "(a node-scoped instance is a node agent: role node)")
+    if topo.role == "node":
+        why = "is cluster-scope work; a node agent (role node) runs once per node: give it to the cluster instance"
+        if config.checkpoints.stores:
+            errors.append(f"checkpoints.stores: {why}")
+        if "enabled" in config.checkpoints.discovery.model_fields_set and config.checkpoints.discovery.enabled:
+            errors.append(f"checkpoints.discovery.enabled: {why}")
+        if config.probes:
+            errors.append(f"probes: {why}")
+        for section, targets in (("serving.targets", config.serving.targets),
+                                 ("gpu.dcgm_targets", config.gpu.dcgm_targets)):
+            for i, t in enumerate(targets):
+                if t.node is None or t.node != node:
+                    errors.append(f"{section}.{i}.node: a node agent scrapes only its own node's "
+                                  f"servers: set node to kubernetes.node_scope ({node or 'unset'})")
+    if topo.role == "cluster":
+        why = "is node-local work, which a cluster instance (role cluster) does not do: give it to the node agents"
+        if config.serving.targets:
+            errors.append(f"serving.targets: {why}")
+        if config.gpu.dcgm_targets:
+            errors.append(f"gpu.dcgm_targets: {why}")
+    return errors
+
+
 def load_config_text(text: str, source: str = "<config>") -> Config:
     try:
         data = yaml.safe_load(text)
@@ -383,9 +463,13 @@ def load_config_text(text: str, source: str = "<config>") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(source, exc)) from None
+    errors = topology_errors(config)
+    if errors:
+        raise ConfigError("\n".join(f"{source}: {e}" for e in errors))
+    return config
 
 
 def check_config_deeply(config: Config, source: str) -> None:

@@ -54,7 +54,7 @@ def build(n_nodes: int) -> tuple[AppState, list[tuple[str, bytes]]]:
 def bench(n_nodes: int) -> None:
     config = Config.model_validate({"gpu": {"price_per_gpu_hour": {"default": 3.0}}})
     state, payloads = build(n_nodes)
-    tracks = state.gpu.setdefault("idle", {})
+    tracks = state.gpu_idle
     tracemalloc.start()
     t0 = time.process_time()
     ts = time.time()

@@ -242,8 +242,9 @@ def _sim_main(n: int, conn, distinct: bool) -> None:
 
 
 async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None) -> None:
-    from ai_signals_exporter.app import SOURCE_CLASSES, Exporter, settle_memory
-    from ai_signals_exporter.cli import serve
+    from ai_signals_exporter.app import Exporter, settle_memory
+    from ai_signals_exporter.areas import AREAS
+    from ai_signals_exporter.server import serve
     from ai_signals_exporter.config import Config
     from ai_signals_exporter.sources.http import fetch_bounded, new_session
 
@@ -255,7 +256,7 @@ async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None)
     out["rss_base_mb"] = rss_mb()[0]
     config = Config.model_validate(cfg)
     exporter = Exporter(config)
-    exporter.sources = [cls(config, exporter.state) for cls in SOURCE_CLASSES]
+    exporter.sources = [cls(config, exporter.state) for area in AREAS for cls in area.sources]
     src = {type(s).__name__: s for s in exporter.sources}
     kube = exporter.state.kube
 

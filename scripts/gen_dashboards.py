@@ -13,10 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from ai_signals_exporter.areas import families  # noqa: E402  (the declared metric families)
+
+# ai_* names in a query that are not part of a recording rule's name (level:metric:ops).
+AI_METRIC_RE = re.compile(r"(?<![:\w])(ai_[a-z0-9_]+)")
 OUT = REPO / "dashboards"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
@@ -267,10 +274,20 @@ def render() -> dict[str, str]:
     return {name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n" for name, build in DASHBOARDS.items()}
 
 
+def undeclared_metrics(dashboards: dict[str, str]) -> set[str]:
+    """ai_* families named by panel queries or variables that no area declares."""
+    declared = {spec.name for spec in families()}
+    return {m for text in dashboards.values() for m in AI_METRIC_RE.findall(text)} - declared
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args(argv)
+    unknown = undeclared_metrics(render())
+    if unknown:
+        print(f"dashboards query undeclared metric families: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 1
     drift = []
     for name, text in render().items():
         path = OUT / name

@@ -15,37 +15,17 @@ import time
 from typing import Iterator
 from dataclasses import dataclass, field
 
+from .areas import AREAS, Area
 from .config import Config, ConfigError, load_config
 from .expo.families import Family, render
-from .signals import DERIVERS
 from .sources.base import Source, TargetStatus
-from .sources.gpu import DcgmSource
-from .sources.kube import KubeSource
-from .sources.probes import ProbeSource
-from .sources.serving import ServingSource
-from .sources.checkpoints import CheckpointSource
-from .state import AppState, KubeState
+from .state import AppState
 
 log = logging.getLogger(__name__)
-
-SOURCE_CLASSES: tuple[type[Source], ...] = (
-    KubeSource,
-    ServingSource,
-    DcgmSource,
-    CheckpointSource,
-    ProbeSource,
-)
 
 # How long the first refresh waits for the initial Kubernetes list before marking the exporter
 # ready anyway (a slow API server must not keep every other signal from being served).
 KUBE_SYNC_GRACE_SECONDS = 30.0
-# The AppState dicts each source fills (by source name), emptied when a reload disables it.
-AREA_STATE_SLOTS: dict[str, tuple[str, ...]] = {
-    "serving": ("serving",),
-    "gpu": ("dcgm", "gpu"),
-    "checkpoints": ("checkpoints",),
-    "probes": ("probes",),
-}
 # Backoff of a source task that crashed, doubling up to the maximum.
 SOURCE_RESTART_MIN = 1.0
 SOURCE_RESTART_MAX = 60.0
@@ -111,6 +91,7 @@ class Exporter:
         self.state = AppState()
         self.state.selfmon.config_reload_ts = time.time()
         self.sources: list[Source] = []
+        self._area_of: dict[int, Area] = {}  # id(source) -> its area
         self._tasks: list[asyncio.Task] = []
         self._refresh_task: asyncio.Task | None = None
         self.exposition = Exposition()
@@ -141,7 +122,12 @@ class Exporter:
             await self._stop_sources()
 
     def _start_sources(self) -> None:
-        self.sources = [cls(self.config, self.state) for cls in SOURCE_CLASSES]
+        self.sources, self._area_of = [], {}
+        for area in AREAS:
+            for cls in area.sources:
+                src = cls(self.config, self.state)
+                self.sources.append(src)
+                self._area_of[id(src)] = area
         for src in self.sources:
             if src.enabled():
                 self._tasks.append(asyncio.create_task(self._guard(src), name=f"source:{src.name}"))
@@ -196,19 +182,22 @@ class Exporter:
         started = time.perf_counter()
         limit = self.config.global_.max_series_per_source
         families: list[Family] = []
-        for area, derive in DERIVERS.items():
-            try:
-                out = derive(self.state, self.config, now)
-            except Exception:  # one area's bug must not blank the whole page
-                log.exception("deriving %s signals failed", area)
-                self.state.selfmon.error(area, "exception")
+        for area in AREAS:
+            if area.derive is None:
                 continue
-            # The exporter's own health (target_up, these drop counters) is never capped: a
-            # guard that hid its own drops would blind the operator exactly when it acts.
-            if area != "self":
+            try:
+                out = area.derive(self.state, self.config, now)
+            except Exception:  # one area's bug must not blank the whole page
+                log.exception("deriving %s signals failed", area.name)
+                self.state.selfmon.error(area.name, "exception")
+                continue
+            # The exporter's own health (target_up, these drop counters) is never capped
+            # (capped=False): a guard that hid its own drops would blind the operator exactly
+            # when it acts.
+            if area.capped:
                 out, dropped = apply_cardinality_limit(out, limit)
                 if dropped:
-                    self.state.selfmon.dropped(area, dropped)
+                    self.state.selfmon.dropped(area.name, dropped)
             families.extend(out)
             yield
         derived = time.perf_counter()
@@ -280,11 +269,11 @@ class Exporter:
             if not src.enabled():
                 mon.forget_targets(src.name, set())
                 mon.sources.pop(src.name, None)
-                for slot in AREA_STATE_SLOTS.get(src.name, ()):
-                    getattr(self.state, slot).clear()
-                if src.name == "kube":
-                    # No stale pods for joins or discovery; the generation only moves forward.
-                    self.state.kube = KubeState(generation=self.state.kube.generation + 1)
+                area = self._area_of[id(src)]
+                for slot in area.slots:
+                    self.state.reset(slot)
+                if area.forget is not None:
+                    area.forget(self.state)
 
     # -- landing page ----------------------------------------------------------------------
 

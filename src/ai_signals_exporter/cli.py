@@ -15,21 +15,16 @@ import logging
 import signal
 import sys
 
-from aiohttp import web
-
 from . import __version__
 from .app import Exporter
 from .config import Config, ConfigError, check_config_deeply, load_config
 from .logs import setup_logging
-from .server import make_app
+from .server import SHUTDOWN_GRACE_SECONDS, serve
 from .webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("ai_signals_exporter")
 
 DEFAULT_LISTEN = ":9842"
-# Seconds SIGTERM waits for in-flight requests and source shutdown before the process exits;
-# below Kubernetes' default 30 s grace period.
-SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
@@ -72,33 +67,6 @@ def build_demo_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-summary", dest="summary", action="store_false",
                    help="do not print the live summary")
     return p
-
-
-async def serve(
-    exporter: Exporter,
-    listen: tuple[str, int],
-    telemetry_path: str,
-    web_config: WebConfig | None,
-    stop: asyncio.Event,
-) -> web.AppRunner:
-    app = make_app(exporter, telemetry_path, web_config)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
-    await runner.setup()
-    # The wildcard means every interface, IPv6 included, as Go exporters' dual-stack listener
-    # does: host None makes asyncio bind one socket per address family.
-    host = None if listen[0] == "0.0.0.0" else listen[0]
-    ssl_context = web_config.ssl_context() if web_config else None
-    site = web.TCPSite(runner, host, listen[1], ssl_context=ssl_context)
-    try:
-        await site.start()
-    except OSError:
-        if host is not None:
-            raise
-        # A node with IPv6 disabled can refuse the IPv6 wildcard: serve IPv4 then.
-        log.warning("cannot listen on the IPv6 wildcard; listening on 0.0.0.0 only")
-        site = web.TCPSite(runner, "0.0.0.0", listen[1], ssl_context=ssl_context)
-        await site.start()
-    return runner
 
 
 def install_signal_handlers(exporter: Exporter, stop: asyncio.Event) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -26,6 +27,30 @@ from pydantic import (
 
 if TYPE_CHECKING:
     from .topology import Topology
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("url must start with http:// or https://")
+    return value
+
+
+# A node name in a target; "$NODE_NAME" is expanded from the environment (the downward API).
+NodeName = Annotated[str, AfterValidator(os.path.expandvars)]
+
+
+# Every URL the exporter requests (scrape targets, probes): http(s) only, checked in one place.
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+def unique_names(items: list[Any], what: str) -> list[Any]:
+    """Reject a list whose items share a `name` (they would render duplicate series)."""
+    names = [item.name for item in items]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise ValueError(f"duplicate {what} names: {sorted(dup)}")
+    return items
+
 
 _DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+\s*$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -107,23 +132,12 @@ class KubernetesConfig(Strict):
 
 
 class ServingTarget(Strict):
-    url: str
+    url: HttpUrl
     engine: Engine = "auto"
     labels: LabelMap = Field(default_factory=dict)
     capacity_tokens_per_second: float | None = Field(None, gt=0)
     # Node the server runs on ("$NODE_NAME" is expanded): a node agent scrapes only its node's.
-    node: str | None = None
-
-    @field_validator("node")
-    @classmethod
-    def _expand_node(cls, node: str | None) -> str | None:
-        return os.path.expandvars(node) if node else node
-
-    @model_validator(mode="after")
-    def _check_url(self) -> "ServingTarget":
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError("url must start with http:// or https://")
-        return self
+    node: NodeName | None = None
 
 
 class ServingDiscovery(Strict):
@@ -152,21 +166,10 @@ class ServingConfig(Strict):
 
 
 class DcgmTarget(Strict):
-    url: str
+    url: HttpUrl
     # Node this dcgm-exporter runs on; when absent it comes from the Hostname label or discovery.
     # "$NODE_NAME" is expanded (a node agent's own dcgm-exporter).
-    node: str | None = None
-
-    @field_validator("node")
-    @classmethod
-    def _expand_node(cls, node: str | None) -> str | None:
-        return os.path.expandvars(node) if node else node
-
-    @model_validator(mode="after")
-    def _check_url(self) -> "DcgmTarget":
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError("url must start with http:// or https://")
-        return self
+    node: NodeName | None = None
 
 
 # Labels of dcgm-exporter pods in the common deployments: the GPU Operator's classic stack
@@ -337,17 +340,14 @@ class CheckpointsConfig(Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> "CheckpointsConfig":
-        names = [s.name for s in self.stores]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"duplicate store names: {sorted(dup)}")
+        unique_names(self.stores, "store")
         return self
 
 
 class Probe(Strict):
     name: str = Field(min_length=1)
-    url: str
-    direct_url: str | None = None
+    url: HttpUrl
+    direct_url: HttpUrl | None = None
     method: Literal["GET", "POST"] = "POST"
     headers: dict[str, str | HeaderValue] = Field(default_factory=dict)
     body: str | None = None
@@ -359,10 +359,6 @@ class Probe(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "Probe":
-        for key in ("url", "direct_url"):
-            v = getattr(self, key)
-            if v is not None and not v.startswith(("http://", "https://")):
-                raise ValueError(f"{key} must start with http:// or https://")
         if self.timeout > self.interval:
             raise ValueError("timeout must not exceed interval")
         return self
@@ -381,11 +377,7 @@ class Config(Strict):
     @field_validator("probes")
     @classmethod
     def _unique_probes(cls, probes: list[Probe]) -> list[Probe]:
-        names = [p.name for p in probes]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"duplicate probe names: {sorted(dup)}")
-        return probes
+        return unique_names(probes, "probe")
 
     @model_validator(mode="after")
     def _global_defaults(self) -> "Config":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
+import logging
 import time
 
 from aiohttp import web
@@ -12,6 +14,11 @@ from .app import Exporter
 from .selfmon import display_target
 from .webconfig import BasicAuth, WebConfig
 
+log = logging.getLogger(__name__)
+
+# Seconds SIGTERM waits for in-flight requests and source shutdown before the process exits;
+# below Kubernetes' default 30 s grace period.
+SHUTDOWN_GRACE_SECONDS = 10.0
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 EXPORTER_KEY = web.AppKey("exporter", Exporter)
 TELEMETRY_PATH_KEY = web.AppKey("telemetry_path", str)
@@ -113,3 +120,30 @@ def make_app(
     if telemetry_path != "/":
         app.router.add_get("/", landing)
     return app
+
+
+async def serve(
+    exporter: Exporter,
+    listen: tuple[str, int],
+    telemetry_path: str,
+    web_config: WebConfig | None,
+    stop: asyncio.Event,
+) -> web.AppRunner:
+    app = make_app(exporter, telemetry_path, web_config)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+    await runner.setup()
+    # The wildcard means every interface, IPv6 included, as Go exporters' dual-stack listener
+    # does: host None makes asyncio bind one socket per address family.
+    host = None if listen[0] == "0.0.0.0" else listen[0]
+    ssl_context = web_config.ssl_context() if web_config else None
+    site = web.TCPSite(runner, host, listen[1], ssl_context=ssl_context)
+    try:
+        await site.start()
+    except OSError:
+        if host is not None:
+            raise
+        # A node with IPv6 disabled can refuse the IPv6 wildcard: serve IPv4 then.
+        log.warning("cannot listen on the IPv6 wildcard; listening on 0.0.0.0 only")
+        site = web.TCPSite(runner, "0.0.0.0", listen[1], ssl_context=ssl_context)
+        await site.start()
+    return runner

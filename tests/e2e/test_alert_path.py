@@ -20,14 +20,14 @@ import yaml
 from aiohttp import web
 
 from ai_signals_exporter.app import Exporter
-from ai_signals_exporter.cli import serve
+from ai_signals_exporter.server import serve
 from ai_signals_exporter.sim import gpu as simgpu
 from ai_signals_exporter.sim import serving as simserving
 from ai_signals_exporter.sim.engines import SimEngine, constant
 from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sim.training import TrainingJob
 
-from ..rules.promstack import alertmanager, free_port, prometheus, query, wait_until
+from ..helpers.promstack import alertmanager, free_port, prometheus, query, wait_until
 from ..rules.test_dashboards import adapter_query
 from ..rules.rulepack import DEPLOY, rule_files
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 
 from ..helpers.net import free_port, wait_http
+from ..helpers.wait import wait_until
 
 AREAS = (b"ai_serving_generation_tokens_per_second{", b"ai_gpu_idle_seconds{", b"ai_gpu_node_non_gpu_pods{",
          b"ai_checkpoint_age_seconds{", b"ai_stream_buffered{")
@@ -23,15 +23,11 @@ def test_demo_serves_every_signal_and_prints_a_summary() -> None:
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/-/healthy", timeout=30)
-        deadline = time.time() + 35
-        body = b""
-        while time.time() < deadline:
+        def every_area() -> bytes | None:
             body = wait_http(base + "/metrics")
-            if all(a in body for a in AREAS):
-                break
-            time.sleep(1)
-        missing = [a for a in AREAS if a not in body]
-        assert not missing, missing
+            return body if all(a in body for a in AREAS) else None
+
+        body = wait_until(every_area, 35, "every signal area in /metrics", interval=1)
         # The buffering proxy path is detected, the clean one is not.
         assert b'ai_stream_buffered{probe="chat-buffered"} 1' in body
         assert b'ai_stream_buffered{probe="chat-clean"} 0' in body

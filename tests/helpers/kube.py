@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable
 
+from .wait import wait_for  # noqa: F401  (re-exported: the one polling helper)
 from ai_signals_exporter.config import Config
 from ai_signals_exporter.sim.kubeapi import FakeKubeAPI
 from ai_signals_exporter.sources.kube import KubeSource
@@ -79,15 +80,3 @@ async def running_kube_source(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await source.close()
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Poll `predicate` until it returns something truthy; fail the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {getattr(predicate, '__name__', predicate)}")
-        await asyncio.sleep(interval)

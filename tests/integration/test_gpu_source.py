@@ -95,20 +95,20 @@ async def test_busy_idle_busy_over_http():
         key = "GPU-40540000-5555-4555-8555-555555555500"
         async with source_for(cfg, state) as src:
             await src.run_once()
-            assert state.gpu["idle"][(key, "")].since is None
+            assert state.gpu_idle[(key, "")].since is None
             ep.body = idle
             await src.run_once()
-            went_idle = state.gpu["idle"][(key, "")].since
+            went_idle = state.gpu_idle[(key, "")].since
             assert went_idle is not None
             await src.run_once()
-            assert state.gpu["idle"][(key, "")].since == went_idle  # still the same stretch
+            assert state.gpu_idle[(key, "")].since == went_idle  # still the same stretch
             fams = derive(state, cfg, went_idle + 5)
             idle_s = series(fams, "ai_gpu_idle_seconds")
             assert idle_s[("l40s-node-b", "0", key, "NVIDIA L40S", "", "")] == pytest.approx(5)
             assert series(fams, "ai_gpu_node_idle_gpus") == {("l40s-node-b",): 2}
             ep.body = busy
             await src.run_once()
-            assert state.gpu["idle"][(key, "")].since is None
+            assert state.gpu_idle[(key, "")].since is None
             fams = derive(state, cfg, time.time())
             assert series(fams, "ai_gpu_idle_seconds")[("l40s-node-b", "0", key, "NVIDIA L40S", "", "")] == 0
 
@@ -305,12 +305,12 @@ async def test_idle_stretch_restarts_when_a_pod_takes_the_gpu():
         key = ("GPU-40540001-5555-4555-8555-555555555501", "")
         async with source_for(cfg, state) as src:
             await src.run_once()
-            free_since = state.gpu["idle"][key].since
+            free_since = state.gpu_idle[key].since
             assert free_since is not None
             await asyncio.sleep(0.05)
             ep.body = held
             await src.run_once()
-            held_since = state.gpu["idle"][key].since
+            held_since = state.gpu_idle[key].since
             assert held_since > free_since
             idle_s = series(derive(state, cfg, held_since + 2), "ai_gpu_idle_seconds")
             assert idle_s[("l40s-node-b", "1", key[0], "NVIDIA L40S", "prod", "vllm-0")] == pytest.approx(2)
@@ -326,7 +326,7 @@ async def test_busy_time_sliced_gpu_of_4_8_3_is_busy_and_never_idle():
             await src.run_once()
             await src.run_once()
         key = ("GPU-4c0ffee0-1111-4111-8111-1111111100a0", "")
-        assert state.gpu["idle"][key].since is None
+        assert state.gpu_idle[key].since is None
         fams = derive(state, cfg, time.time() + 5)
         util = series(fams, "ai_gpu_utilization_ratio")
         busy = ("l4-ts-node", "0", key[0], "NVIDIA L4", "serving", "chat-a-0")

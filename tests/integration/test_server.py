@@ -22,6 +22,7 @@ from ai_signals_exporter.server import make_app
 from ai_signals_exporter.webconfig import load_web_config
 
 from ..helpers.net import free_port, run_app, wait_http
+from ..helpers.wait import wait_until
 
 
 async def test_metrics_cached_gzip_health_ready(tmp_path: Path) -> None:
@@ -143,14 +144,8 @@ def test_process_sighup_reload_and_sigterm(tmp_path: Path) -> None:
         wait_http(base + "/-/healthy", timeout=20)
         cfg.write_text("global: {refresh_intervl: 200ms}\n")
         proc.send_signal(signal.SIGHUP)
-        deadline = time.time() + 10
-        body = b""
-        while time.time() < deadline:
-            body = wait_http(base + "/metrics", timeout=5)
-            if b"ai_signals_exporter_config_last_reload_successful 0" in body:
-                break
-            time.sleep(0.2)
-        assert b"ai_signals_exporter_config_last_reload_successful 0" in body
+        wait_until(lambda: b"ai_signals_exporter_config_last_reload_successful 0" in wait_http(base + "/metrics", timeout=5),
+                   10, "the rejected reload to show in /metrics")
         assert proc.poll() is None  # a bad reload never kills the process
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
@@ -237,7 +232,8 @@ async def test_default_listen_address_serves_ipv4_and_ipv6(tmp_path: Path) -> No
     """`:9842` (and `0.0.0.0:9842`) means every interface, as for Go exporters, whose wildcard
     listener is dual-stack: in an IPv6-only cluster (EKS IPv6 mode) Prometheus scrapes the pod's
     IPv6 address, and an IPv4-only listener would make the exporter look down."""
-    from ai_signals_exporter.cli import parse_listen_address, serve
+    from ai_signals_exporter.cli import parse_listen_address
+    from ai_signals_exporter.server import serve
 
     exporter = Exporter(load_config_text(""))
     exporter.refresh()

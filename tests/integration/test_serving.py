@@ -19,10 +19,13 @@ from ai_signals_exporter.signals.serving import _window as serving_window
 from ai_signals_exporter.sim import serving as sim_serving
 from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sim.engines import SimEngine, constant, make_app as engines_app
+from ai_signals_exporter.sources.serving import ServingSource
 
-from ..helpers.kube import wait_for
+from ..helpers.clock import FakeClock
+from ..helpers.kube import running_kube_source
+from ..helpers.wait import wait_for, wait_until
 from ..helpers.net import run_app
-from ..rules.promstack import prometheus, query
+from ..helpers.promstack import prometheus, query
 
 GEN = "ai_serving_generation_tokens_per_second"
 WANT = {GEN, "ai_serving_requests_waiting", "ai_serving_token_capacity_ratio",
@@ -34,80 +37,84 @@ FAST = {"global": {"refresh_interval": "200ms"}, "serving": {"interval": "500ms"
 
 async def test_discovered_pods_rates_match_ground_truth() -> None:
     """Pods discovered from annotations in the test API server; per-pod token rate within 10 %
-    of the simulator's ground truth over the same window; workload resolved from owners."""
+    of the simulator's ground truth over the same window; workload resolved from owners.
+    Engines and the source share a fake clock: 6 s of scrapes take no wall time."""
+    clock = FakeClock()
     async with SimCluster() as cluster:
         cluster.config.update(FAST)
-        sim = await sim_serving.attach(cluster)
+        sim = await sim_serving.attach(cluster, pods=sim_serving.default_pods(clock=clock))
         exporter = Exporter(cluster.exporter_config())
-        await exporter.start()
-        try:
-            def ready():
-                exporter.refresh()
-                got = parse_families(exporter.exposition.body, WANT).get(GEN, [])
-                return got if len(got) == len(sim.pods) else None
-
-            await wait_for(ready, timeout=20, interval=0.2)
-            await asyncio.sleep(5.5)  # one full window of scrapes
-            now = time.time()
-            exporter.refresh(now)
-            got = parse_families(exporter.exposition.body, WANT)
-            by_pod = {l["pod"]: (l, v) for l, v in got[GEN]}
-            for p in sim.pods:
-                labels, value = by_pod[p.name]
-                assert labels["workload"] == p.workload
-                assert labels["workload_kind"] == p.workload_kind
-                assert labels["engine"] == p.engine.kind
-                if p.engine.kind == "vllm":
-                    # vLLM counts tokens as generated: compare with the exact ground truth over the
-                    # samples the exporter used (first and last scrape in the window).
-                    history = next(h for h in exporter.state.serving.values() if h.identity.pod == p.name)
-                    win = serving_window(history, now, 5.0)
-                    truth = p.engine.expected_generation_rate(win[0][0], win[-1][0])
-                    assert value == pytest.approx(truth, rel=0.10), (p.name, value, truth)
-                    assert labels["model"] == p.engine.model
-                else:
-                    assert labels["model"] == p.engine.model  # from the ai-signals.io/model annotation
-            caps = {l["pod"]: v for l, v in got["ai_serving_token_capacity_ratio"]}
-            for p in sim.pods:
-                if p.capacity:
-                    assert caps[p.name] == pytest.approx(by_pod[p.name][1] / p.capacity, rel=1e-6)
-                else:
-                    assert p.name not in caps
-            # TTFT quantiles exist for vLLM and are ordered.
-            q = {}
-            for l, v in got["ai_serving_time_to_first_token_seconds"]:
-                q.setdefault(l["pod"], {})[l.get("quantile")] = v
-            for p in sim.pods:
-                if p.engine.kind == "vllm":
-                    assert 0 < q[p.name]["0.5"] <= q[p.name]["0.95"]
-        finally:
-            await exporter.stop()
+        async with running_kube_source(exporter.config, exporter.state):
+            source = ServingSource(exporter.config, exporter.state, clock)
+            try:
+                await wait_for(lambda: len(source.current_targets()) == len(sim.pods), timeout=20)
+                for _ in range(12):  # every 0.5 s for 6 s: one full 5 s window of scrapes
+                    clock.advance(0.5)
+                    await source.run_once()
+            finally:
+                await source.close()
+        now = clock.t
+        exporter.refresh(now)
+        got = parse_families(exporter.exposition.body, WANT)
+        by_pod = {l["pod"]: (l, v) for l, v in got[GEN]}
+        for p in sim.pods:
+            labels, value = by_pod[p.name]
+            assert labels["workload"] == p.workload
+            assert labels["workload_kind"] == p.workload_kind
+            assert labels["engine"] == p.engine.kind
+            if p.engine.kind == "vllm":
+                # vLLM counts tokens as generated: compare with the exact ground truth over the
+                # samples the exporter used (first and last scrape in the window).
+                history = next(h for h in exporter.state.serving.values() if h.identity.pod == p.name)
+                win = serving_window(history, now, 5.0)
+                truth = p.engine.expected_generation_rate(win[0][0], win[-1][0])
+                assert value == pytest.approx(truth, rel=0.10), (p.name, value, truth)
+                assert labels["model"] == p.engine.model
+            else:
+                assert labels["model"] == p.engine.model  # from the ai-signals.io/model annotation
+        caps = {l["pod"]: v for l, v in got["ai_serving_token_capacity_ratio"]}
+        for p in sim.pods:
+            if p.capacity:
+                assert caps[p.name] == pytest.approx(by_pod[p.name][1] / p.capacity, rel=1e-6)
+            else:
+                assert p.name not in caps
+        # TTFT quantiles exist for vLLM and are ordered.
+        q = {}
+        for l, v in got["ai_serving_time_to_first_token_seconds"]:
+            q.setdefault(l["pod"], {})[l.get("quantile")] = v
+        for p in sim.pods:
+            if p.engine.kind == "vllm":
+                assert 0 < q[p.name]["0.5"] <= q[p.name]["0.95"]
 
 
 async def test_counter_reset_on_pod_restart_keeps_rate_sane() -> None:
-    engine = SimEngine("vllm", "m", constant(5.0), seed=3)
+    clock = FakeClock()
+    engine = SimEngine("vllm", "m", constant(5.0), seed=3, clock=clock)
     async with run_app(engines_app({"/metrics": engine})) as base:
-        cfg = {**FAST, "serving": {"interval": "300ms", "window": "3s",
-                                   "targets": [{"url": base + "/metrics", "labels": {"pod": "p"}}]}}
         from ai_signals_exporter.config import Config
 
-        exporter = Exporter(Config.model_validate(cfg))
-        await exporter.start()
+        cfg = Config.model_validate({**FAST, "serving": {
+            "interval": "300ms", "window": "3s", "targets": [{"url": base + "/metrics", "labels": {"pod": "p"}}]}})
+        exporter = Exporter(cfg)
+        source = ServingSource(cfg, exporter.state, clock)
         try:
             # Past the simulator's ramp-up (a request lasts ~6.5 s) plus one window.
-            await asyncio.sleep(10)
+            for _ in range(34):
+                clock.advance(0.3)
+                await source.run_once()
             engine.restart()  # counters drop to zero, as after a container restart
             rates = []
             for _ in range(12):
-                await asyncio.sleep(0.3)
-                exporter.refresh()
+                clock.advance(0.3)
+                await source.run_once()
+                exporter.refresh(clock.t)
                 rates += [v for _, v in parse_families(exporter.exposition.body, {GEN}).get(GEN, [])]
-            truth = engine.expected_generation_rate(time.time() - 3, time.time())
-            assert rates and min(rates) >= 0
-            # Never a huge negative or positive spike from the reset: within 35 % of the truth.
-            assert max(rates) <= truth * 1.35 and min(rates) >= truth * 0.5, (rates, truth)
         finally:
-            await exporter.stop()
+            await source.close()
+        truth = engine.expected_generation_rate(clock.t - 3, clock.t)
+        assert rates and min(rates) >= 0
+        # Never a huge negative or positive spike from the reset: within 35 % of the truth.
+        assert max(rates) <= truth * 1.35 and min(rates) >= truth * 0.5, (rates, truth)
 
 
 async def test_broken_targets_mark_only_themselves_down() -> None:
@@ -183,16 +190,18 @@ async def test_real_prometheus_sees_token_rate(tmp_path: Path, promtool: str) ->
             prom_url = await asyncio.to_thread(stack.__enter__)
             try:
                 expr = f'{GEN}{{workload="steady"}}'
-                deadline = time.monotonic() + 40
-                while not await asyncio.to_thread(query, prom_url, expr):
-                    assert time.monotonic() < deadline, "Prometheus never saw the token rate"
-                    await asyncio.sleep(0.5)
-                # Past the simulator's ramp-up (~1 request duration) and one exporter window.
-                await asyncio.sleep(12)
-                res = await asyncio.to_thread(query, prom_url, f"avg_over_time({expr}[4s])")
-                value = float(res[0]["value"][1])
-                truth = sim.pods[0].engine.expected_generation_rate(time.time() - 9, time.time())
-                assert truth == pytest.approx(load * 200, rel=0.05)
+                await asyncio.to_thread(wait_until, lambda: query(prom_url, expr), 40, "Prometheus to see the token rate")
+                # Past the simulator's ramp-up (~1 request duration) and one exporter window
+                # the served rate settles on the truth; Prometheus runs on wall time, so wait
+                # for that condition rather than for a fixed time.
+                def settled():
+                    res = query(prom_url, f"avg_over_time({expr}[4s])")
+                    truth = sim.pods[0].engine.expected_generation_rate(time.time() - 9, time.time())
+                    value = float(res[0]["value"][1]) if res else 0.0
+                    return (value, truth) if truth == pytest.approx(load * 200, rel=0.05) and \
+                        value == pytest.approx(truth, rel=0.15) else None
+
+                value, truth = await asyncio.to_thread(wait_until, settled, 40, "the served rate to match the load")
                 assert value == pytest.approx(truth, rel=0.15), (value, truth)
                 up = await asyncio.to_thread(query, prom_url, 'ai_signals_exporter_target_up{source="serving"}')
                 assert up and all(r["value"][1] == "1" for r in up)

@@ -16,6 +16,7 @@ from ai_signals_exporter.expo.parse import parse_families
 from ai_signals_exporter.server import make_app
 
 from ..helpers.net import run_app
+from ..helpers.wait import wait_for
 
 UP = "ai_signals_exporter_target_up"
 ERRORS = "ai_signals_exporter_errors_total"
@@ -74,12 +75,5 @@ async def running_exporter(config: Config | dict[str, Any], config_path: str | N
 
 
 async def eventually(pred: Callable[[], Any], timeout: float = 15.0, step: float = 0.1) -> Any:
-    """Poll `pred` until it returns something truthy; fail with the last value after `timeout`."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        await asyncio.sleep(step)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+    """Poll `pred` until it returns something truthy (the shared helper, a longer default)."""
+    return await wait_for(pred, timeout=timeout, interval=step)

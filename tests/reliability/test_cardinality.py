@@ -5,6 +5,8 @@ exporter's own health series are never the ones dropped."""
 
 from __future__ import annotations
 
+import pytest
+
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +20,9 @@ from ai_signals_exporter.sim.objects import make_node, make_pod
 from ..helpers.kube import running_kube_api
 from ..helpers.net import run_app
 from .common import DROPPED, UP, eventually, running_exporter
+
+# Timing-sensitive: also run under a CPU hog by scripts/test (-m timing).
+pytestmark = pytest.mark.timing
 
 PODS = 60
 CAP = 40

@@ -23,6 +23,9 @@ from ai_signals_exporter.sim.objects import make_node, make_pod
 from ..helpers.kube import running_kube_api
 from .common import eventually, running_exporter
 
+# Timing-sensitive: also run under a CPU hog by scripts/test (-m timing).
+pytestmark = pytest.mark.timing
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 # Non-resource paths every authenticated client may GET through the default
 # system:discovery / system:public-info-viewer ClusterRoles: no grant of ours needed.

@@ -3,6 +3,8 @@ period, having logged the shutdown and no traceback."""
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import signal
 import sys
@@ -11,12 +13,15 @@ from pathlib import Path
 
 import aiohttp
 
-from ai_signals_exporter.cli import SHUTDOWN_GRACE_SECONDS
+from ai_signals_exporter.server import SHUTDOWN_GRACE_SECONDS
 from ai_signals_exporter.sim.objects import make_node
 
 from ..helpers.kube import running_kube_api
 from ..helpers.net import free_port
-from .faultserver import FaultServer, byte_by_byte, hang, VLLM_PAYLOAD
+from ..helpers.faultserver import FaultServer, byte_by_byte, hang, VLLM_PAYLOAD
+
+# Timing-sensitive: also run under a CPU hog by scripts/test (-m timing).
+pytestmark = pytest.mark.timing
 
 
 async def _wait_http(url: str, timeout: float = 20.0) -> bytes:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from . import fixture_cluster
-from .promstack import prometheus, query, text_server, wait_until
+from ..helpers.promstack import prometheus, query, text_server, wait_until
 from .rulepack import rule_files
 
 

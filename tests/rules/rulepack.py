@@ -12,6 +12,10 @@ from pathlib import Path
 
 import yaml
 
+from ai_signals_exporter.areas import families
+
+from ..helpers.promstack import need  # noqa: F401  (re-exported for the rule tests)
+
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "rules"
 RULE_TESTS_DIR = RULES_DIR / "tests"
@@ -29,42 +33,9 @@ RECORD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*:[a-zA-Z0-9_]+:[a-z0-9_]+$")
 # Anything that makes a label value depend on the query result or on templating.
 TEMPLATED_RE = re.compile(r"\{\{|\$value|\$labels|humanize")
 
-# The ai_* metrics of the contract in DESIGN.md; rules may use nothing else of ours.
-CONTRACT_METRICS = {
-    "ai_serving_generation_tokens_per_second", "ai_serving_prompt_tokens_per_second",
-    "ai_serving_requests_per_second", "ai_serving_requests_running", "ai_serving_requests_waiting",
-    "ai_serving_kv_cache_usage_ratio", "ai_serving_time_to_first_token_seconds",
-    "ai_serving_token_capacity_ratio",
-    "ai_gpu_idle_seconds", "ai_gpu_utilization_ratio", "ai_gpu_node_tainted",
-    "ai_gpu_node_allocatable_gpus", "ai_gpu_node_requested_gpus", "ai_gpu_node_idle_gpus",
-    "ai_gpu_node_non_gpu_pods", "ai_gpu_node_unhealthy_gpus",
-    "ai_checkpoint_last_complete_timestamp_seconds", "ai_checkpoint_age_seconds",
-    "ai_checkpoint_last_step", "ai_checkpoint_size_bytes", "ai_checkpoint_in_progress",
-    "ai_checkpoint_in_progress_age_seconds", "ai_checkpoint_expected_interval_seconds",
-    "ai_stream_probe_success", "ai_stream_time_to_first_byte_seconds",
-    "ai_stream_time_to_first_chunk_seconds", "ai_stream_duration_seconds", "ai_stream_chunks",
-    "ai_stream_max_chunk_gap_seconds", "ai_stream_buffered", "ai_stream_buffering_delay_seconds",
-    "ai_signals_exporter_build_info", "ai_signals_exporter_target_up",
-    "ai_signals_exporter_source_duration_seconds",
-    "ai_signals_exporter_source_last_success_timestamp_seconds",
-    "ai_signals_exporter_errors_total", "ai_signals_exporter_config_last_reload_successful",
-    # Extensions of the contract (docs/signals.md).
-    "ai_signals_exporter_source_interval_seconds",
-    "ai_checkpoint_store_objects", "ai_checkpoint_store_empty_seconds",
-    # Scheduling (turn 2; src/ai_signals_exporter/scheduling/families.py).
-    "ai_gpu_pods_pending", "ai_gpu_pods_pending_requested_gpus", "ai_gpu_pods_pending_oldest_seconds",
-    "ai_gpu_node_admission_failures_total", "ai_gpu_pod_disruptions_total",
-    "ai_checkpoint_interruptions_total", "ai_checkpoint_lost_seconds_total",
-    "ai_checkpoint_lost_gpu_seconds_total", "ai_gpu_quota_gpus", "ai_gpu_quota_rejections_total",
-    "ai_gpu_offline_gpus",
-}
+# The ai_* families the areas declare (their specs); rules and dashboards may use nothing else of ours.
+CONTRACT_METRICS = {spec.name for spec in families()}
 AI_METRIC_RE = re.compile(r"(?<![:\w])(ai_[a-z0-9_]+)")
-
-
-def need(binary: str) -> str:
-    path = shutil.which(binary)
-    assert path, f"{binary} is not installed (scripts/test installs it from Debian packages)"
-    return path
 
 
 def rule_files() -> list[Path]:

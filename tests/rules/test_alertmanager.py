@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .promstack import alertmanager, http_json, wait_until
+from ..helpers.promstack import alertmanager, http_json, wait_until
 from .rulepack import DEPLOY, all_alerts, need
 
 CONFIG = DEPLOY / "alertmanager" / "alertmanager.yaml"

@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from .promstack import query, series
+from ..helpers.promstack import query, series
 from .rulepack import DASHBOARDS, DEPLOY, REPO
 
 ALL = {"namespace": ".*", "node": ".*", "workload": ".*", "job": ".*", "probe": ".*"}
@@ -141,3 +141,13 @@ def test_keda_queries_return_per_workload_values(loaded_prometheus):
         assert len(result) == 1
         got[trigger["name"]] = float(result[0]["value"][1])
     assert got == {"tokens-per-pod": 2000.0, "queue-per-pod": 4.0}
+
+
+def test_panels_name_only_declared_families():
+    """Every ai_* family a panel or variable queries is declared by an area (its spec)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import gen_dashboards
+
+    assert gen_dashboards.undeclared_metrics(gen_dashboards.render()) == set()
+    bad = {"x.json": json.dumps({"expr": "sum(ai_gpu_node_idle_gpu) + workload:ai_nothing:sum"})}
+    assert gen_dashboards.undeclared_metrics(bad) == {"ai_gpu_node_idle_gpu"}

@@ -316,7 +316,7 @@ def _scrape_config_from(sm: dict, job: str, target: str, target_labels: dict) ->
 def test_dcgm_servicemonitor_never_attributes_a_free_gpu_to_the_exporter_pod(tmp_path):
     # With honorLabels the exporter's own pod labels (the workload) win, but a series without them
     # (an unallocated GPU) would get the target's pod/namespace: the dcgm-exporter pod itself.
-    from .promstack import prometheus, query, text_server, wait_until
+    from ..helpers.promstack import prometheus, query, text_server, wait_until
 
     (sm,) = by_kind(render("dcgm-exporter"), "ServiceMonitor")
     payload = (

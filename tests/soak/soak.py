@@ -27,7 +27,7 @@ from ai_signals_exporter.sim import gpu, serving, streaming, training
 from ai_signals_exporter.sim.cluster import SimCluster
 
 from ..helpers.net import free_port
-from ..reliability.faultserver import VLLM_PAYLOAD, FaultServer, endless, hang, reset_mid_body
+from ..helpers.faultserver import VLLM_PAYLOAD, FaultServer, endless, hang, reset_mid_body
 
 
 def _rss_kib(pid: int) -> int:

@@ -56,7 +56,7 @@ def make_state(nodes=(), pods=(), observations=(), tracks=None, synced=True):
     s.kube.pods = {p.uid: p for p in pods}
     s.kube.nodes_synced = s.kube.pods_synced = synced
     s.dcgm = {o.url: o for o in observations}
-    s.gpu["idle"] = dict(tracks or {})
+    s.gpu_idle.update(tracks or {})
     return s
 
 
@@ -217,7 +217,7 @@ def test_busy_idle_busy_through_derive():
     assert list(out["ai_gpu_idle_seconds"].values()) == [120]
     assert out["ai_gpu_node_idle_gpus"] == {("n1",): 1}
     s.dcgm["u"] = obs("u", [reading("U", util=0.7)])
-    s.gpu["idle"][("U", "")] = IdleTrack(None, NOW - 5)
+    s.gpu_idle[("U", "")] = IdleTrack(None, NOW - 5)
     out = samples(derive(s, cfg, NOW))
     assert list(out["ai_gpu_idle_seconds"].values()) == [0]
     assert out["ai_gpu_node_idle_gpus"] == {("n1",): 0}

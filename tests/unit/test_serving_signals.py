@@ -109,7 +109,7 @@ def test_target_down_for_a_whole_window_has_no_rate() -> None:
 def test_bursty_counter_is_smoothed_by_the_window() -> None:
     # TGI-style: 600 tokens land at once every 30 s (when a request finishes); 20 tok/s on average.
     state = AppState()
-    h = TargetHistory("u", TargetIdentity(model="mistral"), engine="tgi")
+    h = TargetHistory("u", TargetIdentity(model="mistral"), engine="tgi", bursty=True)
     total = 0.0
     for t in range(0, 121, 5):
         if t and t % 30 == 0:
@@ -165,7 +165,7 @@ def test_bursty_engine_rates_wait_for_half_a_window() -> None:
     cfg = Config()  # window 30 s
     for engine, expect_rate in (("tgi", False), ("vllm", True)):
         state = AppState()
-        h = TargetHistory("u", TargetIdentity(model="m"), engine=engine)
+        h = TargetHistory("u", TargetIdentity(model="m"), engine=engine, bursty=engine == "tgi")
         h.append(1000, {"": ModelSnapshot(generation_tokens=0.0, waiting=2)}, 40)
         h.append(1005, {"": ModelSnapshot(generation_tokens=600.0, waiting=2)}, 40)
         state.serving["u"] = h
@@ -175,6 +175,5 @@ def test_bursty_engine_rates_wait_for_half_a_window() -> None:
     # Once half a window is covered, the bursty engine's rate is served.
     for t in range(1010, 1021, 5):
         h.append(t, {"": ModelSnapshot(generation_tokens=600.0)}, 40)
-    h.engine = "tgi"
     text = render(derive(state, cfg, 1021)).decode()
     assert "ai_serving_generation_tokens_per_second{" in text

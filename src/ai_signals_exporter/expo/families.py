@@ -121,6 +121,30 @@ def _line_prefix(
     return prefix
 
 
+@dataclass(frozen=True, slots=True)
+class FamilySpec:
+    """A metric family declared as data: what docs/signals.md, the rule lint, the dashboards
+    generator and the demo read.  Each area module lists its specs in a module-level FAMILIES
+    tuple; `derive` only adds samples to the families made from them (`spec.new()`)."""
+
+    name: str
+    type: str
+    help: str
+    labelnames: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type not in _TYPES:
+            raise ValueError(f"unknown metric type {self.type!r}")
+
+    def new(self) -> "Family":
+        return Family(self.name, self.type, self.help, self.labelnames)
+
+
+def new_families(specs: Iterable[FamilySpec]) -> dict[str, "Family"]:
+    """Empty families for `specs`, by name, in declaration order (the rendering order)."""
+    return {spec.name: spec.new() for spec in specs}
+
+
 @dataclass
 class Family:
     """One metric family: name, type, help, the label names, and its samples.

@@ -9,11 +9,58 @@ from __future__ import annotations
 
 from ..checkpoints.model import learned_interval
 from ..config import Config
-from ..expo.families import Family
+from ..expo.families import Family, FamilySpec
 from ..state import AppState
 
 LABELS = ("store", "namespace", "job", "layout")
 STORE_LABELS = ("store", "namespace", "job")  # no layout: an empty store has none to detect
+
+LAST_COMPLETE_TIMESTAMP = FamilySpec(
+    "ai_checkpoint_last_complete_timestamp_seconds", "gauge",
+    "Commit time of the newest complete checkpoint (from its commit marker, not a directory mtime).",
+    LABELS,
+)
+AGE = FamilySpec(
+    "ai_checkpoint_age_seconds", "gauge",
+    "Seconds since the newest complete checkpoint was committed: work lost if the job dies now.",
+    LABELS,
+)
+LAST_STEP = FamilySpec("ai_checkpoint_last_step", "gauge", "Training step of the newest complete checkpoint.", LABELS)
+SIZE = FamilySpec("ai_checkpoint_size_bytes", "gauge", "Total bytes of the newest complete checkpoint.", LABELS)
+IN_PROGRESS = FamilySpec(
+    "ai_checkpoint_in_progress", "gauge",
+    "1 while a save newer than the last complete checkpoint has not committed (saving, or torn by an interruption).",
+    LABELS,
+)
+IN_PROGRESS_AGE = FamilySpec(
+    "ai_checkpoint_in_progress_age_seconds", "gauge",
+    "Seconds since the uncommitted save started; far above the usual save time means it was abandoned. 0 when none.",
+    LABELS,
+)
+EXPECTED_INTERVAL = FamilySpec(
+    "ai_checkpoint_expected_interval_seconds", "gauge",
+    "Expected spacing of checkpoints: configured, or the median spacing of recent complete ones.",
+    LABELS,
+)
+POINTER_DANGLING = FamilySpec(
+    "ai_checkpoint_pointer_dangling", "gauge",
+    "1 when a latest-pointer (latest, tracker file, last.ckpt, latest-rank0.pt) names a missing or incomplete checkpoint.",
+    LABELS,
+)
+STORE_OBJECTS = FamilySpec(
+    "ai_checkpoint_store_objects", "gauge",
+    "Objects (files) listed under the store's prefix at the last successful scan; 0 = an empty or wrong prefix, not a healthy store.",
+    STORE_LABELS,
+)
+STORE_EMPTY = FamilySpec(
+    "ai_checkpoint_store_empty_seconds", "gauge",
+    "Seconds the store has listed no objects at all (since this exporter first saw it empty); 0 when it has objects.",
+    STORE_LABELS,
+)
+FAMILIES = (
+    LAST_COMPLETE_TIMESTAMP, AGE, LAST_STEP, SIZE, IN_PROGRESS, IN_PROGRESS_AGE, EXPECTED_INTERVAL,
+    POINTER_DANGLING, STORE_OBJECTS, STORE_EMPTY,
+)
 
 
 def expected_interval(obs, history: tuple[float, ...]) -> float | None:
@@ -24,48 +71,8 @@ def expected_interval(obs, history: tuple[float, ...]) -> float | None:
 
 
 def derive(state: AppState, config: Config, now: float) -> list[Family]:
-    last_ts = Family(
-        "ai_checkpoint_last_complete_timestamp_seconds", "gauge",
-        "Commit time of the newest complete checkpoint (from its commit marker, not a directory mtime).",
-        LABELS,
-    )
-    age = Family(
-        "ai_checkpoint_age_seconds", "gauge",
-        "Seconds since the newest complete checkpoint was committed: work lost if the job dies now.",
-        LABELS,
-    )
-    step = Family("ai_checkpoint_last_step", "gauge", "Training step of the newest complete checkpoint.", LABELS)
-    size = Family("ai_checkpoint_size_bytes", "gauge", "Total bytes of the newest complete checkpoint.", LABELS)
-    in_prog = Family(
-        "ai_checkpoint_in_progress", "gauge",
-        "1 while a save newer than the last complete checkpoint has not committed (saving, or torn by an interruption).",
-        LABELS,
-    )
-    in_prog_age = Family(
-        "ai_checkpoint_in_progress_age_seconds", "gauge",
-        "Seconds since the uncommitted save started; far above the usual save time means it was abandoned. 0 when none.",
-        LABELS,
-    )
-    interval = Family(
-        "ai_checkpoint_expected_interval_seconds", "gauge",
-        "Expected spacing of checkpoints: configured, or the median spacing of recent complete ones.",
-        LABELS,
-    )
-    dangling = Family(
-        "ai_checkpoint_pointer_dangling", "gauge",
-        "1 when a latest-pointer (latest, tracker file, last.ckpt, latest-rank0.pt) names a missing or incomplete checkpoint.",
-        LABELS,
-    )
-    objects = Family(
-        "ai_checkpoint_store_objects", "gauge",
-        "Objects (files) listed under the store's prefix at the last successful scan; 0 = an empty or wrong prefix, not a healthy store.",
-        STORE_LABELS,
-    )
-    empty = Family(
-        "ai_checkpoint_store_empty_seconds", "gauge",
-        "Seconds the store has listed no objects at all (since this exporter first saw it empty); 0 when it has objects.",
-        STORE_LABELS,
-    )
+    (last_ts, age, step, size, in_prog, in_prog_age, interval, dangling, objects,
+     empty) = fams = [spec.new() for spec in FAMILIES]
     for name in sorted(state.checkpoints):
         obs = state.checkpoints[name]
         v = obs.verdict
@@ -89,4 +96,4 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         if iv is not None:
             interval.add(labels, iv)
         dangling.add(labels, 1 if v.pointer_dangling else 0)
-    return [last_ts, age, step, size, in_prog, in_prog_age, interval, dangling, objects, empty]
+    return fams

@@ -1,6 +1,6 @@
 """GPU waste: idle GPUs and mis-scheduled pods on GPU nodes.
 
-Joins fresh dcgm-exporter readings (`state.dcgm`, idle stretches in `state.gpu["idle"]`, both
+Joins fresh dcgm-exporter readings (`state.dcgm`, idle stretches in `state.gpu_idle`, both
 written by sources/gpu.py) with node and pod state (`state.kube`).  Pure: no I/O, no mutation.
 
 Per-GPU series come from dcgm alone, so they work with Kubernetes disabled (node = the target's
@@ -11,7 +11,7 @@ fresh dcgm data for the node (no data is unknown, not idle).
 from __future__ import annotations
 
 from ..config import Config
-from ..expo.families import Family
+from ..expo.families import Family, FamilySpec, new_families
 from ..gpu.idle import idle_seconds, is_idle
 from ..gpu.nodes import gpu_nodes
 from ..gpu.observation import fresh_readings, stale_after
@@ -22,78 +22,78 @@ GPU_LABELS = ("node", "gpu", "uuid", "gpu_model", "namespace", "pod")
 NODE_LABELS = ("node",)
 
 
-def _families() -> dict[str, Family]:
-    f = [
-        Family(
-            "ai_gpu_idle_seconds", "gauge",
-            "Continuous time this GPU (or MIG instance) has stayed below gpu.idle_threshold "
-            "utilisation, 0 when busy. Counted from the first idle reading this exporter saw, "
-            "restarting when the pod the GPU is attributed to changes; "
-            "an allocated GPU that idles for long wastes the most expensive hardware.",
-            GPU_LABELS,
-        ),
-        Family(
-            "ai_gpu_utilization_ratio", "gauge",
-            "GPU utilisation 0..1: DCGM_FI_DEV_GPU_UTIL/100, or DCGM_FI_PROF_GR_ENGINE_ACTIVE on "
-            "MIG instances (gpu=\"index/GPU_I_ID\"). A time-sliced device appears once.",
-            GPU_LABELS,
-        ),
-        Family(
-            "ai_gpu_node_tainted", "gauge",
-            "1 if the GPU node has the gpu.taint_key taint with effect NoSchedule or NoExecute. "
-            "Untainted GPU nodes attract CPU-only pods that then block GPU workloads.",
-            NODE_LABELS,
-        ),
-        Family(
-            "ai_gpu_node_allocatable_gpus", "gauge",
-            "Schedulable GPU units on the node: allocatable gpu.resource_name plus nvidia.com/mig-* "
-            "instances (time-slicing replicas count as advertised).",
-            NODE_LABELS,
-        ),
-        Family(
-            "ai_gpu_node_requested_gpus", "gauge",
-            "GPU units requested by running or bound pending pods on the node, counted the way "
-            "the scheduler does (max of init containers and the sum of containers).",
-            NODE_LABELS,
-        ),
-        Family(
-            "ai_gpu_node_idle_gpus", "gauge",
-            "GPUs (and MIG instances) on the node below gpu.idle_threshold for at least "
-            "gpu.idle_after, per fresh dcgm-exporter data; absent when the node has none.",
-            NODE_LABELS,
-        ),
-        Family(
-            "ai_gpu_node_non_gpu_pods", "gauge",
-            "Running pods on the GPU node that request no GPU, DaemonSet and static pods "
-            "excluded: workloads taking CPU and memory from GPU jobs on expensive nodes.",
-            NODE_LABELS,
-        ),
-        Family(
-            "ai_gpu_node_unhealthy_gpus", "gauge",
-            "GPU capacity minus allocatable: devices the NVIDIA device plugin withdrew as "
-            "unhealthy (e.g. after non-application XID errors).",
-            NODE_LABELS,
-        ),
-        Family(
-            "ai_gpu_idle_cost_per_hour", "gauge",
-            "Price per hour of the GPUs idle for at least gpu.idle_after on the node, by GPU "
-            "model, from gpu.price_per_gpu_hour (a MIG instance costs its share of the GPU).",
-            ("node", "gpu_model"),
-        ),
-    ]
-    return {x.name: x for x in f}
+IDLE_SECONDS = FamilySpec(
+    "ai_gpu_idle_seconds", "gauge",
+    "Continuous time this GPU (or MIG instance) has stayed below gpu.idle_threshold "
+    "utilisation, 0 when busy. Counted from the first idle reading this exporter saw, "
+    "restarting when the pod the GPU is attributed to changes; "
+    "an allocated GPU that idles for long wastes the most expensive hardware.",
+    GPU_LABELS,
+)
+UTILIZATION = FamilySpec(
+    "ai_gpu_utilization_ratio", "gauge",
+    "GPU utilisation 0..1: DCGM_FI_DEV_GPU_UTIL/100, or DCGM_FI_PROF_GR_ENGINE_ACTIVE on "
+    "MIG instances (gpu=\"index/GPU_I_ID\"). A time-sliced device appears once.",
+    GPU_LABELS,
+)
+NODE_TAINTED = FamilySpec(
+    "ai_gpu_node_tainted", "gauge",
+    "1 if the GPU node has the gpu.taint_key taint with effect NoSchedule or NoExecute. "
+    "Untainted GPU nodes attract CPU-only pods that then block GPU workloads.",
+    NODE_LABELS,
+)
+NODE_ALLOCATABLE_GPUS = FamilySpec(
+    "ai_gpu_node_allocatable_gpus", "gauge",
+    "Schedulable GPU units on the node: allocatable gpu.resource_name plus nvidia.com/mig-* "
+    "instances (time-slicing replicas count as advertised).",
+    NODE_LABELS,
+)
+NODE_REQUESTED_GPUS = FamilySpec(
+    "ai_gpu_node_requested_gpus", "gauge",
+    "GPU units requested by running or bound pending pods on the node, counted the way "
+    "the scheduler does (max of init containers and the sum of containers).",
+    NODE_LABELS,
+)
+NODE_IDLE_GPUS = FamilySpec(
+    "ai_gpu_node_idle_gpus", "gauge",
+    "GPUs (and MIG instances) on the node below gpu.idle_threshold for at least "
+    "gpu.idle_after, per fresh dcgm-exporter data; absent when the node has none.",
+    NODE_LABELS,
+)
+NODE_NON_GPU_PODS = FamilySpec(
+    "ai_gpu_node_non_gpu_pods", "gauge",
+    "Running pods on the GPU node that request no GPU, DaemonSet and static pods "
+    "excluded: workloads taking CPU and memory from GPU jobs on expensive nodes.",
+    NODE_LABELS,
+)
+NODE_UNHEALTHY_GPUS = FamilySpec(
+    "ai_gpu_node_unhealthy_gpus", "gauge",
+    "GPU capacity minus allocatable: devices the NVIDIA device plugin withdrew as "
+    "unhealthy (e.g. after non-application XID errors).",
+    NODE_LABELS,
+)
+IDLE_COST_PER_HOUR = FamilySpec(
+    "ai_gpu_idle_cost_per_hour", "gauge",
+    "Price per hour of the GPUs idle for at least gpu.idle_after on the node, by GPU "
+    "model, from gpu.price_per_gpu_hour (a MIG instance costs its share of the GPU).",
+    ("node", "gpu_model"),
+)
+FAMILIES = (
+    IDLE_SECONDS, UTILIZATION, NODE_TAINTED, NODE_ALLOCATABLE_GPUS, NODE_REQUESTED_GPUS,
+    NODE_IDLE_GPUS, NODE_NON_GPU_PODS, NODE_UNHEALTHY_GPUS, IDLE_COST_PER_HOUR,
+)
 
 
 def derive(state: AppState, config: Config, now: float) -> list[Family]:
     g = config.gpu
     scope = config.kubernetes.node_scope or None
-    fams = _families()
+    fams = new_families(FAMILIES)
     kube = state.kube
     nodes = (
         gpu_nodes(kube, g.resource_names, g.taint_key, scope) if kube.nodes_synced else {}
     )
     readings = fresh_readings(state.dcgm, now, stale_after(g.interval), scope)
-    tracks = state.gpu.get("idle", {})
+    tracks = state.gpu_idle
 
     idle_per_node: dict[str, int] = {}
     cost: dict[tuple[str, str], float] = {}
@@ -109,8 +109,8 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         # The track and the reading come from the same scrape; if they ever disagree the reading
         # wins (a busy reading is never reported idle).
         secs = idle_seconds(t, now) if is_idle(r.util, g.idle_threshold) else 0.0
-        fams["ai_gpu_idle_seconds"].add(labels, round(secs, 3))
-        fams["ai_gpu_utilization_ratio"].add(labels, r.util)
+        fams[IDLE_SECONDS.name].add(labels, round(secs, 3))
+        fams[UTILIZATION.name].add(labels, r.util)
         idle_long = secs >= g.idle_after and secs > 0
         idle_per_node[node] = idle_per_node.get(node, 0) + (1 if idle_long else 0)
         if model not in prices:  # one lookup per model, not per GPU
@@ -122,14 +122,14 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
             cost[ck] = cost.get(ck, 0.0) + (price * share if idle_long else 0.0)
 
     for name, n in sorted(nodes.items()):
-        fams["ai_gpu_node_tainted"].add((name,), 1 if n.tainted else 0)
-        fams["ai_gpu_node_allocatable_gpus"].add((name,), n.allocatable)
-        fams["ai_gpu_node_unhealthy_gpus"].add((name,), n.unhealthy)
+        fams[NODE_TAINTED.name].add((name,), 1 if n.tainted else 0)
+        fams[NODE_ALLOCATABLE_GPUS.name].add((name,), n.allocatable)
+        fams[NODE_UNHEALTHY_GPUS.name].add((name,), n.unhealthy)
         if kube.pods_synced:
-            fams["ai_gpu_node_requested_gpus"].add((name,), n.requested)
-            fams["ai_gpu_node_non_gpu_pods"].add((name,), n.non_gpu_pods)
+            fams[NODE_REQUESTED_GPUS.name].add((name,), n.requested)
+            fams[NODE_NON_GPU_PODS.name].add((name,), n.non_gpu_pods)
     for name, count in sorted(idle_per_node.items()):
-        fams["ai_gpu_node_idle_gpus"].add((name,), count)
+        fams[NODE_IDLE_GPUS.name].add((name,), count)
     for (name, model), value in sorted(cost.items()):
-        fams["ai_gpu_idle_cost_per_hour"].add((name, model), round(value, 6))
+        fams[IDLE_COST_PER_HOUR.name].add((name, model), round(value, 6))
     return list(fams.values())

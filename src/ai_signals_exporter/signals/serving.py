@@ -1,6 +1,7 @@
 """Token throughput and queue signals per inference pod, from successive engine snapshots.
 
-Pure: the scrape source appends `(timestamp, {model: ModelSnapshot})` to a `TargetHistory`; this
+Pure: the scrape source appends `(timestamp, {model: ModelSnapshot})` to a `TargetHistory`
+(serving/history.py); this
 module turns the history inside the rate window into `ai_serving_*` gauges.
 
 Why a window and not the last two scrapes: TGI and SGLang count tokens only when a request
@@ -11,47 +12,43 @@ averages over several scrapes; it must be longer than a typical request.
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..config import Config
-from ..engines import ENGINES
-from ..engines.base import ModelSnapshot
-from ..expo.families import Family
+from ..expo.families import Family, FamilySpec
+from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity  # noqa: F401 (re-exported)
 from ..state import AppState
 
 LABELS = ("namespace", "pod", "workload_kind", "workload", "engine", "model")
-CAPACITY_ANNOTATION = "ai-signals.io/capacity-tokens-per-second"
 
-
-@dataclass
-class TargetIdentity:
-    """Who a target is, in cluster terms.  Filled from static labels or from the discovered pod."""
-
-    namespace: str = ""
-    pod: str = ""
-    workload_kind: str = ""
-    workload: str = ""
-    # Used for engines that expose no model label (TGI, llama.cpp).
-    model: str = ""
-    capacity_tokens_per_second: float | None = None
-
-
-@dataclass
-class TargetHistory:
-    url: str
-    identity: TargetIdentity
-    engine: str = ""
-    samples: deque[tuple[float, dict[str, ModelSnapshot]]] = field(default_factory=deque)
-    last_success: float = 0.0
-
-    def append(self, ts: float, snapshot: dict[str, ModelSnapshot], keep_seconds: float) -> None:
-        self.samples.append((ts, snapshot))
-        self.last_success = ts
-        # Keep one sample older than the window so a rate can span the whole window.
-        while len(self.samples) > 2 and self.samples[1][0] < ts - keep_seconds:
-            self.samples.popleft()
+GENERATION_TOKENS = FamilySpec(
+    "ai_serving_generation_tokens_per_second", "gauge",
+    "Generated (output) tokens per second over the rate window, per pod and model.", LABELS,
+)
+PROMPT_TOKENS = FamilySpec(
+    "ai_serving_prompt_tokens_per_second", "gauge",
+    "Prompt (input) tokens per second over the rate window, per pod and model.", LABELS,
+)
+REQUESTS = FamilySpec(
+    "ai_serving_requests_per_second", "gauge", "Finished requests per second over the rate window.", LABELS
+)
+RUNNING = FamilySpec("ai_serving_requests_running", "gauge", "Requests currently being processed.", LABELS)
+WAITING = FamilySpec(
+    "ai_serving_requests_waiting", "gauge", "Requests queued and waiting to be scheduled (queue depth).", LABELS
+)
+KV_CACHE = FamilySpec(
+    "ai_serving_kv_cache_usage_ratio", "gauge",
+    "Fraction of the KV cache in use (0..1); saturation of LLM serving.", LABELS,
+)
+TTFT = FamilySpec(
+    "ai_serving_time_to_first_token_seconds", "summary",
+    "Time to first token over the rate window, from histogram bucket deltas.", LABELS,
+)
+CAPACITY_RATIO = FamilySpec(
+    "ai_serving_token_capacity_ratio", "gauge",
+    "Generation tokens per second divided by the pod's configured capacity.", LABELS,
+)
+FAMILIES = (GENERATION_TOKENS, PROMPT_TOKENS, REQUESTS, RUNNING, WAITING, KV_CACHE, TTFT, CAPACITY_RATIO)
 
 
 def counter_increase(points: Sequence[tuple[float, float]]) -> float:
@@ -146,51 +143,14 @@ def _field_points(win, model: str, attr: str) -> list[tuple[float, float]]:
 def derive(state: AppState, config: Config, now: float) -> list[Family]:
     window = config.serving.window
     fams = {
-        "gen": Family(
-            "ai_serving_generation_tokens_per_second",
-            "gauge",
-            "Generated (output) tokens per second over the rate window, per pod and model.",
-            LABELS,
-        ),
-        "prompt": Family(
-            "ai_serving_prompt_tokens_per_second",
-            "gauge",
-            "Prompt (input) tokens per second over the rate window, per pod and model.",
-            LABELS,
-        ),
-        "req": Family(
-            "ai_serving_requests_per_second",
-            "gauge",
-            "Finished requests per second over the rate window.",
-            LABELS,
-        ),
-        "running": Family(
-            "ai_serving_requests_running", "gauge", "Requests currently being processed.", LABELS
-        ),
-        "waiting": Family(
-            "ai_serving_requests_waiting",
-            "gauge",
-            "Requests queued and waiting to be scheduled (queue depth).",
-            LABELS,
-        ),
-        "kv": Family(
-            "ai_serving_kv_cache_usage_ratio",
-            "gauge",
-            "Fraction of the KV cache in use (0..1); saturation of LLM serving.",
-            LABELS,
-        ),
-        "ttft": Family(
-            "ai_serving_time_to_first_token_seconds",
-            "summary",
-            "Time to first token over the rate window, from histogram bucket deltas.",
-            LABELS,
-        ),
-        "cap": Family(
-            "ai_serving_token_capacity_ratio",
-            "gauge",
-            "Generation tokens per second divided by the pod's configured capacity.",
-            LABELS,
-        ),
+        "gen": GENERATION_TOKENS.new(),
+        "prompt": PROMPT_TOKENS.new(),
+        "req": REQUESTS.new(),
+        "running": RUNNING.new(),
+        "waiting": WAITING.new(),
+        "kv": KV_CACHE.new(),
+        "ttft": TTFT.new(),
+        "cap": CAPACITY_RATIO.new(),
     }
     for history in state.serving.values():
         win = _window(history, now, window)
@@ -201,8 +161,7 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         # Engines that count a request's tokens when it finishes (TGI, SGLang, Triton's TRT-LLM
         # histograms) give 0 or a multiple of the true rate over a short span: right after a pod
         # appears (or the exporter starts) their rates wait until half a window is covered.
-        mapping = ENGINES.get(history.engine)
-        counters_ready = not (mapping is not None and mapping.bursty_tokens) or (
+        counters_ready = not history.bursty or (
             win[-1][0] - win[0][0] >= window / 2
         )
         for model, snap in latest.items():

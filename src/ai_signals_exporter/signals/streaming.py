@@ -10,54 +10,60 @@ stream.  `ai_stream_buffered` and `ai_stream_buffering_delay_seconds` follow the
 from __future__ import annotations
 
 from ..config import Config
-from ..expo.families import Family
+from ..expo.families import Family, FamilySpec
 from ..state import AppState
 from ..streaming import ProbeObservation, judge
 
 ROUTE_LABELS = ("probe", "route")
 
+PROBE_SUCCESS = FamilySpec(
+    "ai_stream_probe_success", "gauge",
+    "1 if the last streaming probe run on this route completed a stream with at least one chunk.",
+    ROUTE_LABELS,
+)
+TIME_TO_FIRST_BYTE = FamilySpec(
+    "ai_stream_time_to_first_byte_seconds", "gauge",
+    "Seconds from the start of the probe request to the response headers.",
+    ROUTE_LABELS,
+)
+TIME_TO_FIRST_CHUNK = FamilySpec(
+    "ai_stream_time_to_first_chunk_seconds", "gauge",
+    "Seconds from the start of the probe request to the first decoded event or chunk.",
+    ROUTE_LABELS,
+)
+DURATION = FamilySpec(
+    "ai_stream_duration_seconds", "gauge",
+    "Seconds from the start of the probe request to the end of the stream.",
+    ROUTE_LABELS,
+)
+CHUNKS = FamilySpec(
+    "ai_stream_chunks", "gauge",
+    "Events (SSE data events, NDJSON lines) or body chunks in the last probe stream.",
+    ROUTE_LABELS,
+)
+MAX_CHUNK_GAP = FamilySpec(
+    "ai_stream_max_chunk_gap_seconds", "gauge",
+    "Largest time between two consecutive events of the last probe stream.",
+    ROUTE_LABELS,
+)
+BUFFERED = FamilySpec(
+    "ai_stream_buffered", "gauge",
+    "1 if the ingress held the stream back and delivered it late or as one burst (see docs/streaming.md).",
+    ("probe",),
+)
+BUFFERING_DELAY = FamilySpec(
+    "ai_stream_buffering_delay_seconds", "gauge",
+    "Ingress minus direct time to first chunk, in seconds, from the same probe run.",
+    ("probe",),
+)
+FAMILIES = (
+    PROBE_SUCCESS, TIME_TO_FIRST_BYTE, TIME_TO_FIRST_CHUNK, DURATION, CHUNKS, MAX_CHUNK_GAP, BUFFERED,
+    BUFFERING_DELAY,
+)
+
 
 def derive(state: AppState, config: Config, now: float) -> list[Family]:
-    success = Family(
-        "ai_stream_probe_success", "gauge",
-        "1 if the last streaming probe run on this route completed a stream with at least one chunk.",
-        ROUTE_LABELS,
-    )
-    ttfb = Family(
-        "ai_stream_time_to_first_byte_seconds", "gauge",
-        "Seconds from the start of the probe request to the response headers.",
-        ROUTE_LABELS,
-    )
-    first = Family(
-        "ai_stream_time_to_first_chunk_seconds", "gauge",
-        "Seconds from the start of the probe request to the first decoded event or chunk.",
-        ROUTE_LABELS,
-    )
-    duration = Family(
-        "ai_stream_duration_seconds", "gauge",
-        "Seconds from the start of the probe request to the end of the stream.",
-        ROUTE_LABELS,
-    )
-    chunks = Family(
-        "ai_stream_chunks", "gauge",
-        "Events (SSE data events, NDJSON lines) or body chunks in the last probe stream.",
-        ROUTE_LABELS,
-    )
-    gap = Family(
-        "ai_stream_max_chunk_gap_seconds", "gauge",
-        "Largest time between two consecutive events of the last probe stream.",
-        ROUTE_LABELS,
-    )
-    buffered = Family(
-        "ai_stream_buffered", "gauge",
-        "1 if the ingress held the stream back and delivered it late or as one burst (see docs/streaming.md).",
-        ("probe",),
-    )
-    delay = Family(
-        "ai_stream_buffering_delay_seconds", "gauge",
-        "Ingress minus direct time to first chunk, in seconds, from the same probe run.",
-        ("probe",),
-    )
+    success, ttfb, first, duration, chunks, gap, buffered, delay = (spec.new() for spec in FAMILIES)
     for probe in config.probes:
         obs: ProbeObservation | None = state.probes.get(probe.name)
         if obs is None:

@@ -17,8 +17,13 @@ import time
 from collections import defaultdict
 
 from ..app import Exporter
-from ..cli import serve
+from ..server import serve
 from ..expo.parse import parse_families
+from ..signals import checkpoints as sig_ckpt
+from ..signals import gpu as sig_gpu
+from ..signals import selfmon as sig_self
+from ..signals import serving as sig_serving
+from ..signals import streaming as sig_stream
 from . import gpu, serving, streaming, training
 from .cluster import SimCluster
 
@@ -26,21 +31,19 @@ log = logging.getLogger(__name__)
 
 SUMMARY_EVERY_SECONDS = 5.0
 
+# The families the summary reads, from the areas' specs (never hand-copied names).
+SERVING_TOKENS, SERVING_WAITING, CAPACITY = sig_serving.GENERATION_TOKENS, sig_serving.WAITING, sig_serving.CAPACITY_RATIO
+GPU_IDLE, NODE_TAINTED, NODE_IDLE, NODE_NON_GPU, NODE_ALLOCATABLE = (
+    sig_gpu.IDLE_SECONDS, sig_gpu.NODE_TAINTED, sig_gpu.NODE_IDLE_GPUS, sig_gpu.NODE_NON_GPU_PODS,
+    sig_gpu.NODE_ALLOCATABLE_GPUS,
+)
 _SUMMARY_NAMES = {
-    "ai_serving_generation_tokens_per_second",
-    "ai_serving_requests_waiting",
-    "ai_serving_token_capacity_ratio",
-    "ai_gpu_idle_seconds",
-    "ai_gpu_node_tainted",
-    "ai_gpu_node_idle_gpus",
-    "ai_gpu_node_non_gpu_pods",
-    "ai_gpu_node_allocatable_gpus",
-    "ai_checkpoint_age_seconds",
-    "ai_checkpoint_in_progress",
-    "ai_checkpoint_expected_interval_seconds",
-    "ai_stream_buffered",
-    "ai_stream_buffering_delay_seconds",
-    "ai_signals_exporter_target_up",
+    spec.name
+    for spec in (
+        SERVING_TOKENS, SERVING_WAITING, CAPACITY, GPU_IDLE, NODE_TAINTED, NODE_IDLE, NODE_NON_GPU,
+        NODE_ALLOCATABLE, sig_ckpt.AGE, sig_ckpt.IN_PROGRESS, sig_ckpt.EXPECTED_INTERVAL,
+        sig_stream.BUFFERED, sig_stream.BUFFERING_DELAY, sig_self.TARGET_UP,
+    )
 }
 
 
@@ -49,42 +52,42 @@ def summarize(body: bytes) -> list[str]:
     m = parse_families(body, _SUMMARY_NAMES)
     lines = []
     per_workload: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
-    for labels, v in m.get("ai_serving_generation_tokens_per_second", []):
+    for labels, v in m.get(SERVING_TOKENS.name, []):
         w = per_workload[f"{labels['namespace']}/{labels['workload']} ({labels['engine']})"]
         w[0] += v
         w[2] += 1
-    for labels, v in m.get("ai_serving_requests_waiting", []):
+    for labels, v in m.get(SERVING_WAITING.name, []):
         per_workload[f"{labels['namespace']}/{labels['workload']} ({labels['engine']})"][1] += v
     for name, (tok, queue, pods) in sorted(per_workload.items()):
         lines.append(f"  serving  {name}: {tok:8.1f} tok/s over {int(pods)} pods, queue {queue:.0f}")
-    idle = [(l, v) for l, v in m.get("ai_gpu_idle_seconds", []) if v > 0]
-    tainted = {l["node"]: v for l, v in m.get("ai_gpu_node_tainted", [])}
+    idle = [(l, v) for l, v in m.get(GPU_IDLE.name, []) if v > 0]
+    tainted = {l["node"]: v for l, v in m.get(NODE_TAINTED.name, [])}
     if tainted:
-        total = sum(v for _, v in m.get("ai_gpu_node_allocatable_gpus", []))
+        total = sum(v for _, v in m.get(NODE_ALLOCATABLE.name, []))
         untainted = sorted(n for n, v in tainted.items() if not v)
-        cpu_pods = sorted(l["node"] for l, v in m.get("ai_gpu_node_non_gpu_pods", []) if v > 0)
+        cpu_pods = sorted(l["node"] for l, v in m.get(NODE_NON_GPU.name, []) if v > 0)
         lines.append(
             f"  gpu      {len(tainted)} GPU nodes, {total:.0f} GPUs, {len(idle)} idle now"
             f" (longest {max((v for _, v in idle), default=0):.0f}s);"
             f" untainted: {', '.join(untainted) or 'none'}; CPU-only pods on: {', '.join(cpu_pods) or 'none'}"
         )
-    expected = {l["store"]: v for l, v in m.get("ai_checkpoint_expected_interval_seconds", [])}
-    busy = {l["store"]: v for l, v in m.get("ai_checkpoint_in_progress", [])}
-    for labels, age in m.get("ai_checkpoint_age_seconds", []):
+    expected = {l["store"]: v for l, v in m.get(sig_ckpt.EXPECTED_INTERVAL.name, [])}
+    busy = {l["store"]: v for l, v in m.get(sig_ckpt.IN_PROGRESS.name, [])}
+    for labels, age in m.get(sig_ckpt.AGE.name, []):
         store = labels["store"]
         lines.append(
             f"  ckpt     {store} ({labels['layout']}): last complete {age:.0f}s ago,"
             f" expected every {expected.get(store, float('nan')):.0f}s,"
             f" save in progress: {'yes' if busy.get(store) else 'no'}"
         )
-    delay = {l["probe"]: v for l, v in m.get("ai_stream_buffering_delay_seconds", [])}
-    for labels, v in m.get("ai_stream_buffered", []):
+    delay = {l["probe"]: v for l, v in m.get(sig_stream.BUFFERING_DELAY.name, [])}
+    for labels, v in m.get(sig_stream.BUFFERED.name, []):
         p = labels["probe"]
         lines.append(
             f"  stream   {p}: {'BUFFERED' if v else 'clean'}"
             f" (ingress first chunk {delay.get(p, float('nan')):+.2f}s vs direct)"
         )
-    down = [l["target"] for l, v in m.get("ai_signals_exporter_target_up", []) if not v]
+    down = [l["target"] for l, v in m.get(sig_self.TARGET_UP.name, []) if not v]
     if down:
         lines.append(f"  down     {len(down)} target(s): {', '.join(down[:3])}")
     return lines

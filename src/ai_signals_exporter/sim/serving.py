@@ -11,8 +11,9 @@ finds real pods; without it they become static `serving.targets`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .engines import Load, SimEngine, make_app, sine
@@ -47,22 +48,25 @@ class ServingSim:
         return self.base_url + self.path(pod)
 
 
-def default_pods(load: Load | None = None, seed: int = 1) -> list[SimPod]:
+def default_pods(
+    load: Load | None = None, seed: int = 1, clock: Callable[[], float] = time.time
+) -> list[SimPod]:
     """Three vLLM pods of `llm/llama-8b` (one of them near saturation) and two TGI pods of
-    `llm/qwen-7b`, with loads that rise and fall over a two-minute cycle."""
+    `llm/qwen-7b`, with loads that rise and fall over a two-minute cycle.  `clock` drives the
+    engines (a fixed one makes the payloads reproducible: tests/golden)."""
     pods = []
     for i in range(3):
         cap = 2400.0
         rps = load or sine(mean=4.0 + 3 * i, amplitude=2.0, period=120.0)
         pods.append(SimPod("llm", f"llama-8b-6d5f8c7b9-{'abc'[i]}x{i}q", "Deployment", "llama-8b",
                            SimEngine("vllm", "meta-llama/Llama-3.1-8B-Instruct", rps, seed=seed + i,
-                                     capacity_tokens_per_second=cap),
+                                     clock=clock, capacity_tokens_per_second=cap),
                            capacity=cap))
     for i in range(2):
         rps = load or sine(mean=1.5, amplitude=1.0, period=90.0)
         pods.append(SimPod("llm", f"qwen-7b-{i}", "StatefulSet", "qwen-7b",
                            SimEngine("tgi", "Qwen/Qwen2.5-7B-Instruct", rps, seed=seed + 10 + i,
-                                     output_tokens=128)))
+                                     clock=clock, output_tokens=128)))
     return pods
 
 

@@ -16,10 +16,10 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import get_args
+from typing import Callable, get_args
 
 from ..checkpoints.layouts import detect
-from ..checkpoints.model import Verdict
+from ..checkpoints.observation import StoreObservation
 from ..checkpoints.stores import ScanError, Tree, open_tree, scan, scheme_of
 from ..config import STORE_URI_PREFIXES, CheckpointStore, Config, ConfigError, Layout
 from ..selfmon import display_target
@@ -31,25 +31,6 @@ log = logging.getLogger(__name__)
 URI_ANNOTATION = "ai-signals.io/checkpoint-uri"
 LAYOUT_ANNOTATION = "ai-signals.io/checkpoint-layout"
 _LAYOUTS = set(get_args(Layout))
-
-
-@dataclass
-class StoreObservation:
-    """`state.checkpoints[name]`: the latest verdict for one store and how it was obtained."""
-
-    name: str
-    uri: str
-    namespace: str
-    job: str
-    layout: str  # configured layout ("auto" or a fixed one)
-    expected_interval: float | None
-    verdict: Verdict | None = None  # last good verdict; None until a scan succeeded
-    scanned_at: float = 0.0  # unix time of that verdict
-    up: bool | None = None
-    last_error: str = ""
-    objects: int = 0
-    empty_since: float | None = None  # unix time of the first of the scans that listed nothing
-    discovered: bool = False
 
 
 @dataclass
@@ -95,8 +76,8 @@ def discovered_stores(
 class CheckpointSource(PeriodicSource):
     name = "checkpoints"
 
-    def __init__(self, config: Config, state: AppState) -> None:
-        super().__init__(config, state)
+    def __init__(self, config: Config, state: AppState, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(config, state, clock)
         self.cfg = config.checkpoints
         self.interval = self.cfg.interval
         self._stores: dict[str, _Store] = {}
@@ -176,7 +157,7 @@ class CheckpointSource(PeriodicSource):
             return
         if obs.up is False:
             log.info("checkpoints: store %s: listing again (%d objects)", spec.name, len(listing))
-        now = time.time()
+        now = self.clock()
         args = (listing, now, obs.verdict, spec.layout)
         if len(listing) > 2000:
             # ~10 µs per object: a 100k-object store would hold the loop (and /metrics) for a

@@ -3,13 +3,14 @@ dcgm-exporter pods found in `state.kube`.
 
 Per target the latest good observation goes to `state.dcgm[url]`; a failing target keeps it
 (with its timestamp, so the signal drops it once stale).  Idle stretches are tracked here, at
-ingest, in `state.gpu["idle"]`, so `signals/gpu.py` stays a pure function of state and a clock.
+ingest, in `state.gpu_idle`, so `signals/gpu.py` stays a pure function of state and a clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Callable
 
 import aiohttp
 
@@ -24,14 +25,13 @@ from ..state import AppState
 from .base import PeriodicSource, TargetStatus
 from .http import FetchError, fetch_bounded, new_session
 
-IDLE_KEY = "idle"  # state.gpu[IDLE_KEY]: {GpuKey: IdleTrack}
-
 
 class DcgmSource(PeriodicSource):
     name = "gpu"
+    per_target = True
 
-    def __init__(self, config: Config, state: AppState) -> None:
-        super().__init__(config, state)
+    def __init__(self, config: Config, state: AppState, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(config, state, clock)
         self.interval = config.gpu.interval
         self._session: aiohttp.ClientSession | None = None
         self._discovered: list[DcgmEndpoint] = []
@@ -63,7 +63,13 @@ class DcgmSource(PeriodicSource):
                 out.setdefault(ep.url, ep)
         return list(out.values())
 
+    def target_keys(self) -> list[str]:
+        return [e.url for e in self.endpoints()]
+
     async def run_once(self) -> None:
+        await self.scrape(self.target_keys())
+
+    async def scrape(self, keys: list[str]) -> None:
         endpoints = self.endpoints()
         keep = {e.url for e in endpoints}
         for url in [u for u in self.state.dcgm if u not in keep]:
@@ -74,11 +80,12 @@ class DcgmSource(PeriodicSource):
         sem = asyncio.Semaphore(self.config.gpu.max_concurrency)
         # Kept up to date by _scrape, so the guard costs O(1) per target, not O(targets).
         self._total_readings = sum(len(o.readings) for o in self.state.dcgm.values())
-        await asyncio.gather(*(self._scrape(ep, sem) for ep in endpoints))
-        prune(self._tracks(), time.time(), stale_after(self.interval))
+        wanted = set(keys)
+        await asyncio.gather(*(self._scrape(ep, sem) for ep in endpoints if ep.url in wanted))
+        prune(self._tracks(), self.clock(), stale_after(self.interval))
 
     def _tracks(self) -> dict:
-        return self.state.gpu.setdefault(IDLE_KEY, {})
+        return self.state.gpu_idle
 
     async def _scrape(self, ep: DcgmEndpoint, sem: asyncio.Semaphore) -> None:
         g = self.config.gpu
@@ -89,7 +96,7 @@ class DcgmSource(PeriodicSource):
             except FetchError as exc:
                 self._failed(ep, exc.reason)
                 return
-        ts = time.time()
+        ts = self.clock()
         # dcgm-exporter 4.8.3 answers an empty 200 while it reloads its collectors (and a 500 for
         # the whole scrape on duplicate label sets or NaN counters, an http_status failure):
         # down, keeping the last good readings until they are stale.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -169,8 +170,8 @@ async def measure_stream(
 class ProbeSource(Source):
     name = SOURCE
 
-    def __init__(self, config: Config, state: AppState) -> None:
-        super().__init__(config, state)
+    def __init__(self, config: Config, state: AppState, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(config, state, clock)
         self._session: aiohttp.ClientSession | None = None
         self._last_success: dict[str, float] = {}  # "<probe>/<route>" -> unix time
 
@@ -252,7 +253,7 @@ class ProbeSource(Source):
                     for route, url in routes.items()
                 )
             )
-        now = time.time()
+        now = self.clock()
         by_route = {m.route: m for m in results}
         obs = ProbeObservation(
             probe=probe.name, at=now, ingress=by_route["ingress"], direct=by_route.get("direct")

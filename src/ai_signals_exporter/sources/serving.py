@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .. import engines
 from ..engines.base import UnknownEngine
 from ..labelselector import SelectorError, parse_selector
-from ..signals.serving import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity
+from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity, keep_seconds
 from ..state import PodInfo
 from .base import PeriodicSource, TargetStatus
 from .http import FetchError, fetch_bounded, new_session
@@ -98,9 +99,10 @@ def target_for_pod(pod: PodInfo, default_port: int, default_path: str) -> Target
 
 class ServingSource(PeriodicSource):
     name = "serving"
+    per_target = True
 
-    def __init__(self, config, state) -> None:
-        super().__init__(config, state)
+    def __init__(self, config, state, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(config, state, clock)
         self.cfg = config.serving
         self.interval = self.cfg.interval
         self._session = None
@@ -171,7 +173,13 @@ class ServingSource(PeriodicSource):
         targets.update({t.url: t for t in self.static_targets()})  # static config wins
         return targets
 
+    def target_keys(self) -> list[str]:
+        return list(self.current_targets())
+
     async def run_once(self) -> None:
+        await self.scrape(self.target_keys())
+
+    async def scrape(self, keys: list[str]) -> None:
         if self._session is None:
             self._session = new_session(self.cfg.max_concurrency)
         targets = self.current_targets()
@@ -180,13 +188,13 @@ class ServingSource(PeriodicSource):
             del self.state.serving[url]
             self._last_error.pop(url, None)
         self.state.selfmon.forget_targets(self.name, set(targets))
-        await asyncio.gather(*(self._scrape(t) for t in targets.values()))
+        await asyncio.gather(*(self._scrape(targets[k]) for k in keys if k in targets))
 
     async def _scrape(self, target: Target) -> None:
         async with self._sem:
             # Stamp the sample when the request starts, as Prometheus does: the server renders
             # its counters on arrival, and the start time does not drift with transfer time.
-            ts = time.time()
+            ts = self.clock()
             try:
                 body = await fetch_bounded(
                     self._session, target.url, self.cfg.timeout, self.cfg.max_response_bytes
@@ -210,10 +218,14 @@ class ServingSource(PeriodicSource):
             or (history.identity.namespace, history.identity.pod)
             != (target.identity.namespace, target.identity.pod)
         ):
-            history = TargetHistory(url=target.url, identity=target.identity, engine=engine)
+            mapping = engines.ENGINES.get(engine)
+            history = TargetHistory(
+                url=target.url, identity=target.identity, engine=engine,
+                bursty=mapping is not None and mapping.bursty_tokens,
+            )
             self.state.serving[target.url] = history
         history.identity = target.identity  # pod relabelled / capacity annotation changed
-        history.append(ts, snapshot, keep_seconds=self.cfg.window + 2 * self.cfg.interval)
+        history.append(ts, snapshot, keep_seconds(self.cfg.window, self.cfg.interval))
         self._last_error.pop(target.url, None)
         self.state.selfmon.target_up(self.name, target.url, True)
 

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..slots import Slot
+
 
 @dataclass(slots=True)
 class StreamMeasurement:
@@ -49,6 +51,9 @@ class ProbeObservation:
 
     def routes(self) -> list[StreamMeasurement]:
         return [m for m in (self.ingress, self.direct) if m is not None]
+
+
+PROBES: Slot[dict[str, ProbeObservation]] = Slot("probes", dict)  # probe name -> latest run
 
 
 @dataclass(slots=True)

@@ -16,8 +16,14 @@ from typing import Callable, Iterator
 
 import yaml
 
-from ..helpers.net import free_port
-from .rulepack import need
+from .net import free_port
+from .wait import wait_until
+
+
+def need(binary: str) -> str:
+    path = shutil.which(binary)
+    assert path, f"{binary} is not installed (scripts/test installs it from Debian packages)"
+    return path
 
 
 def http_json(url: str, data: bytes | None = None, timeout: float = 5.0):
@@ -25,19 +31,6 @@ def http_json(url: str, data: bytes | None = None, timeout: float = 5.0):
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         body = resp.read()
     return json.loads(body) if body else None
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception as exc:  # not up yet
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last})")
 
 
 @contextlib.contextmanager

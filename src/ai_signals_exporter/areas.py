@@ -1,0 +1,88 @@
+"""The registry of areas.  An area is one signal family end to end: its sources (I/O), the
+slots of `AppState` they fill, its pure `derive` and its metric families declared as data.
+
+`app.py` iterates `AREAS` and names no area; docs/signals.md, the rule lint, the dashboards
+generator and the demo read `families()`.  Adding an area is one package (its stored type and
+`Slot`, its source, its derive and `FAMILIES`) plus one line here: docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .checkpoints.observation import CHECKPOINTS
+from .config import Config
+from .expo.families import Family, FamilySpec
+from .gpu.state import DCGM, GPU_IDLE
+from .scheduling import families as scheduling_families
+from .serving.history import SERVING
+from .signals import checkpoints, gpu, selfmon, serving, streaming
+from .slots import Slot
+from .streaming.record import PROBES
+from .sources.base import Source
+from .sources.checkpoints import CheckpointSource
+from .sources.gpu import DcgmSource
+from .sources.kube import KubeSource
+from .sources.probes import ProbeSource
+from .sources.serving import ServingSource
+from .state import AppState, KubeState
+
+Derive = Callable[[AppState, Config, float], list[Family]]
+
+
+@dataclass(frozen=True)
+class Area:
+    """One registry entry.
+
+    name: the `source` label of the area's self-metrics (errors, cardinality drops); equal to
+        the `name` of its sources.
+    sources: Source classes, each built as `cls(config, state)` and run while `enabled()`.
+    slots: the `AppState` slots the sources write (`state[slot]`); reset when a reload
+        disables a source of the area, so no stale observation keeps a signal (or alert) alive.
+    derive: `(state, config, now) -> list[Family]`, pure; None for an area without signals.
+    families: the specs `derive` fills (and nothing else).
+    capped: whether `global.max_series_per_source` limits the area's output.
+    kube_resources: extra Kubernetes resources (plural names, e.g. "resourcequotas") the area
+        needs watched by the kube source; see `kube_resources()`.
+    forget: what else to drop when its source is disabled (beyond resetting `slots`).
+    """
+
+    name: str
+    sources: tuple[type[Source], ...] = ()
+    slots: tuple[Slot[Any], ...] = ()
+    derive: Derive | None = None
+    families: tuple[FamilySpec, ...] = ()
+    capped: bool = True
+    kube_resources: tuple[str, ...] = ()
+    forget: Callable[[AppState], None] | None = None
+
+
+def _forget_kube(state: AppState) -> None:
+    # No stale pods for joins or discovery; the generation only moves forward.
+    state.kube = KubeState(generation=state.kube.generation + 1)
+
+
+AREAS: tuple[Area, ...] = (
+    Area("kube", (KubeSource,), forget=_forget_kube),
+    Area("serving", (ServingSource,), (SERVING,), serving.derive, serving.FAMILIES),
+    Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE), gpu.derive, gpu.FAMILIES),
+    Area("checkpoints", (CheckpointSource,), (CHECKPOINTS,), checkpoints.derive, checkpoints.FAMILIES),
+    Area("probes", (ProbeSource,), (PROBES,), streaming.derive, streaming.FAMILIES),
+    Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False),
+    # Declared (docs, rule lint, dashboards) but not served yet: the scheduling branch adds its
+    # source, slot and derive to this line.
+    Area("scheduling", families=tuple(
+        FamilySpec(s.name, s.type, s.help, s.labels) for s in scheduling_families.FAMILIES
+    )),
+)
+
+
+def families() -> tuple[FamilySpec, ...]:
+    """Every metric family the exporter can serve, in rendering order."""
+    return tuple(spec for area in AREAS for spec in area.families)
+
+
+def kube_resources() -> tuple[str, ...]:
+    """The extra resources the areas ask the kube source to list and watch, each once."""
+    return tuple(dict.fromkeys(r for area in AREAS for r in area.kube_resources))

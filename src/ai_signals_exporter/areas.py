@@ -27,6 +27,7 @@ from .sources.kube import KubeSource
 from .sources.probes import ProbeSource
 from .sources.serving import ServingSource
 from .state import AppState, KubeState
+from .topology import Ownership, Scope, Topology
 
 Derive = Callable[[AppState, Config, float], list[Family]]
 
@@ -46,6 +47,15 @@ class Area:
     kube_resources: extra Kubernetes resources (plural names, e.g. "resourcequotas") the area
         needs watched by the kube source; see `kube_resources()`.
     forget: what else to drop when its source is disabled (beyond resetting `slots`).
+    scope: where its work belongs in the topologies (topology.py): "node" (node agents),
+        "cluster" (the cluster instance) or "instance" (every instance, e.g. its own health).
+        A family may declare its own (`FamilySpec.scope`); the area's sources run on every
+        instance that serves the scope of the area or of one of its families.
+    shard_key: what a shard owns of the area, in words (docs/deploy.md); its sources skip the
+        targets they do not own (`config.topology.owns(key)`), so a shard does 1/N of the I/O.
+    shard_label: the label carrying that key in the area's families, when there is one: the
+        refresh drops every sample a shard does not own (`topology.keep_owned`), so an area
+        that derives from the shared kube store is sharded without code of its own.
     """
 
     name: str
@@ -56,6 +66,23 @@ class Area:
     capped: bool = True
     kube_resources: tuple[str, ...] = ()
     forget: Callable[[AppState], None] | None = None
+    scope: Scope = "instance"
+    shard_key: str = ""
+    shard_label: str | None = None
+
+    def scopes(self) -> frozenset[str]:
+        """The scopes of its work: its own and its families'."""
+        return frozenset({self.scope, *(f.scope for f in self.families if f.scope)})
+
+    def runs_on(self, topology: Topology) -> bool:
+        """Whether the area's sources run on an instance of `topology`'s role."""
+        return any(topology.serves(scope) for scope in self.scopes())
+
+    def ownership(self) -> Ownership:
+        """Each family's scope and shard label, the area's where the family declares none."""
+        return {
+            f.name: (f.scope or self.scope, f.shard_label or self.shard_label) for f in self.families
+        }
 
 
 def _forget_kube(state: AppState) -> None:
@@ -63,18 +90,32 @@ def _forget_kube(state: AppState) -> None:
     state.kube = KubeState(generation=state.kube.generation + 1)
 
 
+def _scheduling_spec(s: scheduling_families.FamilySpec) -> FamilySpec:
+    labels = s.labels
+    # Pending pods and quota by namespace, node failures by node, a job's losses by its store.
+    key = "store" if "store" in labels else "node" if "node" in labels else "namespace"
+    # A node-local count per workload: node agents each report their nodes' part of it.
+    partial = s.scope == "node" and "node" not in labels
+    return FamilySpec(s.name, s.type, s.help, labels, scope=s.scope, shard_label=key, partial=partial)
+
+
 AREAS: tuple[Area, ...] = (
-    Area("kube", (KubeSource,), forget=_forget_kube),
-    Area("serving", (ServingSource,), (SERVING,), serving.derive, serving.FAMILIES),
-    Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE), gpu.derive, gpu.FAMILIES),
-    Area("checkpoints", (CheckpointSource,), (CHECKPOINTS,), checkpoints.derive, checkpoints.FAMILIES),
-    Area("probes", (ProbeSource,), (PROBES,), streaming.derive, streaming.FAMILIES),
-    Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False),
+    # Every instance keeps the kube store its areas join against (a node agent's lists only its
+    # node's pods, via the field selector of kubernetes.node_scope).
+    Area("kube", (KubeSource,), forget=_forget_kube, scope="instance"),
+    Area("serving", (ServingSource,), (SERVING,), serving.derive, serving.FAMILIES,
+         scope="node", shard_key="pod UID (static targets: URL)"),
+    Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE), gpu.derive, gpu.FAMILIES,
+         scope="node", shard_key="node name", shard_label="node"),
+    Area("checkpoints", (CheckpointSource,), (CHECKPOINTS,), checkpoints.derive, checkpoints.FAMILIES,
+         scope="cluster", shard_key="store name", shard_label="store"),
+    Area("probes", (ProbeSource,), (PROBES,), streaming.derive, streaming.FAMILIES,
+         scope="cluster", shard_key="probe name", shard_label="probe"),
+    Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False, scope="instance"),
     # Declared (docs, rule lint, dashboards) but not served yet: the scheduling branch adds its
     # source, slot and derive to this line.
-    Area("scheduling", families=tuple(
-        FamilySpec(s.name, s.type, s.help, s.labels) for s in scheduling_families.FAMILIES
-    )),
+    Area("scheduling", families=tuple(_scheduling_spec(s) for s in scheduling_families.FAMILIES),
+         scope="cluster", shard_key="namespace (node failures: node name; job losses: store name)"),
 )
 
 

@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -96,19 +97,23 @@ class GlobalConfig(Strict):
     shard: int | str = 0
     total_shards: int = Field(1, ge=1)
     # The shard as an ordinal, resolved from `shard` when the config is loaded.
-    shard_ordinal: int = Field(0, exclude=True, repr=False)
+    _shard_ordinal: int = PrivateAttr(0)
+
+    @property
+    def shard_ordinal(self) -> int:
+        return self._shard_ordinal
 
     @model_validator(mode="after")
     def _resolve_shard(self) -> "GlobalConfig":
         from .topology import ShardError, parse_shard
 
         try:
-            self.shard_ordinal = parse_shard(self.shard)
+            self._shard_ordinal = parse_shard(self.shard)
         except ShardError as exc:
             raise ValueError(f"shard: {exc}") from None
-        if self.shard_ordinal >= self.total_shards:
+        if self._shard_ordinal >= self.total_shards:
             raise ValueError(
-                f"shard: {self.shard_ordinal} is not below total_shards ({self.total_shards})"
+                f"shard: {self._shard_ordinal} is not below total_shards ({self.total_shards})"
             )
         return self
 
@@ -434,6 +439,11 @@ def topology_errors(config: Config) -> list[str]:
                 if t.node is None or t.node != node:
                     errors.append(f"{section}.{i}.node: a node agent scrapes only its own node's "
                                   f"servers: set node to kubernetes.node_scope ({node or 'unset'})")
+    if topo.sharded:
+        for i, t in enumerate(config.gpu.dcgm_targets):
+            if t.node is None:
+                errors.append(f"gpu.dcgm_targets.{i}.node: a shard owns dcgm-exporters by node name: "
+                              "give each static target its node")
     if topo.role == "cluster":
         why = "is node-local work, which a cluster instance (role cluster) does not do: give it to the node agents"
         if config.serving.targets:

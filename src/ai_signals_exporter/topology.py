@@ -22,7 +22,11 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
-from typing import Literal
+from functools import lru_cache
+from typing import TYPE_CHECKING, Iterable, Literal, Mapping
+
+if TYPE_CHECKING:
+    from .expo.families import Family
 
 Role = Literal["all", "node", "cluster"]
 # Where a family's or source's work belongs: "node" (node-local: a node agent does it), "cluster"
@@ -53,6 +57,7 @@ def shard_hash(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "replace"), digest_size=8).digest(), "big")
 
 
+@lru_cache(maxsize=200_000)  # keys repeat every refresh (node names, namespaces)
 def shard_of(key: str, total: int) -> int:
     """The shard in [0, total) that owns `key`."""
     return shard_hash(key) % total
@@ -119,3 +124,30 @@ class Topology:
 
 
 SINGLE = Topology()
+
+# How the families of one area are owned: name -> (scope, shard label or None).
+Ownership = Mapping[str, tuple[str, "str | None"]]
+
+
+def keep_owned(families: Iterable["Family"], ownership: Ownership, topology: Topology) -> list["Family"]:
+    """The part of an area's output this instance owns: families of a scope its role does not
+    serve are dropped, and from a family with a shard label, the samples whose key it does not
+    own (a "node" key also keeps a node agent to its own node).  Unlisted families are kept."""
+    from .expo.families import Family
+
+    out = []
+    for fam in families:
+        scope, label = ownership.get(fam.name, ("instance", None))
+        if not topology.serves(scope):
+            continue
+        if label is None or (not topology.sharded and (label != "node" or topology.node is None)):
+            out.append(fam)
+            continue
+        i = fam.labelnames.index(label)
+        owns = topology.owns_node if label == "node" else topology.owns
+        samples = [s for s in fam.samples if owns(s[1][i])]
+        if len(samples) == len(fam.samples):
+            out.append(fam)
+        else:
+            out.append(Family(fam.name, fam.type, fam.help, fam.labelnames, samples))
+    return out

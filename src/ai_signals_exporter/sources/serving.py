@@ -126,7 +126,10 @@ class ServingSource(PeriodicSource):
 
     def static_targets(self) -> list[Target]:
         out = []
+        topology = self.config.topology
         for t in self.cfg.targets:
+            if not topology.owns(t.url):
+                continue
             lab = t.labels
             out.append(
                 Target(
@@ -153,9 +156,12 @@ class ServingSource(PeriodicSource):
         if kube.generation == self._discovered_gen:
             return self._discovered
         namespaces = set(self.cfg.discovery.namespaces)
+        topology = self.config.topology
         found = []
         for pod in kube.pods.values():
             if namespaces and pod.namespace not in namespaces:
+                continue
+            if not topology.owns(pod.uid):  # a shard scrapes the pods it owns
                 continue
             wanted = pod.annotations.get(ANN_SCRAPE) == "true" or (
                 self._selector is not None and self._selector.matches(pod.labels)

@@ -103,14 +103,22 @@ class GlobalConfig(Strict):
     def shard_ordinal(self) -> int:
         return self._shard_ordinal
 
-    @model_validator(mode="after")
-    def _resolve_shard(self) -> "GlobalConfig":
+    @field_validator("shard")
+    @classmethod
+    def _check_shard(cls, shard: int | str) -> int | str:
         from .topology import ShardError, parse_shard
 
         try:
-            self._shard_ordinal = parse_shard(self.shard)
+            parse_shard(shard)
         except ShardError as exc:
-            raise ValueError(f"shard: {exc}") from None
+            raise ValueError(str(exc)) from None
+        return shard
+
+    @model_validator(mode="after")
+    def _resolve_shard(self) -> "GlobalConfig":
+        from .topology import parse_shard
+
+        self._shard_ordinal = parse_shard(self.shard)
         if self._shard_ordinal >= self.total_shards:
             raise ValueError(
                 f"shard: {self._shard_ordinal} is not below total_shards ({self.total_shards})"

@@ -11,9 +11,10 @@ Whatever the topology, every `ai_*` series must come from exactly one instance (
   for serving pods and cold starts, node name for dcgm-exporters, node joins and GPU time, store
   name, probe name, and namespace for pending pods and quota.
 
-The hash is blake2b, never Python's `hash()` (randomised per process: two shards would disagree).
-Ownership is a function of the key and N only, so changing N moves keys between shards without a
-key owned twice or by none once every shard has refreshed with the new N.
+The hash is blake2b, never Python's `hash()` (randomised per process: two shards would disagree),
+spread over the shards by jump consistent hashing.  Ownership is a function of the key and N
+only, so changing N moves keys between shards without a key owned twice or by none once every
+shard has refreshed with the new N.
 """
 
 from __future__ import annotations
@@ -59,8 +60,16 @@ def shard_hash(key: str) -> int:
 
 @lru_cache(maxsize=200_000)  # keys repeat every refresh (node names, namespaces)
 def shard_of(key: str, total: int) -> int:
-    """The shard in [0, total) that owns `key`."""
-    return shard_hash(key) % total
+    """The shard in [0, total) that owns `key`: jump consistent hash (Lamping & Veach, 2014,
+    arXiv:1406.2294).  Unlike `hash % total`, going from N to N+1 shards moves only 1/(N+1) of
+    the keys, and N -> N-1 only the removed shard's: fewer serving pods lose the rate history
+    their new shard has to rebuild (half a rate window)."""
+    key64, bucket, jump = shard_hash(key), -1, 0
+    while jump < total:
+        bucket = jump
+        key64 = (key64 * 2862933555777941757 + 1) & 0xFFFFFFFFFFFFFFFF
+        jump = int((bucket + 1) * ((1 << 31) / ((key64 >> 33) + 1)))
+    return bucket
 
 
 def parse_shard(value: int | str, environ: dict[str, str] | None = None) -> int:

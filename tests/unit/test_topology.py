@@ -30,7 +30,7 @@ def test_hash_is_stable_across_processes() -> None:
     assert runs == {str(shard_hash("gpu-node-17"))}
     # Pinned: changing the hash moves every key of every running sharded deployment at once.
     assert shard_hash("gpu-node-17") == 12197815334917378565
-    assert [shard_of("gpu-node-17", n) for n in (2, 3, 4, 5)] == [1, 2, 1, 0]
+    assert [shard_of("gpu-node-17", n) for n in (2, 3, 4, 5)] == [1, 1, 1, 1]
 
 
 @settings(max_examples=200)
@@ -49,6 +49,17 @@ def test_resharding_partitions_keys_for_any_n(all_keys: list[str], old: int, new
         parts = [{k for k in all_keys if Topology(shard=i, total_shards=total).owns(k)} for i in range(total)]
         assert sum(len(p) for p in parts) == len(all_keys)
         assert set().union(*parts) == set(all_keys)
+
+
+def test_changing_n_moves_few_keys() -> None:
+    # Jump consistent hashing: N -> N-1 moves only the removed shard's keys, N -> N+1 about
+    # 1/(N+1) of them (hash % N would move most keys, and each moved pod loses its rate history).
+    all_keys = [f"pod-uid-{i}" for i in range(6000)]
+    moved = [k for k in all_keys if shard_of(k, 3) != shard_of(k, 2)]
+    assert moved == [k for k in all_keys if shard_of(k, 3) == 2]
+    grown = sum(shard_of(k, 3) != shard_of(k, 4) for k in all_keys)
+    assert 0.2 * len(all_keys) < grown < 0.3 * len(all_keys)
+    assert all(shard_of(k, 4) == 3 for k in all_keys if shard_of(k, 3) != shard_of(k, 4))
 
 
 def test_shards_share_keys_roughly_evenly() -> None:

@@ -131,10 +131,10 @@ class Exporter:
                 self.sources.append(src)
                 self._area_of[id(src)] = area
         for src in self.sources:
-            if self._enabled(src):
+            if self.source_enabled(src):
                 self._tasks.append(asyncio.create_task(self._guard(src), name=f"source:{src.name}"))
 
-    def _enabled(self, src: Source) -> bool:
+    def source_enabled(self, src: Source) -> bool:
         """Configured, and work of this instance's role (docs/deploy.md, topology.py)."""
         return self._area_of[id(src)].runs_on(self.config.topology) and src.enabled()
 
@@ -274,7 +274,7 @@ class Exporter:
         checkpoint store's age would keep growing (and paging) with nobody listing it."""
         mon = self.state.selfmon
         for src in self.sources:
-            if not self._enabled(src):
+            if not self.source_enabled(src):
                 mon.forget_targets(src.name, set())
                 mon.sources.pop(src.name, None)
                 area = self._area_of[id(src)]
@@ -288,7 +288,7 @@ class Exporter:
     def target_statuses(self) -> list[TargetStatus]:
         out: list[TargetStatus] = []
         for src in self.sources:
-            if self._enabled(src):
+            if self.source_enabled(src):
                 try:
                     out.extend(src.targets())
                 except Exception:

@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import math
+import re
 import threading
 import time
 from pathlib import Path
@@ -52,7 +54,7 @@ from ..helpers.clock import FakeClock
 from ..helpers.net import free_port
 from ..helpers.promstack import http_json, prometheus, query
 from ..helpers.wait import wait_for, wait_until
-from ..rules.rulepack import DEPLOY, all_rules, rule_files
+from ..rules.rulepack import DASHBOARDS, DEPLOY, ai_metrics_in, all_rules, rule_files
 from ..rules.test_dashboards import adapter_query
 
 # Node names chosen so that each of 3 shards owns one (asserted below).
@@ -473,3 +475,55 @@ def test_resharding_3_to_2_while_prometheus_scrapes(stack, proms) -> None:
     assert identities(url) == want
     # The pods that changed shards (jump hash: only shard 2's) are among those served now.
     assert moved_pods <= set(uids)
+
+
+# --- the audit, kept: nothing in rules, dashboards or autoscaling inputs assumes one instance ---
+
+# Labels the scrape adds per exporter instance (the ServiceMonitor drops namespace/pod/container).
+SCRAPE_LABELS = ("instance", "endpoint", "service")
+GROUPING_RE = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
+SELF_PREFIX = "ai_signals_exporter_"
+
+
+def shipped_queries() -> list[tuple[str, str]]:
+    out = [(r.get("record") or r["alert"], r["expr"]) for r in all_rules()]
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        def panels(ps: list[dict]) -> Iterator[dict]:
+            for p in ps:
+                yield p
+                yield from panels(p.get("panels", []))
+        for p in panels(json.loads(path.read_text()).get("panels", [])):
+            out += [(f"{path.name}: {p.get('title')}", t["expr"]) for t in p.get("targets", []) if t.get("expr")]
+    out += [(f"adapter: {q}", q) for q in adapter_and_keda_queries()]
+    return out
+
+
+def instance_joins(expr: str) -> list[str]:
+    """Grouping or matching clauses over a scrape label, in an expression about our signals
+    (self-metrics are per instance by nature, and dcgm-exporter's series are dcgm-exporter's)."""
+    if all(n.startswith(SELF_PREFIX) for n in ai_metrics_in(expr)):
+        return []
+    return [m.group(0) for m in GROUPING_RE.finditer(expr)
+            if set(re.split(r"[\s,]+", m.group(2).strip())) & set(SCRAPE_LABELS)]
+
+
+def test_no_query_joins_or_groups_signals_by_exporter_instance() -> None:
+    queries = shipped_queries()
+    assert len(queries) > 60
+    bad = {name: instance_joins(expr) for name, expr in queries if instance_joins(expr)}
+    assert not bad, f"these assume one exporter instance per signal: {bad}"
+    # The check is not vacuous.
+    assert instance_joins("ai_gpu_idle_seconds > on (node, instance) ai_gpu_node_tainted")
+    assert not instance_joins("time() - ai_signals_exporter_source_last_success_timestamp_seconds"
+                              " > on (job, instance, source) ai_signals_exporter_source_interval_seconds")
+
+
+def test_partial_families_are_summed_over_instances() -> None:
+    # A partial family (several node agents each report a part of one series) is only right
+    # summed: max by / avg by / a one-to-one join would see one agent's part.
+    partial = {spec.name for area in AREAS for spec in area.families if spec.partial}
+    assert partial, "the scheduling area's node-local per-workload counters are partial"
+    for name, expr in shipped_queries():
+        for fam in ai_metrics_in(expr) & partial:
+            assert re.search(rf"sum\s*(by|without)?\s*(\([^)]*\))?\s*\(\s*(increase|rate)?\(?\s*{fam}", expr), \
+                (name, fam, expr)

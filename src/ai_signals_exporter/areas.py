@@ -16,6 +16,7 @@ from .config import Config
 from .expo.families import Family, FamilySpec
 from .gpu.state import DCGM, GPU_IDLE
 from .scheduling import families as scheduling_families
+from .gpu import accounting
 from .serving.history import SERVING
 from .signals import checkpoints, gpu, selfmon, serving, streaming
 from .slots import Slot
@@ -116,6 +117,14 @@ AREAS: tuple[Area, ...] = (
     # source, slot and derive to this line.
     Area("scheduling", families=tuple(_scheduling_spec(s) for s in scheduling_families.FAMILIES),
          scope="cluster", shard_key="namespace (node failures: node name; job losses: store name)"),
+    # GPU time (gpu/accounting.py), likewise declared until the gpu area serves it.  The price
+    # per GPU model is one series per model for the whole cluster: the cluster instance's (one
+    # shard's per model), so it must come from config and the kube nodes, not from this
+    # instance's own dcgm observations.
+    Area("gpu_time", families=tuple(
+        FamilySpec(*s, scope="cluster", shard_label="gpu_model") if s is accounting.PRICE_PER_HOUR
+        else FamilySpec(*s) for s in accounting.FAMILIES
+    ), scope="node", shard_key="node name (prices: GPU model)", shard_label="node"),
 )
 
 

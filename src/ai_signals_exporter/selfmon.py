@@ -16,6 +16,7 @@ REASONS = frozenset(
         "http_status",
         "too_large",
         "parse",
+        "not_metrics",
         "no_engine",
         "exception",
         "list",

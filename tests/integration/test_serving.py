@@ -156,7 +156,7 @@ async def test_broken_targets_mark_only_themselves_down() -> None:
             assert ups == {"good": 1, "slow": 0, "failing": 0, "garbage": 0, "huge": 0}
             assert [l["pod"] for l, _ in got[GEN]] == ["good"]
             reasons = {l["reason"] for l, v in got["ai_signals_exporter_errors_total"] if l["source"] == "serving"}
-            assert {"timeout", "http_status", "no_engine", "too_large"} <= reasons
+            assert {"timeout", "http_status", "not_metrics", "too_large"} <= reasons
         finally:
             await exporter.stop()
 
@@ -279,3 +279,93 @@ async def test_unlabelled_static_targets_do_not_collide() -> None:
             assert pods == sorted([a.split("//")[1], b.split("//")[1], "given"])
         finally:
             await source.close()
+
+
+async def test_bodies_that_are_not_metrics_are_down_with_the_bad_line() -> None:
+    """Issue 13: a 200 that is not exposition format (a web UI on the wrong port, an API's JSON,
+    binary data, another exporter's metrics for a named engine) is down with a bounded reason,
+    and the first bad line, escaped, reaches the landing page and the debug log."""
+    import logging
+
+    import aiohttp
+
+    from ai_signals_exporter.config import Config
+    from ai_signals_exporter.expo.families import render
+    from ai_signals_exporter.signals.serving import derive
+
+    llama = SimEngine("llamacpp", "m", constant(2.0), seed=6)
+
+    def reply(body: bytes, ctype: str):
+        async def handler(_):
+            return web.Response(body=body, headers={"Content-Type": ctype})
+        return handler
+
+    bodies = {
+        "html": (b"<!DOCTYPE html>\n<html><script>alert(1)</script></html>\n", "text/html; charset=utf-8"),
+        "html-as-text": (b"<html><body>Gradio</body></html>\n", "text/plain"),
+        "json": (b'{"object":"list","data":[]}', "application/json"),
+        "json-as-text": (b'{"object":"list","data":[]}', "text/plain; version=0.0.4"),
+        "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00", "application/octet-stream"),
+        "other-exporter": (b"# TYPE node_load1 gauge\nnode_load1 0.5\n", "text/plain; version=0.0.4"),
+    }
+    app = engines_app({"/router/metrics": llama})
+    for name, (body, ctype) in bodies.items():
+        app.router.add_get(f"/{name}", reply(body, ctype))
+    async with run_app(app) as base:
+        targets = [{"url": f"{base}/{n}", "engine": "vllm" if n == "other-exporter" else "auto",
+                    "labels": {"pod": n}} for n in bodies]  # fmt: skip
+        # llama.cpp router mode: one target per model, the model named by the query
+        targets.append({"url": f"{base}/router/metrics?model=qwen3-8b", "engine": "llamacpp"})
+        cfg = Config.model_validate({"serving": {"interval": "1s", "window": "10s", "targets": targets}})
+        from ai_signals_exporter.sources.serving import ServingSource
+
+        exporter = Exporter(cfg)
+        source = ServingSource(cfg, exporter.state)
+        exporter.sources = [source]  # scraped once by hand: no loop, no waiting
+        logger = logging.getLogger("ai_signals_exporter.sources.serving")
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler(logging.DEBUG)
+        handler.emit = records.append  # type: ignore[method-assign]
+        logger.addHandler(handler)
+        old_level = logger.level
+        logger.setLevel(logging.DEBUG)
+        try:
+            await source.run_once()
+            async with run_app(make_app(exporter)) as ui, aiohttp.ClientSession() as http:
+                async with http.get(ui + "/") as r:
+                    page = await r.text()
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
+            await source.close()
+        state = source.state
+        status = {t.target.rsplit("/", 1)[-1]: t for t in source.targets()}
+        up = {k: state.selfmon.targets[("serving", t.target)] for k, t in status.items()}
+        assert up == {**{n: False for n in bodies}, "metrics?model=qwen3-8b": True}
+        errors = {k: t.last_error for k, t in status.items()}
+        assert errors["html"] == "not_metrics: text/html; charset=utf-8"
+        assert errors["json"] == "not_metrics: application/json"
+        assert errors["html-as-text"] == "not_metrics: <html><body>Gradio</body></html>"
+        assert errors["json-as-text"] == 'not_metrics: {"object":"list","data":[]}'
+        assert errors["binary"].startswith("not_metrics: \\ufffdPNG")
+        assert errors["other-exporter"] == "not_metrics: node_load1 0.5"
+        assert {r for (src, r) in state.selfmon.errors if src == "serving"} == {"not_metrics"}
+        assert any("Gradio" in r.getMessage() for r in records)
+        assert "&lt;html&gt;&lt;body&gt;Gradio" in page and "<html><body>Gradio" not in page
+        text = render(derive(state, cfg, time.time())).decode()
+        assert 'engine="llamacpp",model="qwen3-8b"}' in text
+
+
+def test_discovered_llamacpp_router_pod_names_the_model_from_the_path() -> None:
+    """llama.cpp router mode: the annotation path `/metrics?model=<id>` scrapes one model; the
+    model label comes from the query unless `ai-signals.io/model` says otherwise."""
+    from ai_signals_exporter.sources.serving import target_for_pod
+    from ai_signals_exporter.state import PodInfo
+
+    def pod(**ann: str) -> PodInfo:
+        return PodInfo("u1", "llm", "router-0", "n1", "Running", "10.0.0.7", {},
+                       {"ai-signals.io/path": "/metrics?model=qwen3-8b", **ann}, "Deployment", "router", {})  # fmt: skip
+
+    t = target_for_pod(pod(), 8080, "/metrics")
+    assert t.url == "http://10.0.0.7:8080/metrics?model=qwen3-8b" and t.identity.model == "qwen3-8b"
+    assert target_for_pod(pod(**{"ai-signals.io/model": "Qwen3"}), 8080, "/metrics").identity.model == "Qwen3"

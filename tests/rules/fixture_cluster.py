@@ -133,6 +133,10 @@ def ai(now: float) -> str:
         ttft = f("ai_serving_time_to_first_token_seconds", "summary", "Time to first token over the window.")
         ttft.add({**l, "quantile": "0.5"}, 0.21)
         ttft.add({**l, "quantile": "0.95"}, 0.87)
+        f("ai_serving_failed_requests_per_second", "gauge", "Aborted or failed requests per second.").add(l, tps / 25000)
+        queue = f("ai_serving_queue_time_seconds", "summary", "Queue time over the window.")
+        queue.add({**l, "quantile": "0.5"}, 0.05 * (1 + waiting))
+        queue.add({**l, "quantile": "0.95"}, 0.4 * (1 + waiting))
     idle_for = now - START + 4000
     gpus = [("gpu-node-1", "0", "GPU-c4529c8d", H100, "prod", "llama-0", 0, 0.97),
             ("gpu-node-1", "1", "GPU-bc5610b9", H100, "", "", idle_for, 0.0),

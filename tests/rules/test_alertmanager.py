@@ -52,6 +52,9 @@ CASES = [
     ({"alertname": "GpuPodsPendingTooLong", "severity": "warning", "namespace": "serving-chat",
       "reason": "insufficient_gpu"}, "serving"),
     ({"alertname": "GpuQuotaExhausted", "severity": "warning", "namespace": "training-llm"}, "ml-training"),
+    # GPU time: info, dashboards only, whatever the namespace.
+    ({"alertname": "GpuWorkloadMostlyIdle", "severity": "info", "scope": "gpu", "namespace": "ml",
+      "workload_kind": "StatefulSet", "workload": "nb-alice"}, "null"),
     ({"alertname": "TrainingWorkLost", "severity": "warning", "namespace": "ml", "store": "run42"}, "ml-training"),
 ]
 

@@ -31,7 +31,9 @@ def test_console_script_and_python_floor() -> None:
 
 def test_dockerfile_is_slim_non_root_and_exposes_the_port() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim", text, re.M)
+    # The base is an ARG (tests/image builds on a local Debian base); its default is the slim image, pinned.
+    assert re.search(r"^ARG BASE_IMAGE=\S*python:3\.11-slim@sha256:[0-9a-f]{64}$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}", text, re.M)
     user = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert user and not user[-1].startswith(("root", "0")), "the image must run as a non-root user"
     assert re.search(r"^EXPOSE 9842$", text, re.M)

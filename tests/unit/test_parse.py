@@ -286,6 +286,9 @@ def _same(a: list, b: list) -> bool:
     for (la, va), (lb, vb) in zip(a, b):
         if la != lb:
             return False
+        # prometheus_client keeps an integer token as a Python int (exact beyond 2**53, e.g. the
+        # DCGM int64 blank sentinel); the text format's values are floats (as Prometheus reads them).
+        vb = float(vb)
         if not (va == vb or (math.isnan(va) and math.isnan(vb))):
             return False
     return True
@@ -376,10 +379,35 @@ def test_arbitrary_input_never_raises(blob):
 REAL_FILES = sorted(REAL.glob("*.prom")) if REAL.is_dir() else []
 
 
+# The project's own payloads (engine fixtures written from upstream source, DCGM fixtures, and
+# the simulator's current-release renders) run the same check in any clone.
+OWN_FILES = sorted((Path(__file__).resolve().parents[1] / "fixtures").glob("*/*.prom"))
+assert len(OWN_FILES) >= 20, "the project's payload fixtures are missing"
+
+
+@pytest.mark.parametrize("path", OWN_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_own_payloads_match_prometheus_client_for_every_name(path):
+    _check_against_prometheus_client(path.read_bytes())
+
+
+@pytest.mark.parametrize("kind", ["vllm", "tgi", "sglang", "triton", "llamacpp", "trtllm"])
+def test_simulated_payloads_match_prometheus_client_for_every_name(kind):
+    from ai_signals_exporter.sim.engines import SimEngine
+
+    t = [1_750_000_000.0]
+    e = SimEngine(kind, load=4.0, ranks=2, clock=lambda: t[0], seed=1)
+    t[0] += 300
+    _check_against_prometheus_client(e.render())
+
+
 @pytest.mark.skipif(not REAL.is_dir(), reason="../shared/real-payloads not present")
 @pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: p.name)
 def test_real_payloads_match_prometheus_client_for_every_name(path):
-    text = path.read_text()
+    _check_against_prometheus_client(path.read_bytes())
+
+
+def _check_against_prometheus_client(data: bytes) -> None:
+    text = data.decode()
     expected: dict = {}
     pc_to_wire = {}
     wire = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and line[0] != "#"}
@@ -389,7 +417,7 @@ def test_real_payloads_match_prometheus_client_for_every_name(path):
             if name not in wire and name.endswith("_total") and name[:-6] in wire:
                 pc_to_wire[name] = name[:-6]  # TGI counters: prometheus_client adds _total
             expected.setdefault(pc_to_wire.get(name, name), []).append((dict(s.labels), s.value))
-    got = parse_families(path.read_bytes(), set(expected))
+    got = parse_families(data, set(expected))
     assert got.keys() == expected.keys()
     for name in expected:
         assert _same(got[name], expected[name]), name

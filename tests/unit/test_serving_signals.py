@@ -177,3 +177,78 @@ def test_bursty_engine_rates_wait_for_half_a_window() -> None:
         h.append(t, {"": ModelSnapshot(generation_tokens=600.0)}, 40)
     text = render(derive(state, cfg, 1021)).decode()
     assert "ai_serving_generation_tokens_per_second{" in text
+
+
+# ------------------------------------- each engine's current release against ground truth
+
+
+@pytest.mark.parametrize("kind", ["vllm", "tgi", "sglang", "triton", "llamacpp", "trtllm"])
+def test_derived_signals_match_the_simulated_engines_truth(kind) -> None:
+    """Scrape a simulated engine in its current release's shape every 5 s over a 30 s window:
+    every output equals what the engine actually did in that window."""
+    from ai_signals_exporter.engines import extract
+    from ai_signals_exporter.promql import bucket_deltas as deltas
+    from ai_signals_exporter.sim.engines import SimEngine
+
+    t = [1_750_000_000.0]
+    e = SimEngine(kind, model="m", load=4.0, ranks=2, capacity_tokens_per_second=800,
+                  clock=lambda: t[0], seed=2)  # fmt: skip
+    cfg = Config()  # window 30 s
+    state = AppState()
+    h = TargetHistory("u", TargetIdentity(model="m"), engine=kind)
+    state.serving["u"] = h
+    t[0] += 120
+    t0 = t[0]
+    snaps = []
+    for _ in range(7):
+        _, models = extract(e.render(), kind)
+        snaps.append(models)
+        h.bursty = any(m.bursty_tokens for m in models.values())  # as the source records it
+        h.append(t[0], models, 40)
+        t[0] += 5
+    now = t[0] - 5
+    fams = parse_families(render(derive(state, cfg, now)), _ALL_SERVING)
+    got = {
+        name: {lab.get("quantile", ""): v for lab, v in rows if lab["model"] == "m"}
+        for name, rows in fams.items()
+    }
+
+    def one(name: str) -> float:
+        return got[name][""]
+
+    assert one("ai_serving_generation_tokens_per_second") == pytest.approx(e.expected_generation_rate(t0, now))
+    assert one("ai_serving_prompt_tokens_per_second") == pytest.approx(e.expected_prompt_rate(t0, now))
+    assert one("ai_serving_requests_running") == round(e.running(now))
+    assert one("ai_serving_requests_waiting") == round(e.waiting(now))
+    if kind == "llamacpp":  # no finish counter, no KV gauge since mid-2025
+        assert "ai_serving_requests_per_second" not in got and "ai_serving_kv_cache_usage_ratio" not in got
+    else:
+        assert one("ai_serving_requests_per_second") == pytest.approx(e.expected_request_rate(t0, now))
+        assert one("ai_serving_failed_requests_per_second") == pytest.approx(e.expected_failed_rate(t0, now))
+        if kind != "tgi":
+            assert one("ai_serving_kv_cache_usage_ratio") == pytest.approx(e.kv_cache_usage(now), abs=1e-4)
+    for fam, attr in (("ai_serving_time_to_first_token_seconds", "ttft_buckets"),
+                      ("ai_serving_queue_time_seconds", "queue_buckets")):  # fmt: skip
+        hist = [s["m" if kind not in ("tgi", "llamacpp") else ""] for s in snaps]
+        hist = [getattr(x, attr) for x in hist if getattr(x, attr)]
+        if len(hist) < 2:
+            assert fam not in got, fam
+            continue
+        truth = deltas(hist)
+        assert got[fam]["0.5"] == pytest.approx(histogram_quantile(0.5, truth))
+        assert got[fam]["0.95"] == pytest.approx(histogram_quantile(0.95, truth))
+    if kind in ("vllm", "sglang", "tgi", "trtllm"):
+        assert "0.95" in got["ai_serving_queue_time_seconds"]
+
+
+_ALL_SERVING = {
+    "ai_serving_generation_tokens_per_second",
+    "ai_serving_prompt_tokens_per_second",
+    "ai_serving_requests_per_second",
+    "ai_serving_failed_requests_per_second",
+    "ai_serving_requests_running",
+    "ai_serving_requests_waiting",
+    "ai_serving_kv_cache_usage_ratio",
+    "ai_serving_time_to_first_token_seconds",
+    "ai_serving_queue_time_seconds",
+}

@@ -92,6 +92,7 @@ def test_what_the_mapping_reads_is_the_simulators_truth(kind, rps, ranks, capaci
         assert snap.prompt_tokens == e.prompt_tokens_at(now)
         if kind != "llamacpp":  # llama.cpp has no finished-request counter
             assert snap.requests == e.requests_at(now)
+            assert snap.failed_requests == e.failed_requests_at(now)
         assert snap.running == round(e.running(now))
         assert snap.waiting == round(e.waiting(now))
         if snap.kv_cache_usage is not None:
@@ -154,11 +155,53 @@ def test_tgi_payload_format():
 def test_sglang_payload_format():
     e, clock = engine("sglang", load=5.0, ranks=2, model="Qwen/Qwen2.5-72B-Instruct")
     clock.t += 60
-    s = samples(e.render())
-    assert sorted(lab["tp_rank"] for lab, _ in s["sglang:num_running_reqs"]) == ["0", "1"]
+    payload = e.render()
+    s = samples(payload)
+    # every scheduler rank publishes the total (priority="") and one series per priority
+    rows = s["sglang:num_running_reqs"]
+    assert sorted((lab["tp_rank"], lab["priority"]) for lab, _ in rows) == [
+        (r, p) for r in ("0", "1") for p in ("", "0", "10")
+    ]
+    totals = [v for lab, v in rows if lab["priority"] == ""]
+    assert totals == [round(e.running(clock.t))] * 2
+    modes = {lab["mode"] for lab, _ in s["sglang:realtime_tokens_total"]}
+    assert modes == {"prefill_compute", "prefill_cache", "decode"}
+    _, models = extract(payload, "sglang")
+    snap = models["Qwen/Qwen2.5-72B-Instruct"]
+    assert snap.running == totals[0] and not snap.bursty_tokens
+    assert snap.queue_buckets[-1][1] == e._hists["queue_time_seconds"].total  # one rank's copy
     ttft = s["sglang:time_to_first_token_seconds_bucket"]
     assert all(set(lab) == {"model_name", "le"} for lab, _ in ttft)
     assert [float(lab["le"]) for lab, _ in ttft[:-1]] == list(SGLANG_TTFT_BUCKETS)
+
+
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "engines"
+CURRENT_FIXTURE = {
+    "vllm": "vllm-0.33-dp2.prom",
+    "tgi": "tgi-3.3.prom",
+    "sglang": "sglang-0.5.23-priority-allranks.prom",
+    "triton": "triton-trtllm-ensemble.prom",
+    "llamacpp": "llamacpp-current.prom",
+    "trtllm": "trtllm-serve-1.2.prom",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sim_families_match_the_current_release_fixture(kind):
+    """Every family of the engine's current-release fixture (written from upstream source) that
+    the mapping reads has the same type in the simulator's payload: the demo and the scale
+    bench run on current shapes.  (The ../shared checks below compare with real captures.)"""
+    from ai_signals_exporter.engines import wanted_names
+
+    fixture = type_lines((FIX / CURRENT_FIXTURE[kind]).read_bytes())
+    e, clock = engine(kind, load=2.0, ranks=2)
+    clock.t += 30
+    ours = type_lines(e.render())
+    wanted = {n.encode() for n in wanted_names(kind)}
+    read = {f for f in fixture if any(w == f or w.startswith(f + b"_") for w in wanted)}
+    assert read, kind
+    for fam in read:
+        assert ours.get(fam) == fixture[fam], fam
 
 
 @needs_real
@@ -227,7 +270,7 @@ def test_load_curve_is_followed():
     assert e.expected_generation_rate(T0 + 140, T0 + 190) == pytest.approx(600, rel=0.01)
 
 
-@pytest.mark.parametrize("kind", ["tgi", "sglang"])
+@pytest.mark.parametrize("kind", ["tgi", "triton"])
 def test_bursty_engines_count_tokens_when_requests_finish(kind):
     e, _ = engine(kind, load=0.5, output_tokens=256, seed=3)
     rates = [e.expected_generation_rate(T0 + 60 + i * 0.5, T0 + 60.5 + i * 0.5) for i in range(60)]
@@ -237,8 +280,9 @@ def test_bursty_engines_count_tokens_when_requests_finish(kind):
     assert long == pytest.approx(e.work_rate(T0 + 60, T0 + 660), rel=0.1)
 
 
-def test_smooth_engine_is_not_bursty():
-    e, _ = engine("vllm", load=0.5, output_tokens=256)
+@pytest.mark.parametrize("kind", ["vllm", "sglang"])  # SGLang: realtime_tokens_total
+def test_smooth_engine_is_not_bursty(kind):
+    e, _ = engine(kind, load=0.5, output_tokens=256)
     rates = [e.expected_generation_rate(T0 + 60 + i, T0 + 61 + i) for i in range(30)]
     assert min(rates) > 0.5 * 128 and max(rates) < 0.5 * 256 * 1.5
 

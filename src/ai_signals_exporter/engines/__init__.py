@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ..expo.parse import parse_families
+from ..expo.parse import NotExposition, check_exposition, parse_families, shown
 from . import llamacpp, sglang, tgi, triton, trtllm, vllm
 from .base import EngineMapping, ModelSnapshot, UnknownEngine, build_snapshots
 
@@ -16,6 +16,7 @@ __all__ = [
     "ENGINES",
     "EngineMapping",
     "ModelSnapshot",
+    "NotExposition",
     "UnknownEngine",
     "detect",
     "extract",
@@ -65,9 +66,16 @@ def wanted_names(engine: str) -> frozenset[str]:
 
 
 def extract(payload: bytes | str, engine: str) -> tuple[str, dict[str, ModelSnapshot]]:
-    """Return (engine name, {model: ModelSnapshot}).  With engine "auto", raise UnknownEngine
-    when no known engine's series are present.  A known engine with none of its series yields
-    an empty dict (the target answers, but serves nothing we read)."""
+    """Return (engine name, {model: ModelSnapshot}).
+
+    Raises NotExposition when the body is not exposition format (checked on sampled lines, see
+    expo.parse.check_exposition), or, for a named engine, when it holds no sample of any family
+    that engine defines (``not_metrics``: a server on the wrong port answering 200 with other
+    metrics).  With engine "auto", raises UnknownEngine when no known engine's series are
+    present."""
+    text = bytes(payload).decode("utf-8", "replace") if not isinstance(payload, str) else payload
+    check_exposition(text)
+    payload = text
     if engine == "auto":
         found = detect(payload)
         if found is None:
@@ -77,4 +85,7 @@ def extract(payload: bytes | str, engine: str) -> tuple[str, dict[str, ModelSnap
     if mapping is None:
         raise UnknownEngine(f"unknown engine {engine!r}")
     samples = parse_families(payload, _WANTED[engine])
+    if not samples:
+        first = next((ln for ln in text.split("\n", 64)[:64] if ln.strip() and not ln.startswith("#")), "")
+        raise NotExposition("not_metrics", shown(first))
     return engine, build_snapshots(mapping, samples)

@@ -101,9 +101,88 @@ def _parse_body(body: str) -> Labels:
     return {k.strip(_KEY_JUNK): v for k, v in zip(parts[0::2], parts[1::2])}
 
 
-def parse_value(token: str) -> float:
-    # float() accepts NaN, +Inf, -Inf, Inf and scientific notation, as Go's ParseFloat does.
-    return float(token)
+# --------------------------------------------------------------------------- validation
+#
+# The filtered parser never looks at most lines, so by itself it cannot tell a payload from an
+# HTML page (it finds nothing and reports nothing).  Validating every line would cost as much as
+# parsing them all; instead a fixed number of lines is checked: the first ones and one line at
+# each of a few evenly spaced offsets.  An HTML page, JSON, or binary junk fails on its first
+# line; a payload that turns bad later is caught when a sampled line lands in the bad part.
+
+_SAMPLE_LINE_RE = re.compile(rf"[a-zA-Z_:][a-zA-Z0-9_:]*+(?:\{{{_BODY}\}})?+{_TAIL}")
+_HEAD_LINES = 8
+_SPREAD_LINES = 16
+SHOWN_LINE_MAX = 120
+
+
+class NotExposition(ValueError):
+    """A body that is not the text exposition format.  `reason`: ``not_metrics`` (its first
+    sample line is not a sample: a web page, JSON, binary data) or ``parse`` (it starts as
+    exposition, a later line is malformed).  `line`: the first bad line found, truncated and
+    escaped, safe to show and log."""
+
+    def __init__(self, reason: str, line: str) -> None:
+        super().__init__(f"{reason}: {line}")
+        self.reason = reason
+        self.line = line
+
+
+def shown(line: str) -> str:
+    """A line from a target, made safe for a log or a web page: truncated, non-printable and
+    non-ASCII characters escaped."""
+    out = ascii(line[: SHOWN_LINE_MAX + 1])[1:-1]
+    return out[:SHOWN_LINE_MAX] + "..." if len(out) > SHOWN_LINE_MAX else out
+
+
+def _line_ok(line: str) -> bool:
+    line = line.rstrip("\r")
+    if not line.strip() or line.startswith("#"):
+        return True
+    m = _SAMPLE_LINE_RE.fullmatch(line)
+    if m is None:
+        return False
+    try:
+        float(m.group(1))
+    except ValueError:
+        return False
+    return True
+
+
+def check_exposition(text: str) -> None:
+    """Raise NotExposition when the sampled lines of `text` are not exposition format.  Costs a
+    few dozen line checks, whatever the size of the payload."""
+    if "\x00" in text[:4096]:
+        raise NotExposition("not_metrics", shown(text[: text.find("\n")] if "\n" in text else text))
+    first_sample = True
+    pos = 0
+    n = len(text)
+    for _ in range(_HEAD_LINES):
+        if pos >= n:
+            return
+        end = text.find("\n", pos)
+        end = n if end < 0 else end
+        line = text[pos:end]
+        if not _line_ok(line):
+            raise NotExposition("not_metrics" if first_sample else "parse", shown(line))
+        if line.strip() and not line.startswith("#"):
+            first_sample = False
+        pos = end + 1
+    if first_sample:
+        # No sample among the first lines (a long HELP/TYPE preamble): find the first one.
+        for line in text[pos:].split("\n", 256)[:256]:
+            if line.strip() and not line.startswith("#"):
+                if not _line_ok(line):
+                    raise NotExposition("not_metrics", shown(line))
+                break
+    step = max(1, (n - pos) // (_SPREAD_LINES + 1))
+    for k in range(1, _SPREAD_LINES + 1):
+        start = text.find("\n", pos + k * step - 1)
+        if start < 0 or start + 1 >= n:
+            break
+        end = text.find("\n", start + 1)
+        line = text[start + 1 : n if end < 0 else end]
+        if not _line_ok(line):
+            raise NotExposition("parse", shown(line))
 
 
 def parse_families(data: bytes | str, wanted: Collection[str]) -> Samples:

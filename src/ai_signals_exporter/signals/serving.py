@@ -11,11 +11,9 @@ averages over several scrapes; it must be longer than a typical request.
 
 from __future__ import annotations
 
-import math
-from typing import Sequence
-
 from ..config import Config
 from ..expo.families import Family, FamilySpec
+from ..promql import bucket_deltas, counter_increase, histogram_quantile, rate  # noqa: F401 (re-exported)
 from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity  # noqa: F401 (re-exported)
 from ..state import AppState
 
@@ -30,7 +28,12 @@ PROMPT_TOKENS = FamilySpec(
     "Prompt (input) tokens per second over the rate window, per pod and model.", LABELS,
 )
 REQUESTS = FamilySpec(
-    "ai_serving_requests_per_second", "gauge", "Finished requests per second over the rate window.", LABELS
+    "ai_serving_requests_per_second", "gauge",
+    "Requests finished with a result (stop, length, repetition) per second over the rate window.", LABELS,
+)
+FAILED_REQUESTS = FamilySpec(
+    "ai_serving_failed_requests_per_second", "gauge",
+    "Requests that ended without a result (aborted or failed) per second over the rate window.", LABELS,
 )
 RUNNING = FamilySpec("ai_serving_requests_running", "gauge", "Requests currently being processed.", LABELS)
 WAITING = FamilySpec(
@@ -44,69 +47,21 @@ TTFT = FamilySpec(
     "ai_serving_time_to_first_token_seconds", "summary",
     "Time to first token over the rate window, from histogram bucket deltas.", LABELS,
 )
+QUEUE_TIME = FamilySpec(
+    "ai_serving_queue_time_seconds", "summary",
+    "Time requests spent queued before being scheduled, over the rate window, from histogram bucket deltas.",
+    LABELS,
+)
 CAPACITY_RATIO = FamilySpec(
     "ai_serving_token_capacity_ratio", "gauge",
     "Generation tokens per second divided by the pod's configured capacity.", LABELS,
 )
-FAMILIES = (GENERATION_TOKENS, PROMPT_TOKENS, REQUESTS, RUNNING, WAITING, KV_CACHE, TTFT, CAPACITY_RATIO)
+FAMILIES = (
+    GENERATION_TOKENS, PROMPT_TOKENS, REQUESTS, FAILED_REQUESTS, RUNNING, WAITING, KV_CACHE, TTFT,
+    QUEUE_TIME, CAPACITY_RATIO,
+)  # fmt: skip
 
 
-def counter_increase(points: Sequence[tuple[float, float]]) -> float:
-    """Increase of a counter across points, counting a drop as a reset to zero (pod restart)."""
-    inc = 0.0
-    for (_, a), (_, b) in zip(points, points[1:]):
-        inc += b - a if b >= a else b
-    return inc
-
-
-def rate(points: Sequence[tuple[float, float]]) -> float | None:
-    """Per-second increase over the points' time span; None with fewer than two points."""
-    if len(points) < 2:
-        return None
-    span = points[-1][0] - points[0][0]
-    if span <= 0:
-        return None
-    return counter_increase(points) / span
-
-
-def bucket_deltas(
-    series: Sequence[tuple[tuple[float, float], ...]],
-) -> list[tuple[float, float]]:
-    """Observations per cumulative bucket across successive histogram snapshots, reset-aware.
-
-    Each pair of snapshots contributes its own delta; a pair where the total count dropped is
-    a reset, and then the later snapshot counts from zero.  Bucket boundaries that change
-    between snapshots (server reconfigured) are matched by `le`.
-    """
-    totals: dict[float, float] = {}
-    for prev, cur in zip(series, series[1:]):
-        prev_map = dict(prev)
-        reset = (cur[-1][1] if cur else 0) < (prev[-1][1] if prev else 0)
-        for le, count in cur:
-            base = 0.0 if reset else prev_map.get(le, 0.0)
-            totals[le] = totals.get(le, 0.0) + max(count - base, 0.0)
-    return sorted(totals.items())
-
-
-def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
-    """Prometheus' histogram_quantile on cumulative (le, count) pairs: linear interpolation inside
-    the bucket; NaN when there are no observations; the highest finite bound when the quantile
-    lands in the +Inf bucket."""
-    if not buckets or buckets[-1][1] <= 0:
-        return math.nan
-    total = buckets[-1][1]
-    rank = q * total
-    prev_le, prev_count = 0.0, 0.0
-    for le, count in buckets:
-        if count >= rank:
-            if math.isinf(le):
-                return prev_le
-            if count == prev_count:
-                return le
-            lower = prev_le if prev_le > 0 or le <= 0 else 0.0
-            return lower + (le - lower) * (rank - prev_count) / (count - prev_count)
-        prev_le, prev_count = le, count
-    return prev_le
 
 
 def _window(history: TargetHistory, now: float, window: float):
@@ -140,59 +95,75 @@ def _field_points(win, model: str, attr: str) -> list[tuple[float, float]]:
     return pts
 
 
-def derive(state: AppState, config: Config, now: float) -> list[Family]:
-    window = config.serving.window
-    fams = {
+def _add_quantiles(fam: Family, labels, win, model: str, attr: str) -> None:
+    """p50/p95 of a histogram's observations inside the window (bucket deltas)."""
+    hist = [h for _, snaps in win if (m := snaps.get(model)) is not None and (h := getattr(m, attr))]
+    if len(hist) >= 2:
+        deltas = bucket_deltas(hist)
+        for q in ("0.5", "0.95"):
+            fam.add(labels, histogram_quantile(float(q), deltas), extra=(("quantile", q),))
+
+
+# Which snapshot field feeds which family: counters become rates over the window, gauges are
+# the latest scrape's value, histograms become windowed quantiles.
+_RATES = (("gen", "generation_tokens"), ("prompt", "prompt_tokens"), ("req", "requests"),
+          ("failed", "failed_requests"))  # fmt: skip
+_GAUGES = (("running", "running"), ("waiting", "waiting"), ("kv", "kv_cache_usage"))
+_QUANTILES = (("ttft", "ttft_buckets"), ("queue", "queue_buckets"))
+
+
+def _new_families() -> dict[str, Family]:
+    return {
         "gen": GENERATION_TOKENS.new(),
         "prompt": PROMPT_TOKENS.new(),
         "req": REQUESTS.new(),
+        "failed": FAILED_REQUESTS.new(),
         "running": RUNNING.new(),
         "waiting": WAITING.new(),
         "kv": KV_CACHE.new(),
         "ttft": TTFT.new(),
+        "queue": QUEUE_TIME.new(),
         "cap": CAPACITY_RATIO.new(),
     }
+
+
+def _model_labels(history: TargetHistory, model: str) -> tuple[str, ...]:
+    ident = history.identity
+    return (ident.namespace, ident.pod, ident.workload_kind, ident.workload, history.engine,
+            model or ident.model)  # fmt: skip
+
+
+def _add_rates(fams: dict[str, Family], labels, win, model: str, cap: float | None) -> None:
+    for key, attr in _RATES:
+        v = rate(_field_points(win, model, attr))
+        if v is None:
+            continue
+        fams[key].add(labels, v)
+        if key == "gen" and cap:
+            fams["cap"].add(labels, v / cap)
+
+
+def derive(state: AppState, config: Config, now: float) -> list[Family]:
+    window = config.serving.window
+    fams = _new_families()
     for history in state.serving.values():
         win = _window(history, now, window)
         if not win:
             continue
-        ident = history.identity
-        latest = win[-1][1]
-        # Engines that count a request's tokens when it finishes (TGI, SGLang, Triton's TRT-LLM
-        # histograms) give 0 or a multiple of the true rate over a short span: right after a pod
-        # appears (or the exporter starts) their rates wait until half a window is covered.
-        counters_ready = not history.bursty or (
-            win[-1][0] - win[0][0] >= window / 2
-        )
-        for model, snap in latest.items():
-            labels = (
-                ident.namespace,
-                ident.pod,
-                ident.workload_kind,
-                ident.workload,
-                history.engine,
-                model or ident.model,
-            )
-            gen = rate(_field_points(win, model, "generation_tokens")) if counters_ready else None
-            if gen is not None:
-                fams["gen"].add(labels, gen)
-                cap = ident.capacity_tokens_per_second
-                if cap:
-                    fams["cap"].add(labels, gen / cap)
-            prompt = rate(_field_points(win, model, "prompt_tokens")) if counters_ready else None
-            if prompt is not None:
-                fams["prompt"].add(labels, prompt)
-            req = rate(_field_points(win, model, "requests")) if counters_ready else None
-            if req is not None:
-                fams["req"].add(labels, req)
-            for key, attr in (("running", "running"), ("waiting", "waiting"), ("kv", "kv_cache_usage")):
+        covered = win[-1][0] - win[0][0] >= window / 2
+        for model, snap in win[-1][1].items():
+            labels = _model_labels(history, model)
+            # Token counters that advance when a request finishes (TGI, old SGLang counters,
+            # trtllm-serve, Triton's TRT-LLM histograms) give 0 or a multiple of the true rate
+            # over a short span: right after a pod appears (or the exporter starts) their rates
+            # wait until half a window is covered.  The source records it from the candidate
+            # that served the scrape, so an SGLang with per-iteration counters is not held back.
+            if covered or not history.bursty:
+                _add_rates(fams, labels, win, model, history.identity.capacity_tokens_per_second)
+            for key, attr in _GAUGES:
                 v = getattr(snap, attr)
                 if v is not None:
                     fams[key].add(labels, v)
-            hist = [s[1][model].ttft_buckets for s in win if model in s[1] and s[1][model].ttft_buckets]
-            if len(hist) >= 2:
-                deltas = bucket_deltas(hist)
-                for q in ("0.5", "0.95"):
-                    fams["ttft"].add(labels, histogram_quantile(float(q), deltas), extra=(("quantile", q),))
+            for key, attr in _QUANTILES:
+                _add_quantiles(fams[key], labels, win, model, attr)
     return list(fams.values())
-

@@ -6,11 +6,14 @@ import asyncio
 
 import aiohttp
 
+from ..expo.parse import shown
+
 
 class FetchError(Exception):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason  # one of selfmon.REASONS
+        self.detail = detail
 
 
 def new_session(limit: int) -> aiohttp.ClientSession:
@@ -21,6 +24,11 @@ def new_session(limit: int) -> aiohttp.ClientSession:
         cookie_jar=aiohttp.DummyCookieJar(),
         headers={"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1", "Accept-Encoding": "gzip"},
     )
+
+
+def _not_metrics_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ("text/html", "application/xhtml+xml", "application/json") or media.endswith("+json")
 
 
 async def fetch_bounded(
@@ -37,6 +45,9 @@ async def fetch_bounded(
             async with session.get(url, allow_redirects=False) as resp:
                 if resp.status != 200:
                     raise FetchError("http_status", str(resp.status))
+                if _not_metrics_type(resp.headers.get("Content-Type", "")):
+                    # A web UI or an API on the wrong port: not a metrics page, whatever it says.
+                    raise FetchError("not_metrics", shown(resp.headers.get("Content-Type", "")))
                 declared = resp.content_length
                 if declared is not None and declared > max_bytes:
                     raise FetchError("too_large", str(declared))

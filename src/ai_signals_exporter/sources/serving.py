@@ -12,10 +12,11 @@ import logging
 import time
 from typing import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from .. import engines
 from ..engines.base import UnknownEngine
+from ..expo.parse import NotExposition
 from ..labelselector import SelectorError, parse_selector
 from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity, keep_seconds
 from ..state import PodInfo
@@ -60,6 +61,12 @@ def _address(url: str) -> str:
     return f"{host}:{port}" if port else host
 
 
+def _query_model(url: str) -> str:
+    """The model a llama.cpp router serves at ``/metrics?model=<id>`` (one target per model)."""
+    values = parse_qs(urlsplit(url).query).get("model")
+    return values[0] if values else ""
+
+
 SERVING_PORT_NAMES = ("metrics", "http")
 
 
@@ -83,15 +90,16 @@ def target_for_pod(pod: PodInfo, default_port: int, default_path: str) -> Target
     if engine not in _ENGINES:
         engine = "auto"
     host = f"[{pod.ip}]" if ":" in pod.ip else pod.ip
+    url = f"http://{host}:{port}{path}"
     return Target(
-        url=f"http://{host}:{port}{path}",
+        url=url,
         engine=engine,
         identity=TargetIdentity(
             namespace=pod.namespace,
             pod=pod.name,
             workload_kind=pod.workload_kind,
             workload=pod.workload,
-            model=ann.get(ANN_MODEL, ""),
+            model=ann.get(ANN_MODEL) or _query_model(url),
             capacity_tokens_per_second=_capacity(ann.get(CAPACITY_ANNOTATION)),
         ),
     )
@@ -142,7 +150,7 @@ class ServingSource(PeriodicSource):
                         pod=lab.get("pod") or _address(t.url),
                         workload_kind=lab.get("workload_kind", ""),
                         workload=lab.get("workload", ""),
-                        model=lab.get("model", ""),
+                        model=lab.get("model") or _query_model(t.url),
                         capacity_tokens_per_second=t.capacity_tokens_per_second,
                     ),
                 )
@@ -207,7 +215,15 @@ class ServingSource(PeriodicSource):
                 )
                 engine, snapshot = engines.extract(body, target.engine)
             except FetchError as exc:
-                self._fail(target, exc.reason)
+                # The detail is shown only where it is the target's own words (a content type),
+                # never a connection error's text.
+                self._fail(target, exc.reason, exc.detail if exc.reason == "not_metrics" else "")
+                return
+            except NotExposition as exc:
+                # Prometheus fails such a scrape too: down, with the line that gave it away.
+                log.debug("serving: %s is not exposition format (%s); first bad line: %s",
+                          target.url, exc.reason, exc.line)  # fmt: skip
+                self._fail(target, exc.reason, exc.line)
                 return
             except UnknownEngine:
                 self._fail(target, "no_engine")
@@ -224,19 +240,20 @@ class ServingSource(PeriodicSource):
             or (history.identity.namespace, history.identity.pod)
             != (target.identity.namespace, target.identity.pod)
         ):
-            mapping = engines.ENGINES.get(engine)
             history = TargetHistory(
                 url=target.url, identity=target.identity, engine=engine,
-                bursty=mapping is not None and mapping.bursty_tokens,
             )
             self.state.serving[target.url] = history
         history.identity = target.identity  # pod relabelled / capacity annotation changed
+        # Which token counters served this scrape (an SGLang with per-iteration counters is not
+        # bursty, an older one is): recorded here, from the engine mapping's winning candidate.
+        history.bursty = any(s.bursty_tokens for s in snapshot.values())
         history.append(ts, snapshot, keep_seconds(self.cfg.window, self.cfg.interval))
         self._last_error.pop(target.url, None)
         self.state.selfmon.target_up(self.name, target.url, True)
 
-    def _fail(self, target: Target, reason: str) -> None:
-        self._last_error[target.url] = reason
+    def _fail(self, target: Target, reason: str, detail: str = "") -> None:
+        self._last_error[target.url] = f"{reason}: {detail}" if detail else reason
         self.state.selfmon.target_up(self.name, target.url, False)
         self.state.selfmon.error(self.name, reason)
 

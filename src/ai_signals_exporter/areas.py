@@ -31,6 +31,8 @@ from .state import AppState, KubeState
 from .topology import Ownership, Scope, Topology
 
 Derive = Callable[[AppState, Config, float], list[Family]]
+# A Source class, or a function building one from the config and state (same signature).
+SourceFactory = Callable[[Config, AppState], Source]
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class Area:
 
     name: the `source` label of the area's self-metrics (errors, cardinality drops); equal to
         the `name` of its sources.
-    sources: Source classes, each built as `cls(config, state)` and run while `enabled()`.
+    sources: Source classes (or factories with the same signature), each built as
+        `cls(config, state)` and run while `enabled()`.
     slots: the `AppState` slots the sources write (`state[slot]`); reset when a reload
         disables a source of the area, so no stale observation keeps a signal (or alert) alive.
     derive: `(state, config, now) -> list[Family]`, pure; None for an area without signals.
@@ -60,7 +63,7 @@ class Area:
     """
 
     name: str
-    sources: tuple[type[Source], ...] = ()
+    sources: tuple[SourceFactory, ...] = ()
     slots: tuple[Slot[Any], ...] = ()
     derive: Derive | None = None
     families: tuple[FamilySpec, ...] = ()
@@ -86,6 +89,12 @@ class Area:
         }
 
 
+def _kube_source(config: Config, state: AppState) -> Source:
+    """The kube source, watching pods and nodes plus what the areas ask for."""
+    extra = [r for r in kube_resources() if r not in ("pods", "nodes")]
+    return KubeSource(config, state, resources=("pods", "nodes", *extra) if extra else None)
+
+
 def _forget_kube(state: AppState) -> None:
     # No stale pods for joins or discovery; the generation only moves forward.
     state.kube = KubeState(generation=state.kube.generation + 1)
@@ -101,6 +110,7 @@ def _scheduling_spec(s: scheduling_families.FamilySpec) -> FamilySpec:
 
 
 AREAS: tuple[Area, ...] = (
+<<<<<<< HEAD
     # Every instance keeps the kube store its areas join against (a node agent's lists only its
     # node's pods, via the field selector of kubernetes.node_scope).
     Area("kube", (KubeSource,), forget=_forget_kube, scope="instance"),
@@ -113,6 +123,14 @@ AREAS: tuple[Area, ...] = (
     Area("probes", (ProbeSource,), (PROBES,), streaming.derive, streaming.FAMILIES,
          scope="cluster", shard_key="probe name", shard_label="probe"),
     Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False, scope="instance"),
+=======
+    Area("kube", (_kube_source,), forget=_forget_kube),
+    Area("serving", (ServingSource,), (SERVING,), serving.derive, serving.FAMILIES),
+    Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE), gpu.derive, gpu.FAMILIES),
+    Area("checkpoints", (CheckpointSource,), (CHECKPOINTS,), checkpoints.derive, checkpoints.FAMILIES),
+    Area("probes", (ProbeSource,), (PROBES,), streaming.derive, streaming.FAMILIES),
+    Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False),
+>>>>>>> core
     # Declared (docs, rule lint, dashboards) but not served yet: the scheduling branch adds its
     # source, slot and derive to this line.
     Area("scheduling", families=tuple(_scheduling_spec(s) for s in scheduling_families.FAMILIES),

@@ -110,10 +110,9 @@ def _scheduling_spec(s: scheduling_families.FamilySpec) -> FamilySpec:
 
 
 AREAS: tuple[Area, ...] = (
-<<<<<<< HEAD
     # Every instance keeps the kube store its areas join against (a node agent's lists only its
     # node's pods, via the field selector of kubernetes.node_scope).
-    Area("kube", (KubeSource,), forget=_forget_kube, scope="instance"),
+    Area("kube", (_kube_source,), forget=_forget_kube, scope="instance"),
     Area("serving", (ServingSource,), (SERVING,), serving.derive, serving.FAMILIES,
          scope="node", shard_key="pod UID (static targets: URL)"),
     Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE), gpu.derive, gpu.FAMILIES,
@@ -123,14 +122,6 @@ AREAS: tuple[Area, ...] = (
     Area("probes", (ProbeSource,), (PROBES,), streaming.derive, streaming.FAMILIES,
          scope="cluster", shard_key="probe name", shard_label="probe"),
     Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False, scope="instance"),
-=======
-    Area("kube", (_kube_source,), forget=_forget_kube),
-    Area("serving", (ServingSource,), (SERVING,), serving.derive, serving.FAMILIES),
-    Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE), gpu.derive, gpu.FAMILIES),
-    Area("checkpoints", (CheckpointSource,), (CHECKPOINTS,), checkpoints.derive, checkpoints.FAMILIES),
-    Area("probes", (ProbeSource,), (PROBES,), streaming.derive, streaming.FAMILIES),
-    Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False),
->>>>>>> core
     # Declared (docs, rule lint, dashboards) but not served yet: the scheduling branch adds its
     # source, slot and derive to this line.
     Area("scheduling", families=tuple(_scheduling_spec(s) for s in scheduling_families.FAMILIES),

@@ -121,10 +121,12 @@ class Instance:
         ex = self.exporter
         ex.config, ex.state = config, AppState()
         topology = config.topology
-        # The kube source's own clock is the watch's (it is stopped once synced, below).
-        self.sources = [cls(config, ex.state) if cls is KubeSource else cls(config, ex.state, self.clock)
-                        for area in AREAS if area.runs_on(topology) for cls in area.sources]
+        # As the exporter builds them (area.sources are factories of (config, state)), on the
+        # shared clock.  The kube source is stopped once synced, below.
+        self.sources = [make(config, ex.state) for area in AREAS if area.runs_on(topology) for make in area.sources]
         self.sources = [s for s in self.sources if s.enabled()]
+        for src in self.sources:
+            src.clock = self.clock
         kube = next((s for s in self.sources if isinstance(s, KubeSource)), None)
         if kube is not None:
             task = asyncio.create_task(kube.run())

@@ -441,12 +441,13 @@ def topology_errors(config: Config) -> list[str]:
             errors.append(f"checkpoints.discovery.enabled: {why}")
         if config.probes:
             errors.append(f"probes: {why}")
+        # Without node_scope, role node is node-local work of every node (e.g. shards of it).
         for section, targets in (("serving.targets", config.serving.targets),
                                  ("gpu.dcgm_targets", config.gpu.dcgm_targets)):
             for i, t in enumerate(targets):
-                if t.node is None or t.node != node:
+                if node and t.node != node:
                     errors.append(f"{section}.{i}.node: a node agent scrapes only its own node's "
-                                  f"servers: set node to kubernetes.node_scope ({node or 'unset'})")
+                                  f"servers: set node to kubernetes.node_scope ({node})")
     if topo.sharded:
         for i, t in enumerate(config.gpu.dcgm_targets):
             if t.node is None:

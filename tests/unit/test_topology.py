@@ -114,6 +114,13 @@ def test_config_shard_from_statefulset_pod_name(monkeypatch: pytest.MonkeyPatch)
     assert (topo.shard, topo.total_shards) == (2, 3)
 
 
+def test_node_role_without_node_scope_does_every_nodes_node_local_work() -> None:
+    # e.g. shards of node-local work beside one cluster instance: static targets are fine.
+    cfg = load_config_text("global: {role: node, shard: 1, total_shards: 2}\n"
+                           "gpu: {dcgm_targets: [{url: 'http://10.0.1.7:9400/metrics', node: gpu-7}]}\n")
+    assert (cfg.topology.role, cfg.topology.node, cfg.topology.shard) == ("node", None, 1)
+
+
 def test_node_agent_may_scrape_its_own_dcgm_exporter(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NODE_NAME", "gpu-7")
     cfg = load_config_text(

@@ -57,19 +57,24 @@ SHARD = FamilySpec(
     "Which shard this instance is (global.shard of global.total_shards); value is always 1.",
     ("shard", "total"),
 )
+TOTAL_SHARDS = FamilySpec(
+    "ai_signals_exporter_total_shards", "gauge",
+    "global.total_shards as a number, so rules can compare it with the shards reporting.",
+)
 FAMILIES = (
     BUILD_INFO, TARGET_UP, SOURCE_DURATION, SOURCE_LAST_SUCCESS, SOURCE_INTERVAL, ERRORS, RELOAD_OK,
-    RELOAD_TS, KUBE_LISTS, KUBE_WATCH_EVENTS, KUBE_OBJECTS, SERIES_DROPPED, SHARD,
+    RELOAD_TS, KUBE_LISTS, KUBE_WATCH_EVENTS, KUBE_OBJECTS, SERIES_DROPPED, SHARD, TOTAL_SHARDS,
 )
 
 
 def derive(state: AppState, config: Config, now: float) -> list[Family]:
     sm = state.selfmon
     (build, up, duration, last_ok, interval, errors, reload_ok, reload_ts, lists, events, objects,
-     dropped, shard) = fams = [spec.new() for spec in FAMILIES]
+     dropped, shard, total_shards) = fams = [spec.new() for spec in FAMILIES]
     build.add((__version__,), 1)
     topology = config.topology
     shard.add((topology.shard, topology.total_shards), 1)
+    total_shards.add((), topology.total_shards)
     for (source, target), ok in sorted(sm.targets.items()):
         up.add((source, display_target(target)), 1 if ok else 0)
     for source, st in sorted(sm.sources.items()):

@@ -434,6 +434,12 @@ def test_every_series_has_one_owner(stack, proms, topology) -> None:
     shards = sorted((r["metric"]["shard"], r["metric"]["total"]) for r in query(url, "ai_signals_exporter_shard"))
     assert shards == ([("0", "3"), ("1", "3"), ("2", "3")] if topology == "shards"
                       else [("0", "1")] * len(stack.targets(topology)))
+    assert query(url, shards_inconsistent()) == []
+
+
+def shards_inconsistent() -> str:
+    (rule,) = [r for r in all_rules() if r.get("alert") == "AiSignalsShardsInconsistent"]
+    return rule["expr"]
 
 
 @pytest.mark.parametrize("topology", ["agents", "shards"])
@@ -469,6 +475,7 @@ def test_resharding_3_to_2_while_prometheus_scrapes(stack, proms) -> None:
     since = time.time()  # every shard has refreshed with the new total
     wait_until(lambda: scraped_since(url, since, down={gone.target}), 30, "every shard scraped after re-sharding")
     assert duplicates(url) == []
+    assert query(url, shards_inconsistent()) == []  # 2 shards of 2 now
     got = identities(url)
     # After one refresh: everything but the rates of restarted pods, which need half a window.
     missing = want - got

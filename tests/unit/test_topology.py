@@ -174,3 +174,22 @@ def test_every_area_declares_its_topology() -> None:
     assert not by_name["checkpoints"].runs_on(Topology("node", node="n"))
     assert not by_name["gpu"].runs_on(Topology("cluster"))
     assert by_name["kube"].runs_on(Topology("node", node="n")) and by_name["kube"].runs_on(Topology("cluster"))
+
+
+def test_config_check_cli_rejects_cluster_work_on_a_node_agent(tmp_path) -> None:
+    # The shipped node-agent config plus a checkpoint store: the defect of issue 12 (a multi-node
+    # job's store listed by every node) is refused before it runs, naming the key.
+    from pathlib import Path
+
+    overlay = Path(__file__).resolve().parents[2] / "deploy" / "overlays" / "daemonset"
+    text = (overlay / "node-config.yaml").read_text()
+    good, bad = tmp_path / "node.yaml", tmp_path / "node-with-store.yaml"
+    good.write_text(text)
+    bad.write_text(text + "checkpoints:\n  stores:\n    - {name: run42, uri: 'file:///data/run42'}\n")
+    env = {"NODE_NAME": "gpu-node-7", "PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)}
+    run = lambda p: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "ai_signals_exporter.cli", "--config.check", f"--config.file={p}"],
+        capture_output=True, text=True, env=env)
+    assert run(good).returncode == 0
+    out = run(bad)
+    assert out.returncode == 1 and "checkpoints.stores: is cluster-scope work" in out.stderr, out.stderr

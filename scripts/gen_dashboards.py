@@ -266,8 +266,77 @@ def ingress_streaming() -> dict:
                      "Streaming probes through the ingress and directly: buffering, first chunk, failures.", variables, panels)
 
 
+def gpu_time() -> dict:
+    """Where the GPU-seconds went (docs/gpu-time.md): states over time, who held GPUs idle and
+    what it cost.  Over the dashboard's range with `increase(...[$__range])`: set the range to
+    Yesterday to answer "who held GPUs idle yesterday, and what did it cost"."""
+    sel = 'node=~"$node", namespace=~"$namespace"'
+    secs = f"ai_gpu_seconds_total{{{sel}}}"
+
+    def held(state: str, by: str, extra: str = "") -> str:
+        return f'sum by ({by}) (increase(ai_gpu_seconds_total{{{sel}, state=~"{state}"{extra}}}[$__range])) / 3600'
+
+    def cost(expr_by_model: str) -> str:
+        # Every node agent reports the price of its models: one value per model.
+        return f"{expr_by_model} * on (gpu_model) group_left () max by (gpu_model) (ai_gpu_price_per_hour)"
+
+    wl = "namespace, workload_kind, workload"
+    in_pods = ', namespace!=""'
+    panels = [
+        row("Where the GPU time goes"),
+        stat("GPU-hours in range", [target(f"sum(increase({secs}[$__range])) / 3600", "GPU-hours")],
+             description="Physical GPU time; at fleet scope it is the GPU count x the range."),
+        stat("Held idle (share of held GPU time)",
+             [target(f'sum({held("allocated_idle", "state")}) / sum({held("busy|allocated_idle", "state", in_pods)})',
+                     "idle share")],
+             unit="percentunit", description="allocated_idle / (busy + allocated_idle) of GPUs held by pods."),
+        stat("Cost of GPUs held idle",
+             [target(f'sum({cost(held("allocated_idle", "gpu_model"))})', "cost")], unit="currencyUSD",
+             description="Allocated to pods, below gpu.idle_threshold; prices from gpu.price_per_gpu_hour."),
+        stat("Cost of free GPUs",
+             [target(f'sum({cost(held("unallocated", "gpu_model"))})', "cost")], unit="currencyUSD",
+             description="Schedulable GPUs nobody held."),
+        ts("GPUs by state (stacked)",
+           [target(f"sum by (state) (rate({secs}[$__rate_interval]))", "{{state}}")],
+           description="busy | allocated_idle | unallocated | unhealthy (withdrawn) | no_telemetry (nobody measured).",
+           custom={"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 60, "lineWidth": 0}, w=24),
+        ts("Cost per hour by state (stacked)",
+           [target(f"sum by (state) ({cost(f'sum by (state, gpu_model) (rate({secs}[$__rate_interval]))')})", "{{state}}")],
+           unit="currencyUSD", custom={"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 60, "lineWidth": 0}),
+        ts("GPUs per namespace and state (recording rule)",
+           [target('sum by (namespace, state) (namespace_workload_state:ai_gpu_seconds:rate5m{namespace=~"$namespace"})',
+                   "{{namespace}} {{state}}")],
+           description="namespace_workload_state:ai_gpu_seconds:rate5m (rules/gpu-time.yaml), fleet-wide."),
+        row("Who held GPUs idle"),
+        table("Top workloads by GPU-hours held idle",
+              [target(f'topk(10, {held("allocated_idle", wl)})', "", instant=True)]),
+        table("Top namespaces by GPU-hours held idle",
+              [target(f'topk(10, {held("allocated_idle", "namespace")})', "", instant=True)]),
+        table("Idle cost per workload",
+              [target(f'topk(10, sum by ({wl}) ({cost(held("allocated_idle", wl + ", gpu_model"))}))', "", instant=True)],
+              unit="currencyUSD"),
+        table("GPU-hours per workload and state",
+              [target(f'{held(".+", wl + ", state")} > 0', "", instant=True)]),
+        row("MIG and prices"),
+        ts("MIG instance time by profile and state",
+           [target(f'sum by (node, profile, state) (rate(ai_gpu_mig_instance_seconds_total{{{sel}}}[$__rate_interval]))',
+                   "{{node}} {{profile}} {{state}}")],
+           description="Instances per second, not physical GPUs: never add to the panels above."),
+        table("Price per GPU-hour", [target("max by (gpu_model) (ai_gpu_price_per_hour)", "", instant=True)],
+              unit="currencyUSD"),
+    ]
+    variables = [
+        query_var("node", "Node", "label_values(ai_gpu_seconds_total, node)"),
+        query_var("namespace", "Namespace", 'label_values(ai_gpu_seconds_total{node=~"$node"}, namespace)'),
+    ]
+    return dashboard("ai-signals-gpu-time", "AI signals / GPU time",
+                     "Where every GPU-second goes: busy, held idle, free, withdrawn, unobserved; per namespace "
+                     "and workload, with cost.", variables, panels)
+
+
 DASHBOARDS = {
     "gpu-fleet.json": gpu_fleet,
+    "gpu-time.json": gpu_time,
     "llm-serving.json": llm_serving,
     "training-checkpoints.json": training_checkpoints,
     "ingress-streaming.json": ingress_streaming,

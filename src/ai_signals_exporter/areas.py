@@ -14,9 +14,8 @@ from typing import Any, Callable
 from .checkpoints.observation import CHECKPOINTS
 from .config import Config
 from .expo.families import Family, FamilySpec
-from .gpu.state import DCGM, GPU_IDLE
+from .gpu.state import DCGM, GPU_IDLE, GPU_TIME
 from .scheduling import families as scheduling_families
-from .gpu import accounting
 from .serving.history import SERVING
 from .signals import checkpoints, gpu, selfmon, serving, streaming
 from .slots import Slot
@@ -85,7 +84,9 @@ class Area:
     def ownership(self) -> Ownership:
         """Each family's scope and shard label, the area's where the family declares none."""
         return {
-            f.name: (f.scope or self.scope, f.shard_label or self.shard_label) for f in self.families
+            f.name: (f.scope or self.scope, f.shard_label or (
+                None if f.replicated or self.shard_label not in f.labelnames else self.shard_label))
+            for f in self.families
         }
 
 
@@ -115,7 +116,8 @@ AREAS: tuple[Area, ...] = (
     Area("kube", (_kube_source,), forget=_forget_kube, scope="instance"),
     Area("serving", (ServingSource,), (SERVING,), serving.derive, serving.FAMILIES,
          scope="node", shard_key="pod UID (static targets: URL)"),
-    Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE), gpu.derive, gpu.FAMILIES,
+    # GPU time (ai_gpu_seconds_total) included: by node; its price per GPU model is replicated.
+    Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE, GPU_TIME), gpu.derive, gpu.FAMILIES,
          scope="node", shard_key="node name", shard_label="node"),
     Area("checkpoints", (CheckpointSource,), (CHECKPOINTS,), checkpoints.derive, checkpoints.FAMILIES,
          scope="cluster", shard_key="store name", shard_label="store"),
@@ -126,14 +128,6 @@ AREAS: tuple[Area, ...] = (
     # source, slot and derive to this line.
     Area("scheduling", families=tuple(_scheduling_spec(s) for s in scheduling_families.FAMILIES),
          scope="cluster", shard_key="namespace (node failures: node name; job losses: store name)"),
-    # GPU time (gpu/accounting.py), likewise declared until the gpu area serves it.  The price
-    # per GPU model is one series per model for the whole cluster: the cluster instance's (one
-    # shard's per model), so it must come from config and the kube nodes, not from this
-    # instance's own dcgm observations.
-    Area("gpu_time", families=tuple(
-        FamilySpec(*s, scope="cluster", shard_label="gpu_model") if s is accounting.PRICE_PER_HOUR
-        else FamilySpec(*s) for s in accounting.FAMILIES
-    ), scope="node", shard_key="node name (prices: GPU model)", shard_label="node"),
 )
 
 

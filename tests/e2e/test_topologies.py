@@ -8,7 +8,8 @@ scraped by its own real Prometheus loaded with the shipped rules.
   metrics aside, which are per instance), and none is missing;
 - re-sharding 3 -> 2 (the shards restart with the new total, the third goes away) while
   Prometheus scrapes reports nothing twice, and nothing is missing after one refresh except the
-  rates of the pods that changed shards, which come back once half a rate window is scraped.
+  what needs history in a restarted shard (serving rates: half a rate window; GPU time: a second
+  dcgm observation).
 
 Every exporter runs the real sources and server; sources are driven by one injected clock at the
 same instants (like tests/golden), so rates and ages are comparable to the last digit.  The
@@ -64,7 +65,10 @@ SCRAPES = 11  # covers the sim's 20 s rate window
 HALF_WINDOW_SCRAPES = 6  # counters' rates wait for half a window after a restart
 CKPT_URI = "ai-signals.io/checkpoint-uri"
 MULTINODE = "ml/multinode"
+# Families a restarted instance serves only once it has history: serving rates (half a rate
+# window) and GPU time (integrated between two dcgm observations).
 RATE_FAMILIES = {
+    "ai_gpu_seconds_total", "ai_gpu_mig_instance_seconds_total",
     "ai_serving_generation_tokens_per_second", "ai_serving_prompt_tokens_per_second",
     "ai_serving_requests_per_second", "ai_serving_token_capacity_ratio",
     "ai_serving_time_to_first_token_seconds", "ai_serving_time_to_first_token_seconds_sum",
@@ -82,12 +86,13 @@ TARGET_LABELS = ("instance",)
 
 def per_instance_families() -> set[str]:
     """Families every instance reports for itself (self-metrics), or that several instances may
-    each report a part of (partial): their identity includes the instance."""
+    each report a part of (partial) or a copy of (replicated): their identity includes the
+    instance."""
     out = set()
     for area in AREAS:
         for spec in area.families:
             scope, _ = area.ownership()[spec.name]
-            if scope == "instance" or spec.partial:
+            if scope == "instance" or spec.partial or spec.replicated:
                 out.add(spec.name)
     return out
 
@@ -477,7 +482,8 @@ def test_resharding_3_to_2_while_prometheus_scrapes(stack, proms) -> None:
     assert duplicates(url) == []
     assert query(url, shards_inconsistent()) == []  # 2 shards of 2 now
     got = identities(url)
-    # After one refresh: everything but the rates of restarted pods, which need half a window.
+    # After one refresh: everything but what needs history (rates: half a window; GPU time: two
+    # dcgm observations).
     missing = want - got
     assert all(dict(k)["name"] in RATE_FAMILIES for k in missing), sorted(
         (dict(k)["name"], dict(k).get("pod", ""), dict(k).get("store", "")) for k in missing)
@@ -540,6 +546,20 @@ def test_no_query_joins_or_groups_signals_by_exporter_instance() -> None:
     assert instance_joins("ai_gpu_idle_seconds > on (node, instance) ai_gpu_node_tainted")
     assert not instance_joins("time() - ai_signals_exporter_source_last_success_timestamp_seconds"
                               " > on (job, instance, source) ai_signals_exporter_source_interval_seconds")
+
+
+def test_replicated_families_are_maxed_over_instances() -> None:
+    # A replicated family (a GPU model's price, from every instance that sees the model) is only
+    # right aggregated by max (or min/avg) over instances before a join: a plain on() join would
+    # be many-to-many, a sum would multiply the price.
+    replicated = {spec.name for area in AREAS for spec in area.families if spec.replicated}
+    assert replicated == {"ai_gpu_price_per_hour"}
+    used = 0
+    for name, expr in shipped_queries():
+        for fam in ai_metrics_in(expr) & replicated:
+            used += 1
+            assert re.search(rf"(max|min|avg)\s*by\s*\([^)]*\)\s*\(\s*{fam}\b", expr), (name, fam, expr)
+    assert used, "the GPU-time cost rules use the price"
 
 
 def test_partial_families_are_summed_over_instances() -> None:

@@ -153,6 +153,25 @@ def ai(now: float) -> str:
         f("ai_gpu_node_idle_gpus", "gauge", "Idle GPUs.").add(l, idle_gpus)
         f("ai_gpu_node_non_gpu_pods", "gauge", "Pods without a GPU request.").add(l, cpu_pods)
         f("ai_gpu_node_unhealthy_gpus", "gauge", "Withdrawn GPUs.").add(l, 0)
+    # GPU time (counters growing with wall time): gpu-node-1's H100s, one busy for prod/llama and
+    # one held idle by a notebook; gpu-node-2's A30, 60 % busy for ml/tgi, 40 % free, as MIG.
+    up = now - START
+    gpu_time = [
+        ("gpu-node-1", "NVIDIA-H100-80GB-HBM3", "prod", "Deployment", "llama", "busy", 1.0),
+        ("gpu-node-1", "NVIDIA-H100-80GB-HBM3", "research", "StatefulSet", "notebook", "allocated_idle", 1.0),
+        ("gpu-node-2", "NVIDIA-A30", "ml", "StatefulSet", "tgi", "busy", 0.6),
+        ("gpu-node-2", "NVIDIA-A30", "", "", "", "unallocated", 0.4),
+    ] + [(n, m, "", "", "", s, 0.0) for n, m in (("gpu-node-1", "NVIDIA-H100-80GB-HBM3"), ("gpu-node-2", "NVIDIA-A30"))
+         for s in ("busy", "unallocated", "unhealthy", "no_telemetry") if (n, s) != ("gpu-node-2", "unallocated")]
+    for node, model, ns, kind, wl, state, gpus in gpu_time:
+        l = {"node": node, "gpu_model": model, "namespace": ns, "workload_kind": kind, "workload": wl, "state": state}
+        f("ai_gpu_seconds_total", "counter", "GPU time by state.").add(l, round(gpus * up, 3))
+    for profile, ns, kind, wl, state in (("2g.12gb", "ml", "StatefulSet", "tgi", "busy"), ("2g.12gb", "", "", "", "unallocated")):
+        l = {"node": "gpu-node-2", "gpu_model": "NVIDIA-A30", "profile": profile, "namespace": ns,
+             "workload_kind": kind, "workload": wl, "state": state}
+        f("ai_gpu_mig_instance_seconds_total", "counter", "MIG instance time.").add(l, round(up, 3))
+    for model, price in (("NVIDIA-H100-80GB-HBM3", 4.0), ("NVIDIA-A30", 1.5)):
+        f("ai_gpu_price_per_hour", "gauge", "Price of a GPU-hour.").add({"gpu_model": model}, price)
     # run7 stopped checkpointing: its last complete checkpoint is past twice its interval.
     stale = {"store": "run7", "namespace": "ml", "job": "run7", "layout": "torch_save"}
     f("ai_checkpoint_age_seconds", "gauge", "Age of the last complete checkpoint.").add(stale, 5000)

@@ -140,6 +140,10 @@ class FamilySpec:
     # run on several nodes); the parts add up, the identity of a series includes the scraped
     # instance, and every rule sums over it.
     partial: bool = False
+    # Several instances may each report the same value of one series (a configured price per GPU
+    # model, for the models each instance sees): its identity includes the instance, and every
+    # rule takes max by its labels.  Not sharded.
+    replicated: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:

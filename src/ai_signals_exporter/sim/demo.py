@@ -19,6 +19,7 @@ from collections import defaultdict
 from ..app import Exporter
 from ..server import serve
 from ..expo.parse import parse_families
+from ..gpu.accounting import STATES as GPU_TIME_STATES
 from ..signals import checkpoints as sig_ckpt
 from ..signals import gpu as sig_gpu
 from ..signals import selfmon as sig_self
@@ -42,9 +43,10 @@ _SUMMARY_NAMES = {
     for spec in (
         SERVING_TOKENS, SERVING_WAITING, CAPACITY, GPU_IDLE, NODE_TAINTED, NODE_IDLE, NODE_NON_GPU,
         NODE_ALLOCATABLE, sig_ckpt.AGE, sig_ckpt.IN_PROGRESS, sig_ckpt.EXPECTED_INTERVAL,
-        sig_stream.BUFFERED, sig_stream.BUFFERING_DELAY, sig_self.TARGET_UP,
+        sig_stream.BUFFERED, sig_stream.BUFFERING_DELAY, sig_self.TARGET_UP, sig_gpu.GPU_SECONDS,
     )
 }
+
 
 
 def summarize(body: bytes) -> list[str]:
@@ -70,6 +72,15 @@ def summarize(body: bytes) -> list[str]:
             f"  gpu      {len(tainted)} GPU nodes, {total:.0f} GPUs, {len(idle)} idle now"
             f" (longest {max((v for _, v in idle), default=0):.0f}s);"
             f" untainted: {', '.join(untainted) or 'none'}; CPU-only pods on: {', '.join(cpu_pods) or 'none'}"
+        )
+    by_state: dict[str, float] = defaultdict(float)
+    for labels, v in m.get(sig_gpu.GPU_SECONDS.name, []):
+        by_state[labels["state"]] += v
+    total = sum(by_state.values())
+    if total:
+        lines.append(
+            f"  gpu time {total / 3600:.2f} GPU-hours since start: "
+            + ", ".join(f"{s} {100 * by_state[s] / total:.0f}%" for s in GPU_TIME_STATES)
         )
     expected = {l["store"]: v for l, v in m.get(sig_ckpt.EXPECTED_INTERVAL.name, [])}
     busy = {l["store"]: v for l, v in m.get(sig_ckpt.IN_PROGRESS.name, [])}
@@ -97,7 +108,9 @@ async def _demo(args: argparse.Namespace) -> int:
     cluster = SimCluster()
     await cluster.start()
     await serving.attach(cluster)
-    await gpu.attach(cluster)
+    # Every GPU time state shows: free GPU 7 of gpu-h100-a drops out of dcgm for 5 minutes of
+    # every half hour (no_telemetry); prices make ai_gpu_price_per_hour and the cost rules work.
+    await gpu.attach(cluster, sim=gpu.default_fleet(telemetry_gaps=True), prices=gpu.DEFAULT_PRICES)
     await training.attach(cluster)
     await streaming.attach(cluster)
     exporter = Exporter(cluster.exporter_config())

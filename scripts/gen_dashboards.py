@@ -266,6 +266,56 @@ def ingress_streaming() -> dict:
                      "Streaming probes through the ingress and directly: buffering, first chunk, failures.", variables, panels)
 
 
+def gpu_scheduling() -> dict:
+    ns = 'namespace=~"$namespace"'
+    node = 'node=~"$node"'
+    panels = [
+        stat("Pending GPU pods", [target(f"sum(ai_gpu_pods_pending{{{ns}}}) or vector(0)", "pods")],
+             description="Pods requesting GPUs that the scheduler could not place (PodScheduled=False or gated)."),
+        stat("GPUs requested by pending pods",
+             [target(f"sum(ai_gpu_pods_pending_requested_gpus{{{ns}}}) or vector(0)", "GPUs")]),
+        stat("Offline GPUs", [target(f"sum(ai_gpu_offline_gpus{{{node}}}) or vector(0)", "GPUs")],
+             description="Cordoned, NotReady, withdrawn by the device plugin, or on a GPU node without a plugin."),
+        stat("Admission failures (1h)",
+             [target(f"sum(increase(ai_gpu_node_admission_failures_total{{{node}}}[1h])) or vector(0)", "pods")],
+             description="GPU pods the kubelet rejected: a Ready node with full allocatable can still reject them all."),
+        row("Pending demand"),
+        ts("Pending GPU demand by reason",
+           [target(f"sum by (reason) (ai_gpu_pods_pending_requested_gpus{{{ns}}})", "{{reason}}")],
+           w=24, description="GPUs requested by pods waiting for the scheduler, by the reason that blocks the most nodes."),
+        table("Longest-waiting workloads",
+              [target(f"topk(10, ai_gpu_pods_pending_oldest_seconds{{{ns}}})",
+                      "{{namespace}}/{{workload}}", instant=True)], unit="s"),
+        row("Failures and disruptions"),
+        ts("Admission failures by node",
+           [target(f"sum by (node, reason) (increase(ai_gpu_node_admission_failures_total{{{node}}}[$__rate_interval]))",
+                   "{{node}} {{reason}}")], w=12),
+        ts("GPU pod disruptions",
+           [target(f"sum by (namespace, workload, reason) (increase(ai_gpu_pod_disruptions_total{{{ns}}}[$__rate_interval]))",
+                   "{{namespace}}/{{workload}} {{reason}}")], w=12),
+        ts("Training work lost to disruptions (GPU-hours, 6h)",
+           [target(f"sum by (namespace, job) (increase(ai_checkpoint_lost_gpu_seconds_total{{{ns}}}[6h])) / 3600",
+                   "{{namespace}}/{{job}}")], w=24,
+           description="Disruption time minus the last complete checkpoint, times the job's GPUs."),
+        row("Quota and capacity"),
+        ts("GPU quota headroom",
+           [target(f'ai_gpu_quota_gpus{{kind="hard", {ns}}} - ignoring (kind) ai_gpu_quota_gpus{{kind="used", {ns}}}',
+                   "{{namespace}}/{{quota}}")], w=12),
+        ts("Quota rejections",
+           [target(f"sum by (namespace) (increase(ai_gpu_quota_rejections_total{{{ns}}}[$__rate_interval]))",
+                   "{{namespace}}")], w=12),
+        ts("Offline GPU capacity by reason",
+           [target(f"sum by (node, reason) (ai_gpu_offline_gpus{{{node}}})", "{{node}} {{reason}}")], w=24),
+    ]
+    variables = [
+        query_var("namespace", "Namespace", "label_values(ai_gpu_pods_pending, namespace)"),
+        query_var("node", "Node", "label_values(ai_gpu_offline_gpus, node)"),
+    ]
+    return dashboard("ai-signals-gpu-scheduling", "AI signals / GPU scheduling",
+                     "Why GPU pods wait, which nodes reject them, what disruptions cost, quota headroom "
+                     "and offline GPU capacity.", variables, panels)
+
+
 def gpu_time() -> dict:
     """Where the GPU-seconds went (docs/gpu-time.md): states over time, who held GPUs idle and
     what it cost.  Over the dashboard's range with `increase(...[$__range])`: set the range to
@@ -340,6 +390,7 @@ DASHBOARDS = {
     "llm-serving.json": llm_serving,
     "training-checkpoints.json": training_checkpoints,
     "ingress-streaming.json": ingress_streaming,
+    "gpu-scheduling.json": gpu_scheduling,
 }
 
 

@@ -8,6 +8,7 @@ generator and the demo read `families()`.  Adding an area is one package (its st
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -15,7 +16,7 @@ from .checkpoints.observation import CHECKPOINTS
 from .config import Config
 from .expo.families import Family, FamilySpec
 from .gpu.state import DCGM, GPU_IDLE, GPU_TIME
-from .scheduling import families as scheduling_families
+from .scheduling import area as scheduling
 from .serving.history import SERVING
 from .signals import checkpoints, gpu, selfmon, serving, streaming
 from .slots import Slot
@@ -101,13 +102,13 @@ def _forget_kube(state: AppState) -> None:
     state.kube = KubeState(generation=state.kube.generation + 1)
 
 
-def _scheduling_spec(s: scheduling_families.FamilySpec) -> FamilySpec:
-    labels = s.labels
+def _scheduling_spec(s: FamilySpec) -> FamilySpec:
+    labels = s.labelnames
     # Pending pods and quota by namespace, node failures by node, a job's losses by its store.
     key = "store" if "store" in labels else "node" if "node" in labels else "namespace"
     # A node-local count per workload: node agents each report their nodes' part of it.
     partial = s.scope == "node" and "node" not in labels
-    return FamilySpec(s.name, s.type, s.help, labels, scope=s.scope, shard_label=key, partial=partial)
+    return dataclasses.replace(s, shard_label=key, partial=partial)
 
 
 AREAS: tuple[Area, ...] = (
@@ -124,9 +125,8 @@ AREAS: tuple[Area, ...] = (
     Area("probes", (ProbeSource,), (PROBES,), streaming.derive, streaming.FAMILIES,
          scope="cluster", shard_key="probe name", shard_label="probe"),
     Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False, scope="instance"),
-    # Declared (docs, rule lint, dashboards) but not served yet: the scheduling branch adds its
-    # source, slot and derive to this line.
-    Area("scheduling", families=tuple(_scheduling_spec(s) for s in scheduling_families.FAMILIES),
+    Area("scheduling", (scheduling.SchedulingSource,), (scheduling.SCHEDULING,), scheduling.derive,
+         tuple(_scheduling_spec(s) for s in scheduling.FAMILIES), kube_resources=scheduling.KUBE_RESOURCES,
          scope="cluster", shard_key="namespace (node failures: node name; job losses: store name)"),
 )
 

@@ -56,6 +56,7 @@ async def test_exporter_serves_every_gpu_signal(tmp_path):
         line + b"\n" for line in body.split(b"\n")
         if line.startswith((b"ai_gpu_", b"# HELP ai_gpu_", b"# TYPE ai_gpu_"))
     )
-    assert gpu_text.count(b"# TYPE ai_gpu_") == len(sig_gpu.FAMILIES)
+    # The gpu area's families, plus the scheduling area's ai_gpu_offline_gpus (node b's withdrawn GPU).
+    assert gpu_text.count(b"# TYPE ai_gpu_") == len(sig_gpu.FAMILIES) + 1
     res = subprocess.run(["promtool", "check", "metrics"], input=gpu_text, capture_output=True)
     assert res.returncode == 0, res.stderr.decode() + res.stdout.decode()

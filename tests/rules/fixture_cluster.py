@@ -194,6 +194,29 @@ def ai(now: float) -> str:
         f("ai_stream_max_chunk_gap_seconds", "gauge", "Max gap.").add(l, 4.1 if route == "ingress" else 0.1)
     f("ai_stream_buffered", "gauge", "Buffered.").add({"probe": "chat"}, 1)
     f("ai_stream_buffering_delay_seconds", "gauge", "Delay.").add({"probe": "chat"}, 3.9)
+    # Scheduling: pending demand for each reason, a node rejecting GPU pods (its counter grows
+    # every scrape), a preempted training job, a full quota rejecting creations, offline GPUs.
+    up = now - START
+    for ns, wl, reason, pods, gpus in (("prod", "llama-405b", "insufficient_gpu", 2, 16),
+                                       ("research", "b200-eval", "node_affinity", 1, 8),
+                                       ("research", "sweep", "scheduling_gated", 3, 6)):
+        l = {"namespace": ns, "workload_kind": "Job", "workload": wl}
+        f("ai_gpu_pods_pending", "gauge", "Pending GPU pods.").add({**l, "reason": reason}, pods)
+        f("ai_gpu_pods_pending_requested_gpus", "gauge", "Pending GPUs.").add({**l, "reason": reason}, gpus)
+        f("ai_gpu_pods_pending_oldest_seconds", "gauge", "Oldest pending.").add(l, 1200 + up)
+    f("ai_gpu_node_admission_failures_total", "counter", "Admission failures.").add(
+        {"node": "gpu-node-1", "reason": "unexpected_admission_error"}, 3 + int(up))
+    f("ai_gpu_pod_disruptions_total", "counter", "Disruptions.").add(
+        {"namespace": "ml", "workload_kind": "Job", "workload": "run42", "reason": "preemption"}, 2 + int(up))
+    store = {"store": "run42", "namespace": "ml", "job": "run42"}
+    f("ai_checkpoint_interruptions_total", "counter", "Interruptions.").add({**store, "reason": "preemption"}, 1)
+    f("ai_checkpoint_lost_seconds_total", "counter", "Work lost.").add(store, 600 + 10 * up)
+    f("ai_checkpoint_lost_gpu_seconds_total", "counter", "Work lost in GPU-seconds.").add(store, 9600 + 160 * up)
+    for kind, v in (("hard", 16), ("used", 12)):
+        f("ai_gpu_quota_gpus", "gauge", "Quota GPUs.").add({"namespace": "research", "quota": "gpu-quota", "kind": kind}, v)
+    f("ai_gpu_quota_rejections_total", "counter", "Quota rejections.").add({"namespace": "research"}, 4 + int(up))
+    for node, reason, n in (("gpu-node-3", "cordoned", 8), ("gpu-node-4", "plugin_missing", 8)):
+        f("ai_gpu_offline_gpus", "gauge", "Offline GPUs.").add({"node": node, "reason": reason}, n)
     f("ai_signals_exporter_build_info", "gauge", "Build.").add({"version": "0.1.0"}, 1)
     for source, target in (("gpu", "http://10.0.1.7:9400/metrics"), ("serving", "http://10.0.0.5:8000/metrics")):
         f("ai_signals_exporter_target_up", "gauge", "Target up.").add({"source": source, "target": target}, 1)

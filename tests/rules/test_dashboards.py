@@ -41,7 +41,7 @@ def panel_targets():
 def test_dashboards_are_generated_and_current():
     names = set(dashboards())
     assert names == {"gpu-fleet.json", "gpu-time.json", "llm-serving.json", "training-checkpoints.json",
-                     "ingress-streaming.json"}
+                     "ingress-streaming.json", "gpu-scheduling.json"}
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_dashboards.py"), "--check"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

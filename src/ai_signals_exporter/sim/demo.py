@@ -25,7 +25,7 @@ from ..signals import gpu as sig_gpu
 from ..signals import selfmon as sig_self
 from ..signals import serving as sig_serving
 from ..signals import streaming as sig_stream
-from . import gpu, serving, streaming, training
+from . import gpu, scheduling, serving, streaming, training
 from .cluster import SimCluster
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ _SUMMARY_NAMES = {
         NODE_ALLOCATABLE, sig_ckpt.AGE, sig_ckpt.IN_PROGRESS, sig_ckpt.EXPECTED_INTERVAL,
         sig_stream.BUFFERED, sig_stream.BUFFERING_DELAY, sig_self.TARGET_UP, sig_gpu.GPU_SECONDS,
     )
-}
+} | scheduling.SUMMARY_NAMES
 
 
 
@@ -98,6 +98,7 @@ def summarize(body: bytes) -> list[str]:
             f"  stream   {p}: {'BUFFERED' if v else 'clean'}"
             f" (ingress first chunk {delay.get(p, float('nan')):+.2f}s vs direct)"
         )
+    lines.extend(scheduling.summarize(m))
     down = [l["target"] for l, v in m.get(sig_self.TARGET_UP.name, []) if not v]
     if down:
         lines.append(f"  down     {len(down)} target(s): {', '.join(down[:3])}")
@@ -113,6 +114,7 @@ async def _demo(args: argparse.Namespace) -> int:
     await gpu.attach(cluster, sim=gpu.default_fleet(telemetry_gaps=True), prices=gpu.DEFAULT_PRICES)
     await training.attach(cluster)
     await streaming.attach(cluster)
+    await scheduling.attach(cluster)
     exporter = Exporter(cluster.exporter_config())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

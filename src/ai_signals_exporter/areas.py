@@ -60,6 +60,8 @@ class Area:
     shard_label: the label carrying that key in the area's families, when there is one: the
         refresh drops every sample a shard does not own (`topology.keep_owned`), so an area
         that derives from the shared kube store is sharded without code of its own.
+    kube_resources_scope: the scope of the work its `kube_resources` feed: a role that does not
+        serve it does not watch them (node agents would each watch every quota and event).
     """
 
     name: str
@@ -73,6 +75,7 @@ class Area:
     scope: Scope = "instance"
     shard_key: str = ""
     shard_label: str | None = None
+    kube_resources_scope: Scope = "instance"
 
     def scopes(self) -> frozenset[str]:
         """The scopes of its work: its own and its families'."""
@@ -93,7 +96,7 @@ class Area:
 
 def _kube_source(config: Config, state: AppState) -> Source:
     """The kube source, watching pods and nodes plus what the areas ask for."""
-    extra = [r for r in kube_resources() if r not in ("pods", "nodes")]
+    extra = [r for r in kube_resources(config.topology) if r not in ("pods", "nodes")]
     return KubeSource(config, state, resources=("pods", "nodes", *extra) if extra else None)
 
 
@@ -127,7 +130,8 @@ AREAS: tuple[Area, ...] = (
     Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False, scope="instance"),
     Area("scheduling", (scheduling.SchedulingSource,), (scheduling.SCHEDULING,), scheduling.derive,
          tuple(_scheduling_spec(s) for s in scheduling.FAMILIES), kube_resources=scheduling.KUBE_RESOURCES,
-         scope="cluster", shard_key="namespace (node failures: node name; job losses: store name)"),
+         # Quotas and FailedCreate events feed the quota families only: cluster scope.
+         kube_resources_scope="cluster", scope="cluster", shard_key="namespace (node failures: node name; job losses: store name)"),
 )
 
 
@@ -136,6 +140,11 @@ def families() -> tuple[FamilySpec, ...]:
     return tuple(spec for area in AREAS for spec in area.families)
 
 
-def kube_resources() -> tuple[str, ...]:
-    """The extra resources the areas ask the kube source to list and watch, each once."""
-    return tuple(dict.fromkeys(r for area in AREAS for r in area.kube_resources))
+def kube_resources(topology: Topology | None = None) -> tuple[str, ...]:
+    """The extra resources the areas ask the kube source to list and watch, each once; with a
+    `topology`, only those of work its role does (a node agent needs no cluster-wide events)."""
+    return tuple(dict.fromkeys(
+        r for area in AREAS
+        if topology is None or topology.serves(area.kube_resources_scope)
+        for r in area.kube_resources
+    ))

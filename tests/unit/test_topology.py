@@ -193,3 +193,11 @@ def test_config_check_cli_rejects_cluster_work_on_a_node_agent(tmp_path) -> None
     assert run(good).returncode == 0
     out = run(bad)
     assert out.returncode == 1 and "checkpoints.stores: is cluster-scope work" in out.stderr, out.stderr
+
+
+def test_node_agents_watch_no_cluster_wide_resources() -> None:
+    from ai_signals_exporter.areas import kube_resources
+
+    assert {"resourcequotas", "events"} <= set(kube_resources(Topology("cluster")))
+    assert {"resourcequotas", "events"} <= set(kube_resources(Topology()))
+    assert not {"resourcequotas", "events"} & set(kube_resources(Topology("node", node="gpu-1")))

@@ -31,11 +31,9 @@ def test_console_script_and_python_floor() -> None:
 
 def test_dockerfile_is_slim_non_root_and_exposes_the_port() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    # The base image is an ARG (pinned by digest by default) that every stage is built FROM.
-    base = re.search(r"^ARG BASE_IMAGE=\S*python:3\.11-slim\S*@sha256:[0-9a-f]{64}$", text, re.M)
-    assert base, "the base image is python:3.11-slim, pinned by digest, as ARG BASE_IMAGE"
-    assert re.findall(r"^FROM (\S+)", text, re.M) and all(
-        f == "${BASE_IMAGE}" for f in re.findall(r"^FROM (\S+)", text, re.M))
+    # The base is an ARG (tests/image builds on a local Debian base); its default is the slim image, pinned.
+    assert re.search(r"^ARG BASE_IMAGE=\S*python:3\.11-slim@sha256:[0-9a-f]{64}$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}", text, re.M)
     user = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert user and not user[-1].startswith(("root", "0")), "the image must run as a non-root user"
     assert re.search(r"^EXPOSE 9842$", text, re.M)

@@ -137,7 +137,7 @@ class Exporter:
     def source_enabled(self, src: Source) -> bool:
         """Configured, and work of this instance's role (docs/deploy.md, topology.py)."""
         area = self._area_of.get(id(src))  # None: a source handed in from outside (tests)
-        return (area is None or area.runs_on(self.config.topology)) and src.enabled()
+        return (area is None or area.sources_run_on(self.config.topology)) and src.enabled()
 
     async def _stop_sources(self) -> None:
         for t in self._tasks:

@@ -128,7 +128,8 @@ class Instance:
         topology = config.topology
         # As the exporter builds them (area.sources are factories of (config, state)), on the
         # shared clock.  The kube source is stopped once synced, below.
-        self.sources = [make(config, ex.state) for area in AREAS if area.runs_on(topology) for make in area.sources]
+        self.sources = [make(config, ex.state) for area in AREAS if area.sources_run_on(topology)
+                        for make in area.sources]
         self.sources = [s for s in self.sources if s.enabled()]
         for src in self.sources:
             src.clock = self.clock

@@ -56,8 +56,9 @@ def grants(rules: list[dict]) -> set[tuple[str, str, str]]:
 # ClusterRole it has no use for)
 WORKLOADS = [
     ("base", "ai-signals-exporter-config", ("serving", "gpu", "checkpoints"), ()),
-    # Node agents: no cluster-wide quota or event watch (the quota families are cluster scope).
-    ("overlays/daemonset", "ai-signals-exporter-node-config", ("serving", "gpu"), ("resourcequotas", "events")),
+    # Node agents: no cluster-wide quota, event or workload watch (their signals are cluster scope).
+    ("overlays/daemonset", "ai-signals-exporter-node-config", ("serving", "gpu"),
+     ("resourcequotas", "events", "deployments", "statefulsets", "leaderworkersets")),
     ("overlays/daemonset", "ai-signals-exporter-config", ("checkpoints",), ()),  # cluster instance
 ]
 

@@ -196,8 +196,20 @@ def test_config_check_cli_rejects_cluster_work_on_a_node_agent(tmp_path) -> None
 
 
 def test_node_agents_watch_no_cluster_wide_resources() -> None:
-    from ai_signals_exporter.areas import kube_resources
+    from ai_signals_exporter.areas import kube_watches
 
-    assert {"resourcequotas", "events"} <= set(kube_resources(Topology("cluster")))
-    assert {"resourcequotas", "events"} <= set(kube_resources(Topology()))
-    assert not {"resourcequotas", "events"} & set(kube_resources(Topology("node", node="gpu-1")))
+    def watched(text: str) -> set[str]:
+        return {w.resource for w in kube_watches(load_config_text(text))}
+
+    cluster_wide = {"resourcequotas", "events", "deployments", "statefulsets", "leaderworkersets"}
+    assert cluster_wide <= watched("global: {role: cluster}\nkubernetes: {enabled: true}")
+    assert cluster_wide <= watched("kubernetes: {enabled: true}")
+    assert cluster_wide <= watched("global: {shard: 1, total_shards: 2}\nkubernetes: {enabled: true}")
+    assert watched("kubernetes: {enabled: true, node_scope: gpu-1}") == {"pods", "nodes"}
+
+
+def test_serving_scrapes_only_where_node_work_is_done() -> None:
+    serving = next(a for a in AREAS if a.name == "serving")
+    assert serving.runs_on(Topology("cluster"))  # replicas per workload: cluster scope
+    assert not serving.sources_run_on(Topology("cluster"))  # but no scraping there
+    assert serving.sources_run_on(Topology("node", node="n")) and serving.sources_run_on(Topology())

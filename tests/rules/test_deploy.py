@@ -171,13 +171,13 @@ def test_cluster_role_is_read_only_on_pods_and_nodes(rendered):
     (role,) = by_kind(rendered, "ClusterRole")
     # resourcequotas and events: the scheduling area (GPU quota, FailedCreate quota rejections).
     core = [{"apiGroups": [""], "resources": ["pods", "nodes", "resourcequotas", "events"], "verbs": ["list", "watch"]}]
-    # The cluster-scope instance also lists the workloads serving discovery selects (replicas at
-    # zero); node agents (the DaemonSet) do not.
-    workloads = [{"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["list", "watch"]},
-                 {"apiGroups": ["leaderworkerset.x-k8s.io"], "resources": ["leaderworkersets"],
-                  "verbs": ["list", "watch"]}]
-    daemonset = any(d["kind"] == "DaemonSet" for d in rendered)
-    assert role["rules"] == (core if daemonset else core + workloads)
+    # The workloads serving discovery selects (replicas at zero): every topology has an instance
+    # doing cluster-scope work that lists them (the daemonset overlay's cluster Deployment; node
+    # agents share the role but do not watch them: tests/reliability/test_rbac.py).
+    workload_kinds = [{"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["list", "watch"]},
+                      {"apiGroups": ["leaderworkerset.x-k8s.io"], "resources": ["leaderworkersets"],
+                       "verbs": ["list", "watch"]}]
+    assert role["rules"] == core + workload_kinds
     (binding,) = by_kind(rendered, "ClusterRoleBinding")
     (sa,) = by_kind(rendered, "ServiceAccount")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]

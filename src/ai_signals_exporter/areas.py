@@ -30,6 +30,8 @@ from .sources.serving import ServingSource
 from .state import AppState, KubeState
 
 Derive = Callable[[AppState, Config, float], list[Family]]
+# A Source class, or a function building one from the config and state (same signature).
+SourceFactory = Callable[[Config, AppState], Source]
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ class Area:
 
     name: the `source` label of the area's self-metrics (errors, cardinality drops); equal to
         the `name` of its sources.
-    sources: Source classes, each built as `cls(config, state)` and run while `enabled()`.
+    sources: Source classes (or factories with the same signature), each built as
+        `cls(config, state)` and run while `enabled()`.
     slots: the `AppState` slots the sources write (`state[slot]`); reset when a reload
         disables a source of the area, so no stale observation keeps a signal (or alert) alive.
     derive: `(state, config, now) -> list[Family]`, pure; None for an area without signals.
@@ -50,7 +53,7 @@ class Area:
     """
 
     name: str
-    sources: tuple[type[Source], ...] = ()
+    sources: tuple[SourceFactory, ...] = ()
     slots: tuple[Slot[Any], ...] = ()
     derive: Derive | None = None
     families: tuple[FamilySpec, ...] = ()
@@ -59,13 +62,19 @@ class Area:
     forget: Callable[[AppState], None] | None = None
 
 
+def _kube_source(config: Config, state: AppState) -> Source:
+    """The kube source, watching pods and nodes plus what the areas ask for."""
+    extra = [r for r in kube_resources() if r not in ("pods", "nodes")]
+    return KubeSource(config, state, resources=("pods", "nodes", *extra) if extra else None)
+
+
 def _forget_kube(state: AppState) -> None:
     # No stale pods for joins or discovery; the generation only moves forward.
     state.kube = KubeState(generation=state.kube.generation + 1)
 
 
 AREAS: tuple[Area, ...] = (
-    Area("kube", (KubeSource,), forget=_forget_kube),
+    Area("kube", (_kube_source,), forget=_forget_kube),
     Area("serving", (ServingSource,), (SERVING,), serving.derive, serving.FAMILIES),
     Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE), gpu.derive, gpu.FAMILIES),
     Area("checkpoints", (CheckpointSource,), (CHECKPOINTS,), checkpoints.derive, checkpoints.FAMILIES),

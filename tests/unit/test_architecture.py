@@ -6,7 +6,9 @@ import ast
 import re
 from pathlib import Path
 
-from ai_signals_exporter.areas import AREAS
+from ai_signals_exporter.areas import AREAS, Area
+from ai_signals_exporter.config import Config
+from ai_signals_exporter.state import AppState
 
 ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "src" / "ai_signals_exporter"
@@ -59,8 +61,19 @@ def test_area_names_are_unique_and_match_their_sources() -> None:
     names = [a.name for a in AREAS]
     assert len(names) == len(set(names))
     for area in AREAS:
-        for cls in area.sources:
-            assert cls.name == area.name, (cls, area.name)
+        for make in area.sources:
+            assert make(Config(), AppState()).name == area.name, (make, area.name)
+
+
+def test_kube_source_watches_what_the_areas_ask_for(monkeypatch) -> None:
+    from ai_signals_exporter import areas
+
+    kube = next(a for a in AREAS if a.name == "kube")
+    assert [w.resource for w in kube.sources[0](Config(), AppState()).watches] == ["pods", "nodes"]
+    asking = Area("quota-demo", kube_resources=("resourcequotas", "pods"))
+    monkeypatch.setattr(areas, "AREAS", (*AREAS, asking))
+    watched = [w.resource for w in kube.sources[0](Config(), AppState()).watches]
+    assert watched == ["pods", "nodes", "resourcequotas"]
 
 
 def test_docs_do_not_cite_files_outside_the_repository() -> None:

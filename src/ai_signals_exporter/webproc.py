@@ -124,6 +124,7 @@ class WebProcess:
         self._stopping = False
         self.restarts = 0
         self.handoff_seconds = 0.0  # the last exposition's write + drain, for the benchmark
+        self.handoffs = 0
         exporter.state.selfmon.web_restarts = 0
         exporter.exposition_listeners.append(self.publish)
 
@@ -233,6 +234,7 @@ class WebProcess:
             except (ConnectionError, OSError):
                 continue  # the web process died: _supervise restarts it with the latest bytes
             self.handoff_seconds = time.perf_counter() - started
+            self.handoffs += 1
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Requests from the web process: config reloads and the landing page."""

@@ -252,7 +252,7 @@ def _sim_main(n: int, conn, distinct: bool) -> None:
 # ---- exporter process -------------------------------------------------------------------------
 
 
-async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None) -> None:
+async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None, nice: int = 0) -> None:
     from ai_signals_exporter.app import Exporter, settle_memory
     from ai_signals_exporter.areas import AREAS
     from ai_signals_exporter.server import serve
@@ -293,6 +293,8 @@ async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None)
     web = WebProcess(exporter, ("127.0.0.1", _free_port()), "/metrics")
     await web.start()
     web_pid = web.pid
+    if nice:
+        os.nice(nice)  # Linux: this thread (the event loop), and threads it starts from now on
 
     gc_time = [0.0, 0.0]
     gc_full = [0.0, 0]
@@ -462,8 +464,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _exporter_main(cfg: dict[str, Any], conn, cycles: int, profile: str | None) -> None:
-    asyncio.run(_exporter(cfg, conn, cycles, profile))
+def _exporter_main(cfg: dict[str, Any], conn, cycles: int, profile: str | None, nice: int = 0) -> None:
+    asyncio.run(_exporter(cfg, conn, cycles, profile, nice))
 
 
 # ---- scraper process --------------------------------------------------------------------------
@@ -549,7 +551,7 @@ def _wait(conn, proc, timeout: float, what: str) -> Any:
 
 
 def run_size(n: int, cycles: int, requests: int, timeout: float, profile: str | None = None,
-             distinct: bool = False) -> dict[str, Any]:
+             distinct: bool = False, main_nice: int = 0) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     sim_parent, sim_child = ctx.Pipe()
     sim = ctx.Process(target=_sim_main, args=(n, sim_child, distinct), daemon=True)
@@ -562,7 +564,8 @@ def run_size(n: int, cycles: int, requests: int, timeout: float, profile: str | 
         raise
     setup_s = time.perf_counter() - t0
     exp_parent, exp_child = ctx.Pipe()
-    exp = ctx.Process(target=_exporter_main, args=(info["config"], exp_child, cycles, profile), daemon=True)
+    exp = ctx.Process(target=_exporter_main, args=(info["config"], exp_child, cycles, profile, main_nice),
+                      daemon=True)
     exp.start()
     try:
         _, port, thread_port, web_port = _wait(exp_parent, exp, timeout, f"exporter for N={n}: no cycles")
@@ -761,6 +764,9 @@ def main() -> None:
                     help="every target on a loopback address of its own (127.1.x.y, 127.2.x.y), "
                          "as pods are, instead of all on 127.0.0.1 (connection reuse as in a cluster; "
                          "needs 2 x N + 100 file descriptors per process)")
+    ap.add_argument("--main-nice", type=int, default=0, metavar="N",
+                    help="experiment: lower the exporter's main process priority by N once its web "
+                         "process runs (the web process keeps priority 0)")
     ap.add_argument("--profile", metavar="PREFIX",
                     help="pyinstrument the measured cycles; text report to PREFIX-N.txt")
     args = ap.parse_args()
@@ -773,7 +779,7 @@ def main() -> None:
         try:
             results.append(run_size(n, args.cycles, args.requests, args.timeout,
                                     f"{args.profile}-{n}.txt" if args.profile else None,
-                                    args.distinct_addresses))
+                                    args.distinct_addresses, args.main_nice))
         except TimeoutError as exc:  # bounded: report what finished
             print(f"N={n}: gave up: {exc}", flush=True)
             break

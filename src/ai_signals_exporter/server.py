@@ -59,7 +59,7 @@ class InProcess:
     def __init__(self, exporter: Exporter) -> None:
         self.exporter = exporter
 
-    def body(self) -> bytes:
+    async def body(self) -> bytes:
         return self.exporter.exposition.body
 
     def gzipped(self) -> bytes:

@@ -25,7 +25,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Backend(Protocol):
-    def body(self) -> bytes: ...
+    async def body(self) -> bytes: ...
     def gzipped(self) -> bytes: ...
     def is_ready(self) -> bool: ...
     async def reload(self) -> tuple[bool, str]: ...
@@ -46,7 +46,7 @@ async def metrics(request: web.Request) -> web.Response:
         resp = web.Response(body=backend.gzipped())
         resp.headers["Content-Encoding"] = "gzip"
     else:
-        resp = web.Response(body=backend.body())
+        resp = web.Response(body=await backend.body())
     resp.headers["Content-Type"] = CONTENT_TYPE
     resp.headers["Vary"] = "Accept-Encoding"
     return resp

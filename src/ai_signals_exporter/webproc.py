@@ -1,13 +1,16 @@
 """/metrics from a process that never parses or derives, so a refresh cannot delay a scrape.
 
     main process (sources, refresh)                 web process (this module's child side)
-    Exporter ── each refresh: body + gzip ──frame──> latest bytes ──> GET /metrics
+    Exporter ── each refresh: gzipped body ──frame──> latest bytes ──> GET /metrics
              <── reload / landing request ──frame── POST /-/reload, SIGHUP, GET /
              ── answer ─────────────────────frame──>
 
 The two talk over one Unix socketpair in length-prefixed frames: a 4-byte length of a small JSON
 header, then the blobs it lists.  The main process writes a new exposition only after the
 refresh has rendered and gzipped it, so the web process does nothing per scrape but send bytes.
+Only the gzip form crosses (0.6 MB instead of 5.9 MB at 1,000 nodes: Prometheus always asks for
+gzip); a scrape without `Accept-Encoding: gzip` gets it inflated once per exposition, in a
+thread, so the web process holds one plain copy only while someone reads the plain text.
 
 Why a separate process: on two cores a refresh's derive and render hold the GIL for ~0.2 s at
 1,000 nodes; a thread or a cooperative refresh still makes scrapes wait for it
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import itertools
 import json
 import logging
@@ -190,7 +194,7 @@ class WebProcess:
         try:
             expo = self._latest or self.exporter.exposition
             gz = await asyncio.to_thread(expo.gzipped)
-            await write_frame(writer, self._expo_meta(expo), expo.body, gz)
+            await write_frame(writer, self._expo_meta(expo), gz)
             first = asyncio.ensure_future(read_frame(reader))
             exited = asyncio.ensure_future(proc.wait())
             await asyncio.wait({first, exited}, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
@@ -230,7 +234,7 @@ class WebProcess:
                 continue
             started = time.perf_counter()
             try:
-                await write_frame(writer, self._expo_meta(expo), expo.body, expo.gzipped())
+                await write_frame(writer, self._expo_meta(expo), expo.gzipped())
             except (ConnectionError, OSError):
                 continue  # the web process died: _supervise restarts it with the latest bytes
             self.handoff_seconds = time.perf_counter() - started
@@ -301,8 +305,8 @@ class Handed:
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
-        self._body = b""
         self._gzipped = b""
+        self._inflated: asyncio.Future[bytes] | None = None
         self._ready = False
         self._ids = itertools.count()
         self._pending: dict[int, asyncio.Future] = {}
@@ -310,7 +314,8 @@ class Handed:
     def take(self, meta: dict[str, Any], blobs: list[bytes]) -> None:
         op = meta.get("op")
         if op == "expo":
-            self._body, self._gzipped = blobs
+            (self._gzipped,) = blobs
+            self._inflated = None
             self._ready = bool(meta.get("ready"))
         elif op == "answer":
             fut = self._pending.get(meta["id"])
@@ -322,8 +327,11 @@ class Handed:
             if not fut.done():
                 fut.set_exception(ConnectionError("main process gone"))
 
-    def body(self) -> bytes:
-        return self._body
+    async def body(self) -> bytes:
+        # One inflate per exposition however many plain scrapes arrive while it runs.
+        if self._inflated is None:
+            self._inflated = asyncio.ensure_future(asyncio.to_thread(gzip.decompress, self._gzipped))
+        return await asyncio.shield(self._inflated)
 
     def gzipped(self) -> bytes:
         return self._gzipped

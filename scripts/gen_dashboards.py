@@ -266,11 +266,131 @@ def ingress_streaming() -> dict:
                      "Streaming probes through the ingress and directly: buffering, first chunk, failures.", variables, panels)
 
 
+def gpu_scheduling() -> dict:
+    ns = 'namespace=~"$namespace"'
+    node = 'node=~"$node"'
+    panels = [
+        stat("Pending GPU pods", [target(f"sum(ai_gpu_pods_pending{{{ns}}}) or vector(0)", "pods")],
+             description="Pods requesting GPUs that the scheduler could not place (PodScheduled=False or gated)."),
+        stat("GPUs requested by pending pods",
+             [target(f"sum(ai_gpu_pods_pending_requested_gpus{{{ns}}}) or vector(0)", "GPUs")]),
+        stat("Offline GPUs", [target(f"sum(ai_gpu_offline_gpus{{{node}}}) or vector(0)", "GPUs")],
+             description="Cordoned, NotReady, withdrawn by the device plugin, or on a GPU node without a plugin."),
+        stat("Admission failures (1h)",
+             [target(f"sum(increase(ai_gpu_node_admission_failures_total{{{node}}}[1h])) or vector(0)", "pods")],
+             description="GPU pods the kubelet rejected: a Ready node with full allocatable can still reject them all."),
+        row("Pending demand"),
+        ts("Pending GPU demand by reason",
+           [target(f"sum by (reason) (ai_gpu_pods_pending_requested_gpus{{{ns}}})", "{{reason}}")],
+           w=24, description="GPUs requested by pods waiting for the scheduler, by the reason that blocks the most nodes."),
+        table("Longest-waiting workloads",
+              [target(f"topk(10, ai_gpu_pods_pending_oldest_seconds{{{ns}}})",
+                      "{{namespace}}/{{workload}}", instant=True)], unit="s"),
+        row("Failures and disruptions"),
+        ts("Admission failures by node",
+           [target(f"sum by (node, reason) (increase(ai_gpu_node_admission_failures_total{{{node}}}[$__rate_interval]))",
+                   "{{node}} {{reason}}")], w=12),
+        ts("GPU pod disruptions",
+           [target(f"sum by (namespace, workload, reason) (increase(ai_gpu_pod_disruptions_total{{{ns}}}[$__rate_interval]))",
+                   "{{namespace}}/{{workload}} {{reason}}")], w=12),
+        ts("Training work lost to disruptions (GPU-hours, 6h)",
+           [target(f"sum by (namespace, job) (increase(ai_checkpoint_lost_gpu_seconds_total{{{ns}}}[6h])) / 3600",
+                   "{{namespace}}/{{job}}")], w=24,
+           description="Disruption time minus the last complete checkpoint, times the job's GPUs."),
+        row("Quota and capacity"),
+        ts("GPU quota headroom",
+           [target(f'ai_gpu_quota_gpus{{kind="hard", {ns}}} - ignoring (kind) ai_gpu_quota_gpus{{kind="used", {ns}}}',
+                   "{{namespace}}/{{quota}}")], w=12),
+        ts("Quota rejections",
+           [target(f"sum by (namespace) (increase(ai_gpu_quota_rejections_total{{{ns}}}[$__rate_interval]))",
+                   "{{namespace}}")], w=12),
+        ts("Offline GPU capacity by reason",
+           [target(f"sum by (node, reason) (ai_gpu_offline_gpus{{{node}}})", "{{node}} {{reason}}")], w=24),
+    ]
+    variables = [
+        query_var("namespace", "Namespace", "label_values(ai_gpu_pods_pending, namespace)"),
+        query_var("node", "Node", "label_values(ai_gpu_offline_gpus, node)"),
+    ]
+    return dashboard("ai-signals-gpu-scheduling", "AI signals / GPU scheduling",
+                     "Why GPU pods wait, which nodes reject them, what disruptions cost, quota headroom "
+                     "and offline GPU capacity.", variables, panels)
+
+
+def gpu_time() -> dict:
+    """Where the GPU-seconds went (docs/gpu-time.md): states over time, who held GPUs idle and
+    what it cost.  Over the dashboard's range with `increase(...[$__range])`: set the range to
+    Yesterday to answer "who held GPUs idle yesterday, and what did it cost"."""
+    sel = 'node=~"$node", namespace=~"$namespace"'
+    secs = f"ai_gpu_seconds_total{{{sel}}}"
+
+    def held(state: str, by: str, extra: str = "") -> str:
+        return f'sum by ({by}) (increase(ai_gpu_seconds_total{{{sel}, state=~"{state}"{extra}}}[$__range])) / 3600'
+
+    def cost(expr_by_model: str) -> str:
+        # Every node agent reports the price of its models: one value per model.
+        return f"{expr_by_model} * on (gpu_model) group_left () max by (gpu_model) (ai_gpu_price_per_hour)"
+
+    wl = "namespace, workload_kind, workload"
+    in_pods = ', namespace!=""'
+    panels = [
+        row("Where the GPU time goes"),
+        stat("GPU-hours in range", [target(f"sum(increase({secs}[$__range])) / 3600", "GPU-hours")],
+             description="Physical GPU time; at fleet scope it is the GPU count x the range."),
+        stat("Held idle (share of held GPU time)",
+             [target(f'sum({held("allocated_idle", "state")}) / sum({held("busy|allocated_idle", "state", in_pods)})',
+                     "idle share")],
+             unit="percentunit", description="allocated_idle / (busy + allocated_idle) of GPUs held by pods."),
+        stat("Cost of GPUs held idle",
+             [target(f'sum({cost(held("allocated_idle", "gpu_model"))})', "cost")], unit="currencyUSD",
+             description="Allocated to pods, below gpu.idle_threshold; prices from gpu.price_per_gpu_hour."),
+        stat("Cost of free GPUs",
+             [target(f'sum({cost(held("unallocated", "gpu_model"))})', "cost")], unit="currencyUSD",
+             description="Schedulable GPUs nobody held."),
+        ts("GPUs by state (stacked)",
+           [target(f"sum by (state) (rate({secs}[$__rate_interval]))", "{{state}}")],
+           description="busy | allocated_idle | unallocated | unhealthy (withdrawn) | no_telemetry (nobody measured).",
+           custom={"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 60, "lineWidth": 0}, w=24),
+        ts("Cost per hour by state (stacked)",
+           [target(f"sum by (state) ({cost(f'sum by (state, gpu_model) (rate({secs}[$__rate_interval]))')})", "{{state}}")],
+           unit="currencyUSD", custom={"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 60, "lineWidth": 0}),
+        ts("GPUs per namespace and state (recording rule)",
+           [target('sum by (namespace, state) (namespace_workload_state:ai_gpu_seconds:rate5m{namespace=~"$namespace"})',
+                   "{{namespace}} {{state}}")],
+           description="namespace_workload_state:ai_gpu_seconds:rate5m (rules/gpu-time.yaml), fleet-wide."),
+        row("Who held GPUs idle"),
+        table("Top workloads by GPU-hours held idle",
+              [target(f'topk(10, {held("allocated_idle", wl)})', "", instant=True)]),
+        table("Top namespaces by GPU-hours held idle",
+              [target(f'topk(10, {held("allocated_idle", "namespace")})', "", instant=True)]),
+        table("Idle cost per workload",
+              [target(f'topk(10, sum by ({wl}) ({cost(held("allocated_idle", wl + ", gpu_model"))}))', "", instant=True)],
+              unit="currencyUSD"),
+        table("GPU-hours per workload and state",
+              [target(f'{held(".+", wl + ", state")} > 0', "", instant=True)]),
+        row("MIG and prices"),
+        ts("MIG instance time by profile and state",
+           [target(f'sum by (node, profile, state) (rate(ai_gpu_mig_instance_seconds_total{{{sel}}}[$__rate_interval]))',
+                   "{{node}} {{profile}} {{state}}")],
+           description="Instances per second, not physical GPUs: never add to the panels above."),
+        table("Price per GPU-hour", [target("max by (gpu_model) (ai_gpu_price_per_hour)", "", instant=True)],
+              unit="currencyUSD"),
+    ]
+    variables = [
+        query_var("node", "Node", "label_values(ai_gpu_seconds_total, node)"),
+        query_var("namespace", "Namespace", 'label_values(ai_gpu_seconds_total{node=~"$node"}, namespace)'),
+    ]
+    return dashboard("ai-signals-gpu-time", "AI signals / GPU time",
+                     "Where every GPU-second goes: busy, held idle, free, withdrawn, unobserved; per namespace "
+                     "and workload, with cost.", variables, panels)
+
+
 DASHBOARDS = {
     "gpu-fleet.json": gpu_fleet,
+    "gpu-time.json": gpu_time,
     "llm-serving.json": llm_serving,
     "training-checkpoints.json": training_checkpoints,
     "ingress-streaming.json": ingress_streaming,
+    "gpu-scheduling.json": gpu_scheduling,
 }
 
 

@@ -14,9 +14,8 @@ from typing import Any, Callable
 from .checkpoints.observation import CHECKPOINTS
 from .config import Config
 from .expo.families import Family, FamilySpec
-from .gpu.state import DCGM, GPU_IDLE
-from .scheduling import families as scheduling_families
-from .gpu import accounting
+from .gpu.state import DCGM, GPU_IDLE, GPU_TIME
+from .scheduling import area as scheduling
 from .serving.history import SERVING
 from .signals import checkpoints, gpu, selfmon, serving, streaming
 from .slots import Slot
@@ -76,17 +75,12 @@ def _forget_kube(state: AppState) -> None:
 AREAS: tuple[Area, ...] = (
     Area("kube", (_kube_source,), forget=_forget_kube),
     Area("serving", (ServingSource,), (SERVING,), serving.derive, serving.FAMILIES),
-    Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE), gpu.derive, gpu.FAMILIES),
+    Area("gpu", (DcgmSource,), (DCGM, GPU_IDLE, GPU_TIME), gpu.derive, gpu.FAMILIES),
     Area("checkpoints", (CheckpointSource,), (CHECKPOINTS,), checkpoints.derive, checkpoints.FAMILIES),
     Area("probes", (ProbeSource,), (PROBES,), streaming.derive, streaming.FAMILIES),
     Area("self", derive=selfmon.derive, families=selfmon.FAMILIES, capped=False),
-    # Declared (docs, rule lint, dashboards) but not served yet: the scheduling branch adds its
-    # source, slot and derive to this line.
-    Area("scheduling", families=tuple(
-        FamilySpec(s.name, s.type, s.help, s.labels) for s in scheduling_families.FAMILIES
-    )),
-    # GPU time (gpu/accounting.py), likewise declared until the gpu area serves it.
-    Area("gpu_time", families=tuple(FamilySpec(*s) for s in accounting.FAMILIES)),
+    Area("scheduling", (scheduling.SchedulingSource,), (scheduling.SCHEDULING,), scheduling.derive,
+         scheduling.FAMILIES, kube_resources=scheduling.KUBE_RESOURCES),
 )
 
 

@@ -26,7 +26,9 @@ from pathlib import Path
 import pytest
 
 from ai_signals_exporter.app import Exporter
-from ai_signals_exporter.sim import gpu, serving, streaming, training
+from ai_signals_exporter.areas import kube_resources
+from ai_signals_exporter.scheduling.area import SchedulingSource
+from ai_signals_exporter.sim import gpu, scheduling, serving, streaming, training
 from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sources.checkpoints import CheckpointSource
 from ai_signals_exporter.sources.gpu import DcgmSource
@@ -84,15 +86,18 @@ async def render_demo_at_fixed_clock(tmp_path: Path, monkeypatch: pytest.MonkeyP
         await gpu.attach(cluster)
         await training.attach(cluster, start=False)
         await streaming.attach(cluster)
+        await scheduling.attach(cluster, start=False, clock=clock)
         exporter = Exporter(cluster.exporter_config())
         config, state = exporter.config, exporter.state
-        kube = KubeSource(config, state)
+        kube = KubeSource(config, state, resources=("pods", "nodes", *kube_resources()))
+        sched = SchedulingSource(config, state, clock)
         kube_task = asyncio.create_task(kube.run())
         sources = [ServingSource(config, state, clock), DcgmSource(config, state, clock),
                    CheckpointSource(config, state, clock)]
         probes = ProbeSource(config, state, clock)
         try:
-            await wait_for(lambda: state.kube.pods_synced and state.kube.nodes_synced, timeout=20)
+            await wait_for(lambda: {"pods", "nodes", "resourcequotas", "events"} <= state.kube.synced, timeout=20)
+            sched.attach()  # what was listed is the scheduling area's baseline
             # The simulated objects do not change: stop watching, so no watch event or
             # re-list lands at a clock that depends on scheduling.
             kube_task.cancel()
@@ -109,7 +114,7 @@ async def render_demo_at_fixed_clock(tmp_path: Path, monkeypatch: pytest.MonkeyP
             kube_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await kube_task
-            for src in (kube, probes, *sources):
+            for src in (kube, sched, probes, *sources):
                 await src.close()
     return normalise(body, str(tmp_path))
 

@@ -263,7 +263,7 @@ def _cases() -> list[Case]:
         t.file(NEMO.format(100) + ".ckpt", 0, zip_bytes())
         t.file(NEMO.format(200) + ".ckpt", 2, zip_bytes())
 
-    c.append(Case("nemo-complete", "nemo", nemo_complete, 200, NEMO.format(200) + ".ckpt", sniffs_as="lightning"))
+    c.append(Case("nemo-complete", "nemo", nemo_complete, 200, NEMO.format(200) + ".ckpt", ))
     c.append(Case("nemo-interrupted", "nemo",
                   lambda t: (nemo_complete(t), t.file(NEMO.format(300) + "-unfinished", 4, b""),
                              t.file(NEMO.format(300) + ".ckpt", 5, zip_bytes())),

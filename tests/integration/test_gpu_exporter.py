@@ -8,6 +8,7 @@ import subprocess
 from ai_signals_exporter.app import Exporter
 from ai_signals_exporter.expo.parse import parse_families
 from ai_signals_exporter.sim import gpu as simgpu
+from ai_signals_exporter.signals import gpu as sig_gpu
 from ai_signals_exporter.sim.cluster import SimCluster
 from tests.helpers.kube import wait_for
 
@@ -15,7 +16,8 @@ NAMES = {
     "ai_gpu_idle_seconds", "ai_gpu_utilization_ratio", "ai_gpu_node_tainted",
     "ai_gpu_node_allocatable_gpus", "ai_gpu_node_requested_gpus", "ai_gpu_node_idle_gpus",
     "ai_gpu_node_non_gpu_pods", "ai_gpu_node_unhealthy_gpus", "ai_gpu_idle_cost_per_hour",
-    "ai_signals_exporter_target_up",
+    "ai_signals_exporter_target_up", "ai_gpu_seconds_total", "ai_gpu_mig_instance_seconds_total",
+    "ai_gpu_price_per_hour",
 }
 
 
@@ -54,6 +56,7 @@ async def test_exporter_serves_every_gpu_signal(tmp_path):
         line + b"\n" for line in body.split(b"\n")
         if line.startswith((b"ai_gpu_", b"# HELP ai_gpu_", b"# TYPE ai_gpu_"))
     )
-    assert gpu_text.count(b"# TYPE ai_gpu_") == 9
+    # The gpu area's families, plus the scheduling area's ai_gpu_offline_gpus (node b's withdrawn GPU).
+    assert gpu_text.count(b"# TYPE ai_gpu_") == len(sig_gpu.FAMILIES) + 1
     res = subprocess.run(["promtool", "check", "metrics"], input=gpu_text, capture_output=True)
     assert res.returncode == 0, res.stderr.decode() + res.stdout.decode()

@@ -90,9 +90,9 @@ async def test_every_gpu_signal_from_the_simulated_cluster(tmp_path):
     assert len(util) == 8 + 8 + 4 + 1 + 1  # each time-sliced L4 once, MIG instances each
     l4 = [k for k in util if k[0] == "gpu-l4-shared"]
     assert l4 == [("gpu-l4-shared", "0", sim.nodes["gpu-l4-shared"].devices[0].uuid,
-                   "NVIDIA-L4", "dev", "jupyter-alice")]
+                   "NVIDIA-L4-SHARED", "dev", "jupyter-alice")]  # GFD product of a time-sliced node
     # dcgm-exporter 4.8.3 shape: the per-pod GPU_UTIL series read 0, the device is busy
-    v483 = ("gpu-l4-ts-v483", "0", sim.nodes["gpu-l4-ts-v483"].devices[0].uuid, "NVIDIA-L4", "llm", "chat-a-0")
+    v483 = ("gpu-l4-ts-v483", "0", sim.nodes["gpu-l4-ts-v483"].devices[0].uuid, "NVIDIA-L4-SHARED", "llm", "chat-a-0")
     assert util[v483] >= 0.35
     mig = sorted(k[1] for k in util if k[0] == "gpu-a100-mig")
     assert mig == ["0/1", "0/13", "0/5", "1"]
@@ -106,7 +106,7 @@ async def test_every_gpu_signal_from_the_simulated_cluster(tmp_path):
     cost = series(fams, "ai_gpu_idle_cost_per_hour")
     assert cost[("gpu-h100-a", "NVIDIA-H100-80GB-HBM3")] == pytest.approx(12.0)
     assert cost[("gpu-a100-mig", "NVIDIA-A100-SXM4-40GB")] == pytest.approx(2.0 * 3 / 7, abs=1e-5)
-    assert cost[("gpu-l4-shared", "NVIDIA-L4")] == pytest.approx(0.8)
+    assert cost[("gpu-l4-shared", "NVIDIA-L4-SHARED")] == pytest.approx(0.8)
 
     body = render(fams)
     res = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)

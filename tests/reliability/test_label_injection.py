@@ -84,6 +84,9 @@ async def test_hostile_cluster_values_render_valid_bounded_exposition(tmp_path: 
                              annotations={"ai-signals.io/scrape": "true", "ai-signals.io/port": port,
                                           "ai-signals.io/path": f"/p{i}", "ai-signals.io/model": h,
                                           "ai-signals.io/checkpoint-uri": (tmp_path / "ckpt").as_uri()}))
+        # A store with nothing recognisable emits no checkpoint series: give it one DCP save.
+        (tmp_path / "ckpt" / "step_1").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ckpt" / "step_1" / ".metadata").write_bytes(b"m")
         cfg = {"global": {"refresh_interval": "200ms"},
                "kubernetes": {"enabled": True, "kubeconfig": str(api.write_kubeconfig(tmp_path / "kc"))},
                "serving": {"interval": "500ms", "window": "5s"},

@@ -153,6 +153,25 @@ def ai(now: float) -> str:
         f("ai_gpu_node_idle_gpus", "gauge", "Idle GPUs.").add(l, idle_gpus)
         f("ai_gpu_node_non_gpu_pods", "gauge", "Pods without a GPU request.").add(l, cpu_pods)
         f("ai_gpu_node_unhealthy_gpus", "gauge", "Withdrawn GPUs.").add(l, 0)
+    # GPU time (counters growing with wall time): gpu-node-1's H100s, one busy for prod/llama and
+    # one held idle by a notebook; gpu-node-2's A30, 60 % busy for ml/tgi, 40 % free, as MIG.
+    up = now - START
+    gpu_time = [
+        ("gpu-node-1", "NVIDIA-H100-80GB-HBM3", "prod", "Deployment", "llama", "busy", 1.0),
+        ("gpu-node-1", "NVIDIA-H100-80GB-HBM3", "research", "StatefulSet", "notebook", "allocated_idle", 1.0),
+        ("gpu-node-2", "NVIDIA-A30", "ml", "StatefulSet", "tgi", "busy", 0.6),
+        ("gpu-node-2", "NVIDIA-A30", "", "", "", "unallocated", 0.4),
+    ] + [(n, m, "", "", "", s, 0.0) for n, m in (("gpu-node-1", "NVIDIA-H100-80GB-HBM3"), ("gpu-node-2", "NVIDIA-A30"))
+         for s in ("busy", "unallocated", "unhealthy", "no_telemetry") if (n, s) != ("gpu-node-2", "unallocated")]
+    for node, model, ns, kind, wl, state, gpus in gpu_time:
+        l = {"node": node, "gpu_model": model, "namespace": ns, "workload_kind": kind, "workload": wl, "state": state}
+        f("ai_gpu_seconds_total", "counter", "GPU time by state.").add(l, round(gpus * up, 3))
+    for profile, ns, kind, wl, state in (("2g.12gb", "ml", "StatefulSet", "tgi", "busy"), ("2g.12gb", "", "", "", "unallocated")):
+        l = {"node": "gpu-node-2", "gpu_model": "NVIDIA-A30", "profile": profile, "namespace": ns,
+             "workload_kind": kind, "workload": wl, "state": state}
+        f("ai_gpu_mig_instance_seconds_total", "counter", "MIG instance time.").add(l, round(up, 3))
+    for model, price in (("NVIDIA-H100-80GB-HBM3", 4.0), ("NVIDIA-A30", 1.5)):
+        f("ai_gpu_price_per_hour", "gauge", "Price of a GPU-hour.").add({"gpu_model": model}, price)
     # run7 stopped checkpointing: its last complete checkpoint is past twice its interval.
     stale = {"store": "run7", "namespace": "ml", "job": "run7", "layout": "torch_save"}
     f("ai_checkpoint_age_seconds", "gauge", "Age of the last complete checkpoint.").add(stale, 5000)
@@ -175,6 +194,29 @@ def ai(now: float) -> str:
         f("ai_stream_max_chunk_gap_seconds", "gauge", "Max gap.").add(l, 4.1 if route == "ingress" else 0.1)
     f("ai_stream_buffered", "gauge", "Buffered.").add({"probe": "chat"}, 1)
     f("ai_stream_buffering_delay_seconds", "gauge", "Delay.").add({"probe": "chat"}, 3.9)
+    # Scheduling: pending demand for each reason, a node rejecting GPU pods (its counter grows
+    # every scrape), a preempted training job, a full quota rejecting creations, offline GPUs.
+    up = now - START
+    for ns, wl, reason, pods, gpus in (("prod", "llama-405b", "insufficient_gpu", 2, 16),
+                                       ("research", "b200-eval", "node_affinity", 1, 8),
+                                       ("research", "sweep", "scheduling_gated", 3, 6)):
+        l = {"namespace": ns, "workload_kind": "Job", "workload": wl}
+        f("ai_gpu_pods_pending", "gauge", "Pending GPU pods.").add({**l, "reason": reason}, pods)
+        f("ai_gpu_pods_pending_requested_gpus", "gauge", "Pending GPUs.").add({**l, "reason": reason}, gpus)
+        f("ai_gpu_pods_pending_oldest_seconds", "gauge", "Oldest pending.").add(l, 1200 + up)
+    f("ai_gpu_node_admission_failures_total", "counter", "Admission failures.").add(
+        {"node": "gpu-node-1", "reason": "unexpected_admission_error"}, 3 + int(up))
+    f("ai_gpu_pod_disruptions_total", "counter", "Disruptions.").add(
+        {"namespace": "ml", "workload_kind": "Job", "workload": "run42", "reason": "preemption"}, 2 + int(up))
+    store = {"store": "run42", "namespace": "ml", "job": "run42"}
+    f("ai_checkpoint_interruptions_total", "counter", "Interruptions.").add({**store, "reason": "preemption"}, 1)
+    f("ai_checkpoint_lost_seconds_total", "counter", "Work lost.").add(store, 600 + 10 * up)
+    f("ai_checkpoint_lost_gpu_seconds_total", "counter", "Work lost in GPU-seconds.").add(store, 9600 + 160 * up)
+    for kind, v in (("hard", 16), ("used", 12)):
+        f("ai_gpu_quota_gpus", "gauge", "Quota GPUs.").add({"namespace": "research", "quota": "gpu-quota", "kind": kind}, v)
+    f("ai_gpu_quota_rejections_total", "counter", "Quota rejections.").add({"namespace": "research"}, 4 + int(up))
+    for node, reason, n in (("gpu-node-3", "cordoned", 8), ("gpu-node-4", "plugin_missing", 8)):
+        f("ai_gpu_offline_gpus", "gauge", "Offline GPUs.").add({"node": node, "reason": reason}, n)
     f("ai_signals_exporter_build_info", "gauge", "Build.").add({"version": "0.1.0"}, 1)
     for source, target in (("gpu", "http://10.0.1.7:9400/metrics"), ("serving", "http://10.0.0.5:8000/metrics")):
         f("ai_signals_exporter_target_up", "gauge", "Target up.").add({"source": source, "target": target}, 1)

@@ -16,6 +16,7 @@ from .rulepack import DASHBOARDS, DEPLOY, REPO
 
 ALL = {"namespace": ".*", "node": ".*", "workload": ".*", "job": ".*", "probe": ".*"}
 RATE_INTERVAL = "30s"
+RANGE = "1m"  # the dashboard's time range, for increase(...[$__range]) on instant queries
 
 
 def dashboards() -> dict[str, dict]:
@@ -23,7 +24,7 @@ def dashboards() -> dict[str, dict]:
 
 
 def substitute(expr: str, values: dict[str, str]) -> str:
-    expr = expr.replace("$__rate_interval", RATE_INTERVAL)
+    expr = expr.replace("$__rate_interval", RATE_INTERVAL).replace("$__range", RANGE)
     for name, value in values.items():
         expr = expr.replace("${" + name + "}", value).replace("$" + name, value)
     assert "$" not in expr.replace('"$1"', ""), f"unsubstituted variable in {expr}"
@@ -39,7 +40,8 @@ def panel_targets():
 
 def test_dashboards_are_generated_and_current():
     names = set(dashboards())
-    assert names == {"gpu-fleet.json", "llm-serving.json", "training-checkpoints.json", "ingress-streaming.json"}
+    assert names == {"gpu-fleet.json", "gpu-time.json", "llm-serving.json", "training-checkpoints.json",
+                     "ingress-streaming.json", "gpu-scheduling.json"}
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_dashboards.py"), "--check"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -65,7 +67,7 @@ def test_dashboard_structure(name):
         assert panel["targets"], panel["title"]
         for t in panel["targets"]:
             assert t["datasource"]["uid"] == "${datasource}"
-            used = set(re.findall(r"\$(\w+)", t["expr"])) - {"__rate_interval", "1"}
+            used = set(re.findall(r"\$(\w+)", t["expr"])) - {"__rate_interval", "__range", "1"}
             assert used <= set(variables), (panel["title"], used)
 
 

@@ -164,7 +164,9 @@ def test_crds_have_the_expected_shape(rendered):
 
 def test_cluster_role_is_read_only_on_pods_and_nodes(rendered):
     (role,) = by_kind(rendered, "ClusterRole")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["list", "watch"]}]
+    # resourcequotas and events: the scheduling area (GPU quota, FailedCreate quota rejections).
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods", "nodes", "resourcequotas", "events"],
+                              "verbs": ["list", "watch"]}]
     (binding,) = by_kind(rendered, "ClusterRoleBinding")
     (sa,) = by_kind(rendered, "ServiceAccount")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]

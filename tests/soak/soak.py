@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from ai_signals_exporter.sim import gpu, serving, streaming, training
+from ai_signals_exporter.sim import gpu, scheduling, serving, streaming, training
 from ai_signals_exporter.sim.cluster import SimCluster
 
 from ..helpers.net import free_port
@@ -49,6 +49,9 @@ async def soak(duration: float = 120.0, scrapers: int = 10, fault_every: float =
     await gpu.attach(cluster)
     await training.attach(cluster)
     await streaming.attach(cluster, interval="3s", timeout="3s")
+    # Scheduling churn: a rejected GPU pod and a quota rejection every second, a preemption of
+    # the training job every 20 s (pods deleted and recreated): counters' memory must stay flat.
+    await scheduling.attach(cluster, reject_every=1.0, quota_every=1.0, preempt_every=20.0)
     faults = [FaultServer(hang()), FaultServer(reset_mid_body(VLLM_PAYLOAD * 50)), FaultServer(endless())]
     fault_urls = [await f.__aenter__() for f in faults]
     cfg = cluster.config

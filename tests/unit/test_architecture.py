@@ -69,11 +69,13 @@ def test_kube_source_watches_what_the_areas_ask_for(monkeypatch) -> None:
     from ai_signals_exporter import areas
 
     kube = next(a for a in AREAS if a.name == "kube")
-    assert [w.resource for w in kube.sources[0](Config(), AppState()).watches] == ["pods", "nodes"]
-    asking = Area("quota-demo", kube_resources=("resourcequotas", "pods"))
+    # The scheduling area asks for resourcequotas and events.
+    base = ["pods", "nodes", "resourcequotas", "events"]
+    assert [w.resource for w in kube.sources[0](Config(), AppState()).watches] == base
+    asking = Area("workload-demo", kube_resources=("deployments", "pods", "events"))
     monkeypatch.setattr(areas, "AREAS", (*AREAS, asking))
     watched = [w.resource for w in kube.sources[0](Config(), AppState()).watches]
-    assert watched == ["pods", "nodes", "resourcequotas"]
+    assert watched == [*base, "deployments"]
 
 
 def test_docs_do_not_cite_files_outside_the_repository() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -370,3 +371,140 @@ def test_megatron_first_save_without_tracker_is_in_progress():
     v = detect(_files(files), 20.0, None, "auto")
     assert v.layout == "megatron" and v.last_complete_ts is None
     assert v.in_progress and v.in_progress_keys == ("run/iter_0000100",) and v.in_progress_since == 4.0
+
+
+def test_config_layouts_match_the_registry():
+    """`config.Layout` is a static Literal for the schema; it must name exactly the registered
+    layout modules (plus "auto"), so adding a framework module without it fails here."""
+    from typing import get_args
+
+    from ai_signals_exporter.checkpoints.layouts import LAYOUTS, REGISTRY
+    from ai_signals_exporter.config import Layout
+
+    assert set(get_args(Layout)) == {"auto", *LAYOUTS}
+    for name, lay in REGISTRY.items():
+        module = lay.rule.__module__.rsplit(".", 1)[-1]
+        assert module == name, f"layout {name} must live in checkpoints/layouts/{name}.py"
+
+
+# --- issue 14: defects found with the real frameworks -------------------------------------------
+
+
+def test_deepspeed_first_save_without_latest_is_in_progress():
+    # deepspeed 0.19 engine killed during its first save: rank files on disk, no `latest` yet.
+    files = {"global_step3/mp_rank_00_model_states.pt": 5.0}
+    v = detect(_files(files), 100.0, None, "auto")
+    assert v.layout == "deepspeed"
+    assert v.last_complete_ts is None
+    assert v.in_progress and v.in_progress_since == 5.0 and v.in_progress_keys == ("global_step3",)
+
+
+def test_nemo_marker_around_a_deletion_is_not_a_save():
+    # NeMo 3.0 touches `<old>-unfinished` before removing an old checkpoint, too.  Killed there:
+    # a marker (newer than everything) next to a newer complete checkpoint.
+    old, new = "run--step=4-epoch=0-last", "run--step=9-epoch=1-last"
+    files = {f"{new}.ckpt": 20.0, f"{old}-unfinished": 21.0, f"{old}.ckpt": 10.0}
+    v = detect(_files(files), 100.0, None, "nemo")
+    assert v.last_step == 9 and v.last_complete_ts == 20.0
+    assert not v.in_progress
+    # The old file already gone, only the marker left: still no save in progress.
+    del files[f"{old}.ckpt"]
+    v = detect(_files(files), 100.0, None, "nemo")
+    assert v.last_step == 9 and not v.in_progress
+
+
+def test_nemo_marker_of_a_newer_save_still_counts():
+    files = {"run--step=4-epoch=0.ckpt": 10.0, "run--step=9-epoch=1-unfinished": 21.0}
+    v = detect(_files(files), 100.0, None, "nemo")
+    assert v.last_step == 4 and v.in_progress and v.in_progress_since == 21.0
+
+
+@pytest.mark.parametrize("name,layout", [
+    ("ep0-ba3-rank0.pt", "composer"),  # Composer before its first `latest-rank0.pt` pointer
+    ("run--step=4-epoch=0.ckpt", "nemo"),  # NeMo 3.0 between saves: no marker, `--step=` names
+])
+def test_sniff_by_framework_names_before_any_pointer(name, layout):
+    assert sniff(_files({name: 1.0})) == layout
+
+
+def test_history_does_not_depend_on_the_layout_label():
+    files = {"global_step1/mp_rank_00_model_states.pt": 1.0, "latest": 2.0}
+    v1 = detect(_files(files, {"latest": b"global_step1"}), 10.0, None, "deepspeed")
+    files.update({"global_step2/mp_rank_00_model_states.pt": 11.0, "latest": 12.0})
+    v2 = detect(_files(files, {"latest": b"global_step2"}), 20.0, v1, "deepspeed")
+    relabelled = dataclasses.replace(v2, layout="lightning")  # e.g. a configured layout was set
+    files.update({"global_step3/mp_rank_00_model_states.pt": 21.0, "latest": 22.0})
+    v3 = detect(_files(files, {"latest": b"global_step3"}), 30.0, relabelled, "deepspeed")
+    assert v3.complete_history_ts == (2.0, 12.0, 22.0)
+
+
+def test_lightning_commit_time_is_the_rename_time():
+    # Lightning writes the whole file to a temp file and renames it: mtime is when the write
+    # started, ctime (local disk) when the rename committed it.
+    e = Entry("epoch=0-step=10.ckpt", 100, 50.0, ctime=53.4)
+    v = detect(Listing([e]), 100.0, None, "lightning")
+    assert v.last_complete_ts == 53.4
+    # A ctime far after the mtime is a later chmod/backup/restore, not the commit.
+    e = Entry("epoch=0-step=10.ckpt", 100, 50.0, ctime=50.0 + 7200)
+    assert detect(Listing([e]), 10_000.0, None, "lightning").last_complete_ts == 50.0
+
+
+async def test_local_scan_reports_ctime(tmp_path):
+    (tmp_path / "a.ckpt").write_bytes(zip_bytes())
+    st = os.stat(tmp_path / "a.ckpt")
+    listing = await _listing(tmp_path)
+    assert listing.entries["a.ckpt"].ctime == st.st_ctime
+
+
+async def test_layout_label_sticks_per_store(tmp_path):
+    """The `layout` label of a store never flips: an empty store emits no series, the first
+    detected layout sticks although a later listing sniffs differently, a configured layout wins."""
+    from ai_signals_exporter.config import load_config_text
+    from ai_signals_exporter.signals.checkpoints import derive
+    from ai_signals_exporter.sources.checkpoints import CheckpointSource
+    from ai_signals_exporter.state import AppState
+
+    auto, fixed = tmp_path / "auto", tmp_path / "fixed"
+    auto.mkdir(), fixed.mkdir()
+    cfg = load_config_text(
+        "checkpoints:\n  stores:\n"
+        f"    - {{name: a, uri: 'file://{auto}'}}\n"
+        f"    - {{name: f, uri: 'file://{fixed}', layout: deepspeed}}\n"
+    )
+    state = AppState()
+    src = CheckpointSource(cfg, state)
+
+    def layouts() -> set[tuple[str, str]]:
+        return {
+            (s[1][0], s[1][fam.labelnames.index("layout")])
+            for fam in derive(state, cfg, time.time()) if "layout" in fam.labelnames for s in fam.samples
+        }
+
+    await src.run_once()
+    assert ("a", "unknown") not in layouts()  # empty: no `layout="unknown"` series
+    # Lightning-looking first save, then a NeMo marker shows up: the label stays.
+    (auto / "epoch=0-step=1.ckpt").write_bytes(zip_bytes())
+    await src.run_once()
+    assert ("a", "lightning") in layouts()
+    (auto / "epoch=0-step=2-unfinished").write_bytes(b"")
+    (fixed / "latest-rank0.pt").symlink_to("missing.pt")
+    await src.run_once()
+    seen = layouts()
+    assert {lay for store, lay in seen if store == "a"} == {"lightning"}
+    assert {lay for store, lay in seen if store == "f"} == {"deepspeed"}
+
+
+def test_marker_of_a_higher_step_counts_when_the_newest_complete_is_a_last_copy():
+    # nemo-toolkit 3.0.0, killed writing step 4: the marker shares its mtime (one clock tick) with
+    # the `last.ckpt` copy of step 2 written just before, so only the step tells it is newer.
+    files = {"tiny--step=2-epoch=0.ckpt": 10.0, "last.ckpt": 10.002, "tiny--step=4-epoch=0-unfinished": 10.002}
+    v = detect(_files(files), 100.0, None, "nemo")
+    assert v.last_step == 2 and v.in_progress and v.in_progress_since == 10.002
+
+
+def test_nemo_deletion_marker_when_the_newest_file_is_a_last_copy():
+    # With save_last=True NeMo 3.0 writes a step-less `last.ckpt` after the numbered file: the
+    # step comes from the numbered checkpoints, not from the newest file.
+    files = {"run--step=9-epoch=1.ckpt": 20.0, "last.ckpt": 20.5, "run--step=4-epoch=0-unfinished": 21.0}
+    v = detect(_files(files), 100.0, None, "nemo")
+    assert v.last_step == 9 and not v.in_progress

@@ -343,6 +343,11 @@ G = "nvidia.com/gpu"
         ({G: 8}, {G: 4}, {"nvidia.com/gpu.replicas": "4", "nvidia.com/gpu.count": "2"},
          NodeCapacity(2, 1)),
         ({G: 8}, {G: 7}, {"nvidia.com/gpu.replicas": "4"}, NodeCapacity(2, 1)),
+        # time-slicing without a rename: GFD appends -SHARED to the product (resource.go)
+        ({G: 4}, {G: 4}, {"nvidia.com/gpu.replicas": "4", "nvidia.com/gpu.count": "1",
+                          "nvidia.com/gpu.product": "NVIDIA-L4-SHARED"}, NodeCapacity(1, 0, "NVIDIA-L4")),
+        # sharing disabled: GFD labels replicas "0"
+        ({G: 8}, {G: 8}, {"nvidia.com/gpu.replicas": "0", "nvidia.com/gpu.count": "8"}, NodeCapacity(8, 0)),
         # MIG mixed: gpu.count stays physical; 1 whole GPU + 1 GPU as 2x3g + 1x1g, 1g withdrawn
         ({G: 1, "nvidia.com/mig-3g.40gb": 2, "nvidia.com/mig-1g.10gb": 1},
          {G: 1, "nvidia.com/mig-3g.40gb": 2, "nvidia.com/mig-1g.10gb": 0},

@@ -95,15 +95,8 @@ def run_hour(
     sim: DcgmSim, t0: float = T0, on_cycle: Callable[[float, GpuTimeAccumulator], None] | None = None,
 ) -> GpuTimeAccumulator:
     nodes = [node_from_json(obj) for obj in sim.node_objects]
-    # GPU feature discovery labels a time-sliced GPU with its physical count and the replicas
-    # (k8s-device-plugin internal/lm/mig-strategy_test.go: gpu.count "1", gpu.replicas "2"); the
-    # simulator's node objects put the replica count in gpu.count and omit gpu.replicas.
-    gfd = {"l4-v483": {"nvidia.com/gpu.count": "1", "nvidia.com/gpu.replicas": "2"},
-           "l4-shared": {"nvidia.com/gpu.count": "1", "nvidia.com/gpu.replicas": "4"}}
-    capacities = {
-        n.name: physical_capacity(n.capacity, n.allocatable, {**n.labels, **gfd.get(n.name, {})})
-        for n in nodes
-    }
+    # The simulator labels nodes as GPU feature discovery does (gpu.count physical, gpu.replicas).
+    capacities = {n.name: physical_capacity(n.capacity, n.allocatable, n.labels) for n in nodes}
     resolve = workload_resolver(pod_from_json(p) for p in sim.pods)
     acc = GpuTimeAccumulator()
     observations: dict[str, DcgmObservation] = {}

@@ -156,6 +156,8 @@ def test_pricing():
     assert price_for("NVIDIA L4", prices) == 1.5
     # GPU feature discovery, single MIG strategy
     assert price_for("NVIDIA-H100-80GB-HBM3-MIG-1g.10gb", prices) == 4.0
+    # time-slicing without a rename (k8s-device-plugin internal/lm/resource.go productLabel)
+    assert price_for("NVIDIA-H100-80GB-HBM3-SHARED", prices) == 4.0
     assert price_for("NVIDIA L4", {"NVIDIA-H100-80GB-HBM3": 4.0}) is None
     assert price_for("x", {}) is None
     assert mig_fraction("3g.40gb", "NVIDIA A100-SXM4-80GB") == pytest.approx(3 / 7)

@@ -23,6 +23,9 @@ class Entry:
     # Symlink target relative to the store root (file:// only).  Size and mtime are then the
     # target's; a dangling link keeps its own mtime and size 0.
     link: str | None = None
+    # Inode change time (file:// only).  A rename sets it, so for writers that commit by renaming
+    # a finished temp file (Lightning) it is the commit time where mtime is the write's start.
+    ctime: float | None = None
 
 
 class Listing:

@@ -76,7 +76,7 @@ def _walk(root: str, max_objects: int, deadline: float) -> list[Entry]:
                         continue
                     elif de.is_file(follow_symlinks=False):
                         st = de.stat(follow_symlinks=False)
-                        out.append(Entry(rel, st.st_size, st.st_mtime))
+                        out.append(Entry(rel, st.st_size, st.st_mtime, ctime=st.st_ctime))
                     else:
                         continue
                 except FileNotFoundError:
@@ -99,7 +99,7 @@ def _link_entry(root: str, rel: str, full: str) -> Entry:
     norm = norm.replace(os.sep, "/")
     try:
         st = os.stat(full)
-        return Entry(rel, 0 if os.path.isdir(full) else st.st_size, st.st_mtime, link=norm)
+        return Entry(rel, 0 if os.path.isdir(full) else st.st_size, st.st_mtime, link=norm, ctime=st.st_ctime)
     except OSError:
         return Entry(rel, 0, os.lstat(full).st_mtime, link=norm)
 

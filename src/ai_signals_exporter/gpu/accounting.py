@@ -38,12 +38,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from .idle import is_idle
 from .observation import DcgmObservation, stale_after
-from .nodes import GPU_PRODUCT_LABEL, MIG_PREFIX, ResourceNames
+from ..kube.model import NodeInfo
+from .nodes import GPU_PRODUCT_LABEL, MIG_PREFIX, ResourceNames, is_gpu_node
 from .pricing import mig_fraction, price_for
 from .readings import GpuReading
 
@@ -61,8 +62,10 @@ GPU_REPLICAS_LABEL = "nvidia.com/gpu.replicas"
 GPU_SLICES_LABEL = "nvidia.com/gpu.slices.gi"
 MIG_STRATEGY_LABEL = "nvidia.com/mig.strategy"
 _MAX_MIG_PER_GPU = 7
-# The single strategy appends the MIG profile to the product: A100-SXM4-40GB-MIG-1g.5gb.
-_MIG_PRODUCT_SUFFIX_RE = re.compile(r"-MIG-\d+g\.\d+gb$", re.IGNORECASE)
+# The single strategy appends the MIG profile to the product (A100-SXM4-40GB-MIG-1g.5gb), and
+# time-slicing without a rename appends -SHARED (k8s-device-plugin internal/lm/resource.go,
+# productLabel): the physical model is what precedes them.
+_PRODUCT_SUFFIX_RE = re.compile(r"(-MIG-\d+g\.\d+gb)?(-SHARED)?$", re.IGNORECASE)
 
 
 class Spec(NamedTuple):
@@ -141,7 +144,7 @@ def physical_capacity(
     mig_cap = sum(v for k, v in capacity.items() if k.startswith(MIG_PREFIX))
     mig_lost = max(0, mig_cap - sum(v for k, v in allocatable.items() if k.startswith(MIG_PREFIX)))
     product = labels.get(GPU_PRODUCT_LABEL, "")
-    model = _MIG_PRODUCT_SUFFIX_RE.sub("", product)
+    model = _PRODUCT_SUFFIX_RE.sub("", product)
     replicas = _positive_int(labels.get(GPU_REPLICAS_LABEL), 1)
     count = _positive_int(labels.get(GPU_COUNT_LABEL), 0)
     if labels.get(MIG_STRATEGY_LABEL) == "single" and whole_cap:
@@ -156,6 +159,35 @@ def physical_capacity(
         math.ceil(mig_lost / max(1, mig_cap // mig_gpus)) if mig_lost else 0
     )
     return NodeCapacity(gpus, min(gpus, withdrawn), model)
+
+
+def node_capacities(
+    nodes: Iterable[NodeInfo], resource_names: ResourceNames, node_scope: str | None = None
+) -> dict[str, NodeCapacity]:
+    """`physical_capacity` of every GPU node (in the node scope, when there is one)."""
+    return {
+        n.name: physical_capacity(n.capacity, n.allocatable, n.labels, resource_names)
+        for n in nodes
+        if (not node_scope or n.name == node_scope) and is_gpu_node(n, resource_names)
+    }
+
+
+def in_scope(
+    observations: Iterable[DcgmObservation], node_scope: str | None
+) -> dict[str, DcgmObservation]:
+    """The observations (by URL) as the node scope sees them: readings of other nodes dropped,
+    an observation with nothing left of the scope's node dropped."""
+    out: dict[str, DcgmObservation] = {}
+    for obs in observations:
+        if node_scope and obs.node != node_scope:
+            if obs.node:  # a target placed on another node
+                continue
+            readings = tuple(r for r in obs.readings if r.hostname == node_scope)
+            if not readings:
+                continue
+            obs = replace(obs, readings=readings)
+        out[obs.url] = obs
+    return out
 
 
 def _positive_int(text: str | None, default: int) -> int:

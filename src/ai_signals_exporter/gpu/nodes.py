@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..state import KubeState, NodeInfo, PodInfo
+from ..kube.model import KubeState, NodeInfo, PodInfo
 
 MIG_PREFIX = "nvidia.com/mig-"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # set by GPU feature discovery

@@ -13,12 +13,13 @@ _SLICES_RE = re.compile(r"^(\d+)g\.")
 _FOUR_SLICE_MODELS = ("A30",)
 
 
-# GFD's single MIG strategy appends the profile to the product: NVIDIA-A100-SXM4-40GB-MIG-1g.5gb.
-_MIG_SUFFIX_RE = re.compile(r"-mig-\d+g\.\d+gb$")
+# GFD's single MIG strategy appends the profile to the product (NVIDIA-A100-SXM4-40GB-MIG-1g.5gb)
+# and time-slicing without a rename appends -SHARED (k8s-device-plugin internal/lm/resource.go).
+_PRODUCT_SUFFIX_RE = re.compile(r"(-mig-\d+g\.\d+gb)?(-shared)?$")
 
 
 def normalise_model(model: str) -> str:
-    return _MIG_SUFFIX_RE.sub("", re.sub(r"[\s_]+", "-", model.strip()).lower())
+    return _PRODUCT_SUFFIX_RE.sub("", re.sub(r"[\s_]+", "-", model.strip()).lower())
 
 
 def price_for(model: str, prices: dict[str, float]) -> float | None:

@@ -5,18 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..expo.families import Family
+from ..expo.families import FamilySpec as _Spec
 
 
 @dataclass(frozen=True, slots=True)
-class FamilySpec:
-    name: str
-    type: str
-    help: str
-    labels: tuple[str, ...]
-    scope: str = "cluster"  # "cluster" | "node": which instance owns it in the node-agent topology
+class FamilySpec(_Spec):
+    """The registry's FamilySpec plus `scope`: which instance owns the family in the node-agents
+    + cluster-instance topology ("cluster" | "node"; DESIGN.md "Topologies")."""
+
+    scope: str = "cluster"
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.labelnames
 
     def family(self) -> Family:
-        return Family(self.name, self.type, self.help, self.labels)
+        return self.new()
 
 
 _WORKLOAD = ("namespace", "workload_kind", "workload")
@@ -62,7 +66,7 @@ QUOTA_REJECTIONS = FamilySpec(
 OFFLINE_GPUS = FamilySpec(
     "ai_gpu_offline_gpus", "gauge",
     "GPU capacity that cannot take work (cordoned|not_ready|unhealthy|plugin_missing).",
-    ("node", "reason"))
+    ("node", "reason"), scope="node")
 
 FAMILIES = (
     PODS_PENDING, PODS_PENDING_GPUS, PODS_PENDING_OLDEST, ADMISSION_FAILURES, DISRUPTIONS,

@@ -81,6 +81,10 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         objects.add((obs.name, obs.namespace, obs.job), obs.objects)
         e = obs.empty_since
         empty.add((obs.name, obs.namespace, obs.job), max(0.0, now - e) if e is not None else 0)
+        if v.layout == "unknown":
+            # Nothing recognisable yet: a `layout="unknown"` series would only be replaced by
+            # the real label later (the object count above already says the store is empty).
+            continue
         labels = (obs.name, obs.namespace, obs.job, v.layout)
         if v.last_complete_ts is not None:
             last_ts.add(labels, v.last_complete_ts)

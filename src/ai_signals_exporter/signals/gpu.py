@@ -5,17 +5,20 @@ written by sources/gpu.py) with node and pod state (`state.kube`).  Pure: no I/O
 
 Per-GPU series come from dcgm alone, so they work with Kubernetes disabled (node = the target's
 `node` or the payload's Hostname).  Per-node series need the node list; the idle count needs
-fresh dcgm data for the node (no data is unknown, not idle).
+fresh dcgm data for the node (no data is unknown, not idle).  GPU time (gpu/accounting.py) is
+integrated by the source; here its counters are only formatted.
 """
 
 from __future__ import annotations
 
 from ..config import Config
 from ..expo.families import Family, FamilySpec, new_families
+from ..gpu import accounting
 from ..gpu.idle import idle_seconds, is_idle
 from ..gpu.nodes import gpu_nodes
 from ..gpu.observation import fresh_readings, stale_after
 from ..gpu.pricing import mig_fraction, price_for
+from ..gpu.state import GPU_TIME
 from ..state import AppState
 
 GPU_LABELS = ("node", "gpu", "uuid", "gpu_model", "namespace", "pod")
@@ -78,9 +81,14 @@ IDLE_COST_PER_HOUR = FamilySpec(
     "model, from gpu.price_per_gpu_hour (a MIG instance costs its share of the GPU).",
     ("node", "gpu_model"),
 )
+# GPU time (docs/gpu-time.md), declared in gpu/accounting.py next to the counters.
+GPU_SECONDS, MIG_INSTANCE_SECONDS, PRICE_PER_HOUR = (
+    FamilySpec(*spec) for spec in accounting.FAMILIES
+)
 FAMILIES = (
     IDLE_SECONDS, UTILIZATION, NODE_TAINTED, NODE_ALLOCATABLE_GPUS, NODE_REQUESTED_GPUS,
     NODE_IDLE_GPUS, NODE_NON_GPU_PODS, NODE_UNHEALTHY_GPUS, IDLE_COST_PER_HOUR,
+    GPU_SECONDS, MIG_INSTANCE_SECONDS, PRICE_PER_HOUR,
 )
 
 
@@ -132,4 +140,9 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         fams[NODE_IDLE_GPUS.name].add((name,), count)
     for (name, model), value in sorted(cost.items()):
         fams[IDLE_COST_PER_HOUR.name].add((name, model), round(value, 6))
+    acc = state[GPU_TIME]
+    for spec, labels, value in accounting.gpu_time_samples(acc):
+        fams[spec.name].add(labels, value)
+    for spec, labels, value in accounting.price_samples(acc, g.price_per_gpu_hour):
+        fams[spec.name].add(labels, value)
     return list(fams.values())

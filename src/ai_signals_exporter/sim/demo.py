@@ -19,12 +19,13 @@ from collections import defaultdict
 from ..app import Exporter
 from ..webproc import WebProcess
 from ..expo.parse import parse_families
+from ..gpu.accounting import STATES as GPU_TIME_STATES
 from ..signals import checkpoints as sig_ckpt
 from ..signals import gpu as sig_gpu
 from ..signals import selfmon as sig_self
 from ..signals import serving as sig_serving
 from ..signals import streaming as sig_stream
-from . import gpu, serving, streaming, training
+from . import gpu, scheduling, serving, streaming, training
 from .cluster import SimCluster
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,10 @@ _SUMMARY_NAMES = {
     for spec in (
         SERVING_TOKENS, SERVING_WAITING, CAPACITY, GPU_IDLE, NODE_TAINTED, NODE_IDLE, NODE_NON_GPU,
         NODE_ALLOCATABLE, sig_ckpt.AGE, sig_ckpt.IN_PROGRESS, sig_ckpt.EXPECTED_INTERVAL,
-        sig_stream.BUFFERED, sig_stream.BUFFERING_DELAY, sig_self.TARGET_UP,
+        sig_stream.BUFFERED, sig_stream.BUFFERING_DELAY, sig_self.TARGET_UP, sig_gpu.GPU_SECONDS,
     )
-}
+} | scheduling.SUMMARY_NAMES
+
 
 
 def summarize(body: bytes) -> list[str]:
@@ -71,6 +73,15 @@ def summarize(body: bytes) -> list[str]:
             f" (longest {max((v for _, v in idle), default=0):.0f}s);"
             f" untainted: {', '.join(untainted) or 'none'}; CPU-only pods on: {', '.join(cpu_pods) or 'none'}"
         )
+    by_state: dict[str, float] = defaultdict(float)
+    for labels, v in m.get(sig_gpu.GPU_SECONDS.name, []):
+        by_state[labels["state"]] += v
+    total = sum(by_state.values())
+    if total:
+        lines.append(
+            f"  gpu time {total / 3600:.2f} GPU-hours since start: "
+            + ", ".join(f"{s} {100 * by_state[s] / total:.0f}%" for s in GPU_TIME_STATES)
+        )
     expected = {l["store"]: v for l, v in m.get(sig_ckpt.EXPECTED_INTERVAL.name, [])}
     busy = {l["store"]: v for l, v in m.get(sig_ckpt.IN_PROGRESS.name, [])}
     for labels, age in m.get(sig_ckpt.AGE.name, []):
@@ -87,6 +98,7 @@ def summarize(body: bytes) -> list[str]:
             f"  stream   {p}: {'BUFFERED' if v else 'clean'}"
             f" (ingress first chunk {delay.get(p, float('nan')):+.2f}s vs direct)"
         )
+    lines.extend(scheduling.summarize(m))
     down = [l["target"] for l, v in m.get(sig_self.TARGET_UP.name, []) if not v]
     if down:
         lines.append(f"  down     {len(down)} target(s): {', '.join(down[:3])}")
@@ -97,9 +109,12 @@ async def _demo(args: argparse.Namespace) -> int:
     cluster = SimCluster()
     await cluster.start()
     await serving.attach(cluster)
-    await gpu.attach(cluster)
+    # Every GPU time state shows: free GPU 7 of gpu-h100-a drops out of dcgm for 5 minutes of
+    # every half hour (no_telemetry); prices make ai_gpu_price_per_hour and the cost rules work.
+    await gpu.attach(cluster, sim=gpu.default_fleet(telemetry_gaps=True), prices=gpu.DEFAULT_PRICES)
     await training.attach(cluster)
     await streaming.attach(cluster)
+    await scheduling.attach(cluster)
     exporter = Exporter(cluster.exporter_config())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

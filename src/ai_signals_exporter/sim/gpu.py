@@ -11,6 +11,10 @@ MIG node (mixed strategy), a time-sliced L4 node shared by three pods whose expo
 newer lowercase `hostname` label, and a time-sliced L4 node in the shape of dcgm-exporter 4.8.3
 with --kubernetes-virtual-gpus: GPU_UTIL and FB_USED once per device and once per pod with the
 pod's process value (0 here: PIDs not mapped, as without hostPID), other fields per pod only.
+Nodes carry GPU feature discovery's labels (physical `nvidia.com/gpu.count`, `gpu.replicas` and
+a `-SHARED` product when time-sliced).  `default_fleet(telemetry_gaps=True)` (the demo) adds a
+free GPU that drops out of dcgm-exporter's output for 5 minutes of every half hour, so GPU time
+shows every state with a known truth (tests/integration/test_gpu_time_source.py).
 
     sim = await attach(cluster)        # serves endpoints, adds nodes/pods, extends config
     sim.set_load("gpu-h100-a", 0, lambda t: 0.0)   # make a GPU idle from now on
@@ -67,6 +71,9 @@ class SimDevice:
     pods: list[tuple[str, str]] = field(default_factory=list)  # (namespace, pod) sharing it
     mig: tuple[str, str] | None = None  # (GPU_I_ID, GPU_I_PROFILE) of a MIG instance
     uids: list[str] = field(default_factory=list)  # pod UID of each entry of `pods`
+    # When the device is missing from dcgm-exporter's output (a GPU that DCGM lost track of for a
+    # while: blank fields are dropped, so its series vanish); never by default.
+    absent: Callable[[float], bool] | None = None
 
     def base(self, node: "SimNode") -> str:
         base = (
@@ -123,6 +130,8 @@ class SimNode:
     def payload(self, now: float) -> bytes:
         rows: dict[str, list[str]] = {name: [] for name, _, _ in _FIELDS}
         for d in self.devices:
+            if d.absent is not None and d.absent(now):
+                continue
             util = min(1.0, max(0.0, d.load(now)))
             values = {
                 "DCGM_FI_DEV_SM_CLOCK": "1980" if util > 0 else "345",
@@ -187,11 +196,20 @@ class DcgmSim:
                        per_process=per_process)
         self.nodes[name] = node
         whole = gpus - len(mig)
+        # GPU feature discovery labels the physical count and, with time-slicing, the replicas
+        # per GPU (k8s-device-plugin internal/lm/resource.go baseLabeler, mig-strategy_test.go:
+        # gpu.count "1", gpu.replicas "2"); the device plugin advertises count x replicas.
+        # With replicas the product gets -SHARED (internal/lm/resource.go, productLabel).
+        gfd = {"nvidia.com/gpu.count": str(gpus)}
+        if replicas > 1:
+            gfd["nvidia.com/gpu.replicas"] = str(replicas)
+            product = f"{product}-SHARED"
         obj = make_node(
             name, gpus=whole * replicas, gpu_product=product, unhealthy_gpus=unhealthy,
             taints=None if not tainted else [
                 {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
             ],
+            labels=gfd,
         )
         if mig:
             counts: dict[str, int] = {}
@@ -257,8 +275,17 @@ class DcgmSim:
         return app
 
 
-def default_fleet(load: Load | None = None) -> DcgmSim:
-    """Five GPU nodes showing every GPU signal (see the module docstring)."""
+def outage(every: float = 1800.0, lasting: float = 300.0) -> Callable[[float], bool]:
+    """The last `lasting` seconds of every `every` (aligned to the Unix epoch, so the stretch is
+    known in advance): when a device is missing from dcgm-exporter's output."""
+    return lambda t: t % every >= every - lasting
+
+
+def default_fleet(load: Load | None = None, *, telemetry_gaps: bool = False) -> DcgmSim:
+    """Five GPU nodes showing every GPU signal (see the module docstring).  With
+    `telemetry_gaps` (the demo, GPU time tests), free GPU 7 of gpu-h100-a goes missing from
+    dcgm-exporter's output for the last 5 minutes of every half hour (`no_telemetry` in GPU
+    time); off by default so real-time tests never meet the gap."""
     load = load or wave()
     sim = DcgmSim()
     a = sim.add_node("gpu-h100-a", 8, tainted=True)
@@ -270,6 +297,8 @@ def default_fleet(load: Load | None = None) -> DcgmSim:
     sim.allocate("gpu-h100-a", a.devices[5:6], "batch", "embed-job-0", ("Job", "embed-job"))
     a.devices[5].load = duty()  # busy -> idle -> busy
     # devices 6, 7: free and idle
+    if telemetry_gaps:
+        a.devices[7].absent = outage()
 
     b = sim.add_node("gpu-h100-b", 8, tainted=False, unhealthy=1)
     sim.allocate("gpu-h100-b", b.devices[0:2], "llm", "mistral-7b-0", ("StatefulSet", "mistral-7b"))

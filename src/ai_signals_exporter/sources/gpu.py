@@ -3,7 +3,9 @@ dcgm-exporter pods found in `state.kube`.
 
 Per target the latest good observation goes to `state.dcgm[url]`; a failing target keeps it
 (with its timestamp, so the signal drops it once stale).  Idle stretches are tracked here, at
-ingest, in `state.gpu_idle`, so `signals/gpu.py` stays a pure function of state and a clock.
+ingest, in `state.gpu_idle`, and GPU time is integrated here after each round of scrapes, in
+`state[GPU_TIME]` (gpu/accounting.py), so `signals/gpu.py` stays a pure function of state and a
+clock that only formats.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import aiohttp
 
 from ..config import Config
 from ..expo.parse import parse_families
+from ..gpu.accounting import NodeCapacity, WorkloadOf, account, in_scope, node_capacities, workload_resolver
 from ..gpu.discovery import DcgmEndpoint, discover
 from ..gpu.idle import prune, track
 from ..gpu.observation import DcgmObservation, stale_after
 from ..gpu.readings import WANTED, extract_readings
+from ..gpu.state import GPU_TIME
 from ..labelselector import SelectorError
 from ..state import AppState
 from .base import PeriodicSource, TargetStatus
@@ -37,6 +41,9 @@ class DcgmSource(PeriodicSource):
         self._discovered: list[DcgmEndpoint] = []
         self._kube_generation = -1
         self._total_readings = 0
+        # Node capacities and the pod -> workload index, rebuilt only when the kube store changes.
+        self._kube_inputs: tuple[int, int, dict[str, NodeCapacity], WorkloadOf] | None = None
+        self._accounted: dict[str, float] = {}  # target URL -> observation time already accounted
 
     def enabled(self) -> bool:
         g = self.config.gpu
@@ -83,6 +90,28 @@ class DcgmSource(PeriodicSource):
         wanted = set(keys)
         await asyncio.gather(*(self._scrape(ep, sem) for ep in endpoints if ep.url in wanted))
         prune(self._tracks(), self.clock(), stale_after(self.interval))
+        self._account()
+
+    def _account(self) -> None:
+        """Integrate GPU time after the round's scrape attempts: the observations new since the
+        last round (older ones are already counted), and every GPU node advanced to now, so a
+        silent node's gap is counted as it grows.  Node-local: inputs are filtered to the node
+        scope, as the gpu signals are."""
+        g = self.config.gpu
+        scope = self.config.kubernetes.node_scope or None
+        capacities, workload_of = self._kube_for_accounting(scope)
+        new = [o for o in self.state.dcgm.values() if o.ts > self._accounted.get(o.url, 0.0)]
+        self._accounted = {url: o.ts for url, o in self.state.dcgm.items()}
+        account(self.state[GPU_TIME], in_scope(new, scope), capacities, self.clock(),
+                threshold=g.idle_threshold, interval=self.interval, workload_of=workload_of)
+
+    def _kube_for_accounting(self, scope: str | None) -> tuple[dict[str, NodeCapacity], WorkloadOf]:
+        kube = self.state.kube
+        key = (id(kube), kube.generation)
+        if self._kube_inputs is None or self._kube_inputs[:2] != key:
+            nodes = node_capacities(kube.nodes.values(), self.config.gpu.resource_names, scope)
+            self._kube_inputs = (*key, nodes, workload_resolver(kube.pods.values()))
+        return self._kube_inputs[2], self._kube_inputs[3]
 
     def _tracks(self) -> dict:
         return self.state.gpu_idle

@@ -11,16 +11,38 @@ swaps in a fresh one when the kube source is disabled by a reload.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Protocol
 
 from ..config import KubernetesConfig
 from ..kube.model import KubeState
+from ..slots import Slot
 from ..state import AppState
 from .kube_objects import event_from_json, node_from_json, pod_from_json, quota_from_json, workload_from_json
 
 _DECODE_ERRORS = (KeyError, TypeError, AttributeError, ValueError)
+log = logging.getLogger(__name__)
+
+
+class KubeListener(Protocol):
+    """Sees every change a store makes, as it makes it: for areas that count transitions
+    (scheduling) without rescanning every record per refresh.  Called on the event loop, inside
+    the store's update; must be quick and must not raise."""
+
+    def applied(self, resource: str, record: Any) -> None:
+        """A watch ADDED/MODIFIED (always after the resource's first list)."""
+
+    def removed(self, resource: str, key: str) -> None:
+        """A watch DELETED, by the store's key (pods and events: uid)."""
+
+    def replaced(self, resource: str, records: dict[str, Any], first: bool) -> None:
+        """A completed list; `first` when it is the resource's first one (baseline)."""
+
+
+# Listeners per AppState; an area registers while its source runs (scheduling/source.py).
+KUBE_LISTENERS: Slot[list[KubeListener]] = Slot("kube_listeners", list)
 
 
 class Store:
@@ -28,6 +50,10 @@ class Store:
     DELETED events (which carry the last state of the object)."""
 
     resource: ClassVar[str]  # API plural; also the KubeState attribute holding the records
+    # Whether a change bumps `KubeState.generation`, which makes discovery (serving, dcgm,
+    # checkpoint stores) rescan the pods: not for records no discovery reads (Warning events
+    # arrive ~20/s on a busy cluster; their consumers are listeners).
+    bumps_generation: ClassVar[bool] = True
 
     def __init__(self, state: AppState, namespaces: frozenset[str] = frozenset(),
                  source: str = "kube") -> None:
@@ -79,22 +105,46 @@ class Store:
     def replace(self, kept: dict[str, Any]) -> None:
         """A completed list: the whole set, in one assignment (readers never see half of it)."""
         kube = self.state.kube
+        first = self.resource not in kube.synced
         setattr(kube, self.resource, kept)
         kube.synced.add(self.resource)
         kube.not_installed.discard(self.resource)
-        kube.touch()
+        self._touch()
+        self._notify("replaced", kept, first)
+
+    def _touch(self) -> None:
+        if self.bumps_generation:
+            self.state.kube.touch()
+
+    def _applied(self, record: Any) -> None:
+        self._touch()
+        self._notify("applied", record)
+
+    def _notify(self, method: str, *args: Any) -> None:
+        # A listener's bug must not stop the store (the reflector would re-list forever).
+        for listener in self.state[KUBE_LISTENERS]:
+            try:
+                getattr(listener, method)(self.resource, *args)
+            except Exception:
+                log.exception("kube: a listener of %s failed in %s", self.resource, method)
+                self.state.selfmon.error(self._source, "exception")
 
     def apply(self, obj: dict[str, Any]) -> None:
         record = self._decode(obj)
         if record is None:
             return
         self.records[self.key(record)] = record
-        self.state.kube.touch()
+        self._applied(record)
 
     def remove(self, obj: dict[str, Any]) -> None:
         key = self.raw_key(obj)
-        if key is not None and self.records.pop(key, None) is not None:
-            self.state.kube.touch()
+        if key is None:
+            return
+        if self.records.pop(key, None) is not None:
+            self._touch()
+        # Also for a record the store no longer held (events pruned by age): a listener's
+        # memory of it ends with the object.
+        self._notify("removed", key)
 
     def not_installed(self) -> None:
         """The API answered 404 for the resource (a CRD the cluster does not have)."""
@@ -138,6 +188,7 @@ class NodeStore(Store):
 
 class QuotaStore(Store):
     resource = "resourcequotas"
+    bumps_generation = False
 
     def decode(self, obj: dict[str, Any]) -> Any:
         return quota_from_json(obj)
@@ -151,6 +202,7 @@ class WarningEventStore(Store):
     pruning pops from the front."""
 
     resource = "events"
+    bumps_generation = False
     DEFAULT_MAX_AGE = 600.0
 
     def __init__(self, state: AppState, namespaces: frozenset[str] = frozenset(), source: str = "kube",
@@ -183,7 +235,7 @@ class WarningEventStore(Store):
         events.pop(record.uid, None)  # re-inserted at the end: arrival order
         events[record.uid] = record
         self.prune()
-        self.state.kube.touch()
+        self._applied(record)
 
     def prune(self) -> int:
         """Drop events not seen for max_age (oldest arrivals first); returns how many."""
@@ -322,5 +374,5 @@ def make_store(watch: Watch, state: AppState, namespaces: frozenset[str],
 
 
 __all__ = [
-    "DEFAULT_WATCHES", "RESOURCES", "KubeState", "ResourceSpec", "Store", "Watch", "make_store", "normalize",
+    "DEFAULT_WATCHES", "KUBE_LISTENERS", "KubeListener", "RESOURCES", "KubeState", "ResourceSpec", "Store", "Watch", "make_store", "normalize",
 ]

@@ -168,6 +168,8 @@ class WebProcess:
                 log.warning("web process did not stop within %.0fs; killing it", SHUTDOWN_GRACE_SECONDS)
                 proc.kill()
                 await proc.wait()
+            if proc.returncode != 0:
+                log.warning("web process exited with code %s while stopping", proc.returncode)
         self._drop_connection()
 
     # -- internals -----------------------------------------------------------------------
@@ -286,7 +288,7 @@ class WebProcess:
 
     async def _sample_memory(self) -> None:
         # Sampled here, not in derive: reading /proc is I/O, and signals are pure.
-        every = max(1.0, self.exporter.config.global_.refresh_interval)
+        every = min(max(1.0, self.exporter.config.global_.refresh_interval), 30.0)
         mon = self.exporter.state.selfmon
         while True:
             rss = {"main": resident_memory()}

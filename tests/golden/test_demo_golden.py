@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 
 from ai_signals_exporter.app import Exporter
-from ai_signals_exporter.areas import kube_resources
+from ai_signals_exporter.areas import kube_watches
 from ai_signals_exporter.scheduling.area import SchedulingSource
-from ai_signals_exporter.sim import gpu, scheduling, serving, streaming, training
+from ai_signals_exporter.sim import coldstart, gpu, scheduling, serving, streaming, training
 from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sources.checkpoints import CheckpointSource
 from ai_signals_exporter.sources.gpu import DcgmSource
@@ -83,20 +83,21 @@ async def render_demo_at_fixed_clock(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(time, "time", clock)
     async with SimCluster(tmp_path) as cluster:
         await serving.attach(cluster, pods=serving.default_pods(clock=clock))
+        await coldstart.attach(cluster, clock=clock)  # T0 starts a demo cycle: 1 ready replica
         await gpu.attach(cluster)
         await training.attach(cluster, start=False)
         await streaming.attach(cluster)
         await scheduling.attach(cluster, start=False, clock=clock)
         exporter = Exporter(cluster.exporter_config())
         config, state = exporter.config, exporter.state
-        kube = KubeSource(config, state, resources=("pods", "nodes", *kube_resources()))
+        kube = KubeSource(config, state, resources=kube_watches(config))
         sched = SchedulingSource(config, state, clock)
         kube_task = asyncio.create_task(kube.run())
         sources = [ServingSource(config, state, clock), DcgmSource(config, state, clock),
                    CheckpointSource(config, state, clock)]
         probes = ProbeSource(config, state, clock)
         try:
-            await wait_for(lambda: {"pods", "nodes", "resourcequotas", "events"} <= state.kube.synced, timeout=20)
+            await wait_for(lambda: {w.resource for w in kube.watches} <= state.kube.synced, timeout=20)
             sched.attach()  # what was listed is the scheduling area's baseline
             # The simulated objects do not change: stop watching, so no watch event or
             # re-list lands at a clock that depends on scheduling.

@@ -55,15 +55,15 @@ def log_tail(workdir: Path, name: str, n: int = 3000) -> str:
 
 
 @contextlib.contextmanager
-def prometheus(workdir: Path, config: dict) -> Iterator[str]:
-    """Run Prometheus with `config`; yields its base URL once it is ready."""
+def prometheus(workdir: Path, config: dict, extra_args: tuple[str, ...] = ()) -> Iterator[str]:
+    """Run Prometheus with `config` (and `extra_args` flags); yields its base URL once it is ready."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [need("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
             f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-            "--web.enable-lifecycle", "--log.level=warn"]
+            "--web.enable-lifecycle", "--log.level=warn", *extra_args]
     with process(args, workdir, "prometheus") as proc:
         wait_until(lambda: proc.poll() is None and urllib.request.urlopen(url + "/-/ready", timeout=1).status == 200,
                    30, "prometheus ready: " + log_tail(workdir, "prometheus"))

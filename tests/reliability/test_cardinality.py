@@ -63,8 +63,9 @@ async def test_pod_explosion_is_capped_and_counted(tmp_path: Path) -> None:
             # 60 targets of target_up alone exceed the cap of the "self" area: the guard must not
             # blind the operator to its own drops or to target health.
             got = parse_families(body, {UP, DROPPED})
-            # + kube pods, nodes, and the scheduling area's resourcequotas and events
-            assert len(got[UP]) == PODS + 4
+            # + kube pods, nodes, the workloads serving discovery selects (deployments,
+            # statefulsets, leaderworkersets) and the scheduling area's resourcequotas and events
+            assert len(got[UP]) == PODS + 7
             assert "serving" in {l["source"] for l, _ in got[DROPPED]}
 
 

@@ -113,8 +113,10 @@ async def test_kube_api_down_at_start_then_watch_drop_and_gone(tmp_path: Path) -
 
             api.set_down(False)
             assert await eventually(lambda: discovered() == {"static", "llama-0"}, timeout=15)
-            # Every watched resource recovers, the scheduling area's resourcequotas and events too.
-            all_up = {"pods": 1, "nodes": 1, "resourcequotas": 1, "events": 1}
+            # Every watched resource recovers: the scheduling area's resourcequotas and events and
+            # the workload kinds serving discovery watches (replicas at zero) too.
+            all_up = {"pods": 1, "nodes": 1, "resourcequotas": 1, "events": 1, "deployments": 1,
+                      "statefulsets": 1, "leaderworkersets": 1}
             assert await eventually(lambda: ex.ups("kube") == all_up, timeout=15)
 
             api.drop_watches()  # abrupt end of every watch stream

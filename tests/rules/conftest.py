@@ -30,6 +30,7 @@ def loaded_prometheus(tmp_path_factory) -> str:
             wait_until(lambda: query(url, "workload:ai_serving_generation_tokens_per_second:sum")
                        and query(url, "rate(DCGM_FI_DEV_PCIE_REPLAY_COUNTER[30s]) > 0")
                        and query(url, "gpu:dcgm_xid_errors:recent")
+                       and query(url, "workload:ai_serving_cold_start_seconds:mean")
                        and query(url, "namespace_workload_state:ai_gpu_seconds:rate5m")
                        and query(url, "increase(ai_gpu_node_admission_failures_total[1m])"),
                        30, "series and recording rules")

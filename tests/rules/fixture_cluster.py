@@ -31,7 +31,10 @@ class Family:
 
     def render(self) -> str:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-        lines += [f"{self.name}{_labels(l)} {v:g}" for l, v in self.samples]
+        for l, v in self.samples:
+            suffix = l.get("__suffix", "_bucket" if "le" in l else "")
+            l = {k: x for k, x in l.items() if k != "__suffix"}
+            lines.append(f"{self.name}{suffix}{_labels(l)} {v:g}")
         return "\n".join(lines)
 
 
@@ -137,6 +140,24 @@ def ai(now: float) -> str:
         queue = f("ai_serving_queue_time_seconds", "summary", "Queue time over the window.")
         queue.add({**l, "quantile": "0.5"}, 0.05 * (1 + waiting))
         queue.add({**l, "quantile": "0.95"}, 0.4 * (1 + waiting))
+        f("ai_serving_sample_age_seconds", "gauge", "Sample age.").add(l, 2)
+    # Replicas by state: llama has one replica starting; idle is selected but scaled to zero.
+    for ns, kind, wl, ready, starting in (("prod", "Deployment", "llama", 2, 1), ("ml", "StatefulSet", "tgi", 1, 0),
+                                          ("prod", "Deployment", "idle", 0, 0)):
+        for state, n in (("ready", ready), ("starting", starting), ("terminating", 0)):
+            f("ai_serving_replicas", "gauge", "Replicas by state.").add(
+                {"namespace": ns, "workload_kind": kind, "workload": wl, "state": state}, n)
+    # Cold starts of llama, one more every 5 s: 5 s scheduling, 60 s init, 40 s startup, 3 s to
+    # the first token.
+    starts = 1 + int((now - START) / 5)
+    hist = f("ai_serving_cold_start_seconds", "histogram", "Cold-start phases.")
+    for phase, secs in (("scheduling", 5), ("init", 60), ("startup", 40), ("first_token", 3), ("total", 108)):
+        l = {"namespace": "prod", "workload_kind": "Deployment", "workload": "llama", "phase": phase}
+        for le in ("1", "10", "60", "120", "+Inf"):
+            n = starts if le == "+Inf" or float(le) >= secs else 0
+            hist.samples.append(({**l, "le": le}, n))
+        hist.samples.append(({**l, "__suffix": "_sum"}, starts * secs))
+        hist.samples.append(({**l, "__suffix": "_count"}, starts))
     idle_for = now - START + 4000
     gpus = [("gpu-node-1", "0", "GPU-c4529c8d", H100, "prod", "llama-0", 0, 0.97),
             ("gpu-node-1", "1", "GPU-bc5610b9", H100, "", "", idle_for, 0.0),

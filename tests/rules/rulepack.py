@@ -34,7 +34,10 @@ RECORD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*:[a-zA-Z0-9_]+:[a-z0-9_]+$")
 TEMPLATED_RE = re.compile(r"\{\{|\$value|\$labels|humanize")
 
 # The ai_* families the areas declare (their specs); rules and dashboards may use nothing else of ours.
-CONTRACT_METRICS = {spec.name for spec in families()}
+# A histogram's samples are its _bucket/_sum/_count series.
+CONTRACT_METRICS = {spec.name for spec in families()} | {
+    spec.name + suffix for spec in families() if spec.type == "histogram" for suffix in ("_bucket", "_sum", "_count")
+}
 AI_METRIC_RE = re.compile(r"(?<![:\w])(ai_[a-z0-9_]+)")
 
 

@@ -127,10 +127,11 @@ def test_prometheus_adapter_queries_return_per_workload_values(loaded_prometheus
     for rule in rules:
         result = query(loaded_prometheus, adapter_query(rule, "prod", "llama"))
         assert len(result) == 1 and result[0]["metric"] == {"workload": "llama"}
-        values[rule["seriesQuery"].split("{")[0]] = float(result[0]["value"][1])
+        values[rule["seriesQuery"].split("{")[0]] = round(float(result[0]["value"][1]), 12)
     assert values == {
         "workload:ai_serving_generation_tokens_per_second:sum": 2000.0,  # 1200 + 800 tok/s
-        "workload:ai_serving_token_capacity_ratio:avg": 0.5,  # mean of 0.6 and 0.4
+        # The mean of the ready pods' 0.6 and 0.4: the HPA multiplies it by the ready pods.
+        "workload:ai_serving_token_capacity_ratio:avg": 0.5,
         "workload:ai_serving_requests_waiting:sum": 4.0,
     }
 
@@ -153,3 +154,17 @@ def test_panels_name_only_declared_families():
     assert gen_dashboards.undeclared_metrics(gen_dashboards.render()) == set()
     bad = {"x.json": json.dumps({"expr": "sum(ai_gpu_node_idle_gpu) + workload:ai_nothing:sum"})}
     assert gen_dashboards.undeclared_metrics(bad) == {"ai_gpu_node_idle_gpu"}
+
+
+def test_autoscaling_queries_give_an_explicit_zero_at_zero_replicas(loaded_prometheus):
+    """prod/idle is selected by serving discovery but scaled to zero: every adapter and KEDA
+    query returns 0 for it, not an empty result (KEDA's ignoreNullValues: "false" then reports a
+    broken query as an error instead of silently using its fallback)."""
+    rules = yaml.safe_load((DEPLOY / "autoscaling" / "prometheus-adapter-rules.yaml").read_text())["rules"]
+    for rule in rules:
+        result = query(loaded_prometheus, adapter_query(rule, "prod", "idle"))
+        assert [float(r["value"][1]) for r in result] == [0.0], rule["seriesQuery"]
+    so = yaml.safe_load((DEPLOY / "autoscaling" / "keda-scaledobject.yaml").read_text())
+    for trigger in so["spec"]["triggers"]:
+        expr = trigger["metadata"]["query"].replace('workload="llama"', 'workload="idle"')
+        assert [float(r["value"][1]) for r in query(loaded_prometheus, expr)] == [0.0], trigger["name"]

@@ -165,8 +165,14 @@ def test_crds_have_the_expected_shape(rendered):
 def test_cluster_role_is_read_only_on_pods_and_nodes(rendered):
     (role,) = by_kind(rendered, "ClusterRole")
     # resourcequotas and events: the scheduling area (GPU quota, FailedCreate quota rejections).
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods", "nodes", "resourcequotas", "events"],
-                              "verbs": ["list", "watch"]}]
+    core = [{"apiGroups": [""], "resources": ["pods", "nodes", "resourcequotas", "events"], "verbs": ["list", "watch"]}]
+    # The cluster-scope instance also lists the workloads serving discovery selects (replicas at
+    # zero); node agents (the DaemonSet) do not.
+    workloads = [{"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["list", "watch"]},
+                 {"apiGroups": ["leaderworkerset.x-k8s.io"], "resources": ["leaderworkersets"],
+                  "verbs": ["list", "watch"]}]
+    daemonset = any(d["kind"] == "DaemonSet" for d in rendered)
+    assert role["rules"] == (core if daemonset else core + workloads)
     (binding,) = by_kind(rendered, "ClusterRoleBinding")
     (sa,) = by_kind(rendered, "ServiceAccount")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]

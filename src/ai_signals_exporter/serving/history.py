@@ -41,6 +41,11 @@ class TargetHistory:
     bursty: bool = False
     samples: deque[tuple[float, dict[str, ModelSnapshot]]] = field(default_factory=deque)
     last_success: float = 0.0
+    # Cold start (serving/coldstart.py): the generation-token total of the newest sample, and when
+    # the first token of the engine's current run was counted (None until then; a counter drop
+    # is a restarted engine and starts a new run).
+    token_total: float | None = None
+    first_token_at: float | None = None
 
     def append(self, ts: float, snapshot: dict[str, ModelSnapshot], keep_seconds: float) -> None:
         self.samples.append((ts, snapshot))

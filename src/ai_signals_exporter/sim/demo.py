@@ -24,8 +24,9 @@ from ..signals import checkpoints as sig_ckpt
 from ..signals import gpu as sig_gpu
 from ..signals import selfmon as sig_self
 from ..signals import serving as sig_serving
+from ..signals import serving_lifecycle as lifecycle
 from ..signals import streaming as sig_stream
-from . import gpu, scheduling, serving, streaming, training
+from . import coldstart, gpu, scheduling, serving, streaming, training
 from .cluster import SimCluster
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,9 @@ _SUMMARY_NAMES = {
         SERVING_TOKENS, SERVING_WAITING, CAPACITY, GPU_IDLE, NODE_TAINTED, NODE_IDLE, NODE_NON_GPU,
         NODE_ALLOCATABLE, sig_ckpt.AGE, sig_ckpt.IN_PROGRESS, sig_ckpt.EXPECTED_INTERVAL,
         sig_stream.BUFFERED, sig_stream.BUFFERING_DELAY, sig_self.TARGET_UP, sig_gpu.GPU_SECONDS,
+        lifecycle.REPLICAS,
     )
-} | scheduling.SUMMARY_NAMES
+} | scheduling.SUMMARY_NAMES | {lifecycle.COLD_START.name + "_sum", lifecycle.COLD_START.name + "_count"}
 
 
 
@@ -62,6 +64,19 @@ def summarize(body: bytes) -> list[str]:
         per_workload[f"{labels['namespace']}/{labels['workload']} ({labels['engine']})"][1] += v
     for name, (tok, queue, pods) in sorted(per_workload.items()):
         lines.append(f"  serving  {name}: {tok:8.1f} tok/s over {int(pods)} pods, queue {queue:.0f}")
+    replicas: dict[str, dict[str, float]] = defaultdict(dict)
+    for labels, v in m.get(lifecycle.REPLICAS.name, []):
+        replicas[f"{labels['namespace']}/{labels['workload']}"][labels["state"]] = v
+    starts = {(l["namespace"], l["workload"]): v for l, v in m.get(lifecycle.COLD_START.name + "_count", [])
+              if l["phase"] == "total"}
+    secs = {(l["namespace"], l["workload"]): v for l, v in m.get(lifecycle.COLD_START.name + "_sum", [])
+            if l["phase"] == "total"}
+    for name, by_state in sorted(replicas.items()):
+        key = tuple(name.split("/", 1))
+        n = starts.get(key, 0)
+        mean = f", mean cold start {secs[key] / n:.0f}s over {n:.0f}" if n else ""
+        lines.append(f"  replicas {name}: {by_state.get('ready', 0):.0f} ready, {by_state.get('starting', 0):.0f} starting,"
+                     f" {by_state.get('terminating', 0):.0f} terminating{mean}")
     idle = [(l, v) for l, v in m.get(GPU_IDLE.name, []) if v > 0]
     tainted = {l["node"]: v for l, v in m.get(NODE_TAINTED.name, [])}
     if tainted:
@@ -109,6 +124,7 @@ async def _demo(args: argparse.Namespace) -> int:
     cluster = SimCluster()
     await cluster.start()
     await serving.attach(cluster)
+    await coldstart.attach(cluster)
     # Every GPU time state shows: free GPU 7 of gpu-h100-a drops out of dcgm for 5 minutes of
     # every half hour (no_telemetry); prices make ai_gpu_price_per_hour and the cost rules work.
     await gpu.attach(cluster, sim=gpu.default_fleet(telemetry_gaps=True), prices=gpu.DEFAULT_PRICES)

@@ -17,7 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 from .. import engines
 from ..engines.base import UnknownEngine
 from ..expo.parse import NotExposition
-from ..labelselector import SelectorError, parse_selector
+from ..serving.coldstart import COLDSTART, loading, note_tokens, track
+from ..serving.selection import ANN_SCRAPE, ServingSelection, annotation_number  # noqa: F401 (re-exported)
 from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity, keep_seconds
 from ..state import PodInfo
 from .base import PeriodicSource, TargetStatus
@@ -25,7 +26,6 @@ from .http import FetchError, fetch_bounded, new_session
 
 log = logging.getLogger(__name__)
 
-ANN_SCRAPE = "ai-signals.io/scrape"
 ANN_PORT = "ai-signals.io/port"
 ANN_PATH = "ai-signals.io/path"
 ANN_ENGINE = "ai-signals.io/engine"
@@ -38,14 +38,6 @@ class Target:
     url: str
     engine: str
     identity: TargetIdentity
-
-
-def _capacity(value: str | None) -> float | None:
-    try:
-        cap = float(value) if value else None
-    except ValueError:
-        return None
-    return cap if cap and cap > 0 and cap != float("inf") else None
 
 
 def _address(url: str) -> str:
@@ -72,7 +64,9 @@ SERVING_PORT_NAMES = ("metrics", "http")
 
 def target_for_pod(pod: PodInfo, default_port: int, default_path: str) -> Target | None:
     """The scrape target of a discovered pod, or None when it cannot be scraped (no IP yet)."""
-    if pod.phase != "Running" or not pod.ip or pod.deleting:
+    # A loading engine answers nothing yet: scraping it would only report a target down for as
+    # long as its weights take to load (minutes), while ai_serving_replicas counts it starting.
+    if pod.phase != "Running" or not pod.ip or pod.deleting or loading(pod):
         return None
     ann = pod.annotations
     # The annotation, else the container port named `metrics` or `http`, else the default.
@@ -100,7 +94,7 @@ def target_for_pod(pod: PodInfo, default_port: int, default_path: str) -> Target
             workload_kind=pod.workload_kind,
             workload=pod.workload,
             model=ann.get(ANN_MODEL) or _query_model(url),
-            capacity_tokens_per_second=_capacity(ann.get(CAPACITY_ANNOTATION)),
+            capacity_tokens_per_second=annotation_number(ann.get(CAPACITY_ANNOTATION)),
         ),
     )
 
@@ -116,15 +110,9 @@ class ServingSource(PeriodicSource):
         self._session = None
         self._sem = asyncio.Semaphore(self.cfg.max_concurrency)
         self._last_error: dict[str, str] = {}
-        try:
-            self._selector = (
-                parse_selector(self.cfg.discovery.label_selector)
-                if self.cfg.discovery.label_selector
-                else None
-            )
-        except SelectorError:
-            self._selector = None  # config validation reports it; never crash the source
+        self._selection = ServingSelection(self.cfg.discovery)
         self._discovered: list[Target] = []
+        self._selected: list[PodInfo] = []  # the pods discovery selects, scrapeable or not
         self._discovered_gen = -1
 
     def enabled(self) -> bool:
@@ -160,20 +148,15 @@ class ServingSource(PeriodicSource):
             return []
         if kube.generation == self._discovered_gen:
             return self._discovered
-        namespaces = set(self.cfg.discovery.namespaces)
-        found = []
+        found, selected = [], []
         for pod in kube.pods.values():
-            if namespaces and pod.namespace not in namespaces:
+            if not self._selection.pod(pod):
                 continue
-            wanted = pod.annotations.get(ANN_SCRAPE) == "true" or (
-                self._selector is not None and self._selector.matches(pod.labels)
-            )
-            if not wanted or pod.annotations.get(ANN_SCRAPE) == "false":
-                continue
+            selected.append(pod)
             t = target_for_pod(pod, self.cfg.discovery.default_port, self.cfg.discovery.default_path)
             if t is not None:
                 found.append(t)
-        self._discovered, self._discovered_gen = found, kube.generation
+        self._discovered, self._selected, self._discovered_gen = found, selected, kube.generation
         return found
 
     def current_targets(self) -> dict[str, Target]:
@@ -182,7 +165,12 @@ class ServingSource(PeriodicSource):
         return targets
 
     def target_keys(self) -> list[str]:
-        return list(self.current_targets())
+        keys = list(self.current_targets())
+        # Polled every second by the per-target loop: the tracker also sees pods that start
+        # while nothing is due for a scrape (the first pod of a new workload), so their
+        # histograms exist at zero before the first observation.
+        self.track_cold_starts()
+        return keys
 
     async def run_once(self) -> None:
         await self.scrape(self.target_keys())
@@ -197,6 +185,14 @@ class ServingSource(PeriodicSource):
             self._last_error.pop(url, None)
         self.state.selfmon.forget_targets(self.name, set(targets))
         await asyncio.gather(*(self._scrape(targets[k]) for k in keys if k in targets))
+        # After the scrapes, so a first token counted by this round is seen by the tracker now.
+        self.track_cold_starts()
+
+    def track_cold_starts(self) -> None:
+        """Advance the cold-start tracker (memory only) over the selected pods."""
+        if self.state.kube.pods_synced:
+            self.discovered_targets()  # refreshes the selected pods if the kube store changed
+            track(self.state[COLDSTART], self._selected, self._selection, self.state.serving.values(), self.clock())
 
     async def _scrape(self, target: Target) -> None:
         async with self._sem:
@@ -243,6 +239,7 @@ class ServingSource(PeriodicSource):
         # bursty, an older one is): recorded here, from the engine mapping's winning candidate.
         history.bursty = any(s.bursty_tokens for s in snapshot.values())
         history.append(ts, snapshot, keep_seconds(self.cfg.window, self.cfg.interval))
+        note_tokens(history, ts, snapshot)
         self._last_error.pop(target.url, None)
         self.state.selfmon.target_up(self.name, target.url, True)
 

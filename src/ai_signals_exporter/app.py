@@ -12,7 +12,7 @@ import gc
 import gzip
 import logging
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 from dataclasses import dataclass, field
 
 from .areas import AREAS, Area
@@ -104,6 +104,9 @@ class Exporter:
         self.refresh_count = 0
         self.last_derive_seconds = 0.0
         self.last_render_seconds = 0.0
+        # Called with each new exposition once gzipped, and when readiness changes: the web
+        # process (webproc.py) gets its bytes from here.
+        self.exposition_listeners: list[Callable[[Exposition], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -237,6 +240,8 @@ class Exporter:
             ):
                 self.ready = True
                 settle_memory()
+            for listener in self.exposition_listeners:
+                listener(expo)
 
     # -- reload ----------------------------------------------------------------------------
 

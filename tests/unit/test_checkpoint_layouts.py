@@ -136,6 +136,17 @@ def test_orbax_half_deleted_old_step_is_no_save(left, scheme):
     assert not v.in_progress and not v.pointer_dangling, v
 
 
+def test_orbax_step_moved_to_todelete_subdir_is_no_newer_save():
+    """`CheckpointManagerOptions(todelete_subdir="trash")` renames an old step to
+    `trash/<step>/` (one rename, no partial tree): still an old complete step, never the last."""
+    entries = [
+        Entry("trash/2/_CHECKPOINT_METADATA", 10, 950.0), Entry("trash/2/commit_success.txt", 1, 951.0),
+        Entry("4/_CHECKPOINT_METADATA", 10, 1950.0), Entry("4/commit_success.txt", 1, 1951.0),
+    ]
+    v = detect(Listing(entries), 3000.0, None, "auto")
+    assert (v.layout, v.last_step, v.last_complete_key, v.in_progress) == ("orbax", 4, "4", False), v
+
+
 def test_history_and_learned_interval():
     assert learned_interval(()) is None
     assert learned_interval((100.0,)) is None

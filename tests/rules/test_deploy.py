@@ -280,6 +280,9 @@ def test_daemonset_overlay_is_node_agents_and_one_cluster_instance(monkeypatch):
     # The defect of issue 12: a multi-node job's store was listed by every node agent.
     assert not agent.checkpoints.stores and not agent.probes
     assert cluster.checkpoints.discovery.enabled
+    # The cluster instance counts replicas of the pods the agents scrape: one selection.
+    assert cluster.serving.discovery == agent.serving.discovery
+    assert agent.serving.discovery.label_selector
 
 
 def test_sharded_overlay_is_a_statefulset_of_n_shards(monkeypatch):

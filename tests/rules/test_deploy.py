@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from ai_signals_exporter.config import Config, load_config_text
+from ai_signals_exporter.labelselector import parse_selector
 
 from ..helpers.rbac import grants, service_account, workload_grants
 from .rulepack import DASHBOARDS, DEPLOY, REPO, all_rules, need, rule_files
@@ -283,6 +284,12 @@ def test_daemonset_overlay_is_node_agents_and_one_cluster_instance(monkeypatch):
     # The cluster instance counts replicas of the pods the agents scrape: one selection.
     assert cluster.serving.discovery == agent.serving.discovery
     assert agent.serving.discovery.label_selector
+    # Serving pods on nodes the DaemonSet leaves out are counted by the cluster instance: its
+    # node_agent_selector picks the agents' pods and nothing else it runs beside them.
+    agents = parse_selector(cluster.kubernetes.node_agent_selector)
+    assert agents.matches(ds["spec"]["template"]["metadata"]["labels"])
+    assert not agents.matches(deploy["spec"]["template"]["metadata"]["labels"])
+    assert agent.kubernetes.node_agent_selector is None
 
 
 def test_sharded_overlay_is_a_statefulset_of_n_shards(monkeypatch):

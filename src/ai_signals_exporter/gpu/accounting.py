@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
+from ..expo.families import FamilySpec
 from .idle import is_idle
 from .observation import DcgmObservation, stale_after
 from ..kube.model import NodeInfo
@@ -68,16 +69,7 @@ _MAX_MIG_PER_GPU = 7
 _PRODUCT_SUFFIX_RE = re.compile(r"(-MIG-\d+g\.\d+gb)?(-SHARED)?$", re.IGNORECASE)
 
 
-class Spec(NamedTuple):
-    """A metric family as plain data; field names match expo.families.FamilySpec on `core`."""
-
-    name: str
-    type: str
-    help: str
-    labelnames: tuple[str, ...]
-
-
-GPU_SECONDS = Spec(
+GPU_SECONDS = FamilySpec(
     "ai_gpu_seconds_total", "counter",
     "Wall time of physical GPUs by state (busy|allocated_idle|unallocated|unhealthy|"
     "no_telemetry), integrated per dcgm observation; per node the states sum to its GPU count "
@@ -85,13 +77,13 @@ GPU_SECONDS = Spec(
     "counts the physical GPU once. Starts at 0 when the exporter starts.",
     ("node", "gpu_model", "namespace", "workload_kind", "workload", "state"),
 )
-MIG_INSTANCE_SECONDS = Spec(
+MIG_INSTANCE_SECONDS = FamilySpec(
     "ai_gpu_mig_instance_seconds_total", "counter",
     "Wall time of MIG instances by profile and state (busy|allocated_idle|unallocated); one "
     "second per instance, so it is not physical GPU time: sum ai_gpu_seconds_total for that.",
     ("node", "gpu_model", "profile", "namespace", "workload_kind", "workload", "state"),
 )
-PRICE_PER_HOUR = Spec(
+PRICE_PER_HOUR = FamilySpec(
     "ai_gpu_price_per_hour", "gauge",
     "Configured price of one GPU-hour (gpu.price_per_gpu_hour) for each gpu_model of "
     "ai_gpu_seconds_total, so cost is a recording rule.",
@@ -106,7 +98,7 @@ NOBODY: Workload = ("", "", "")
 WorkloadOf = Callable[[str, str], tuple[str, str]]
 GpuSecondsKey = tuple[str, str, str, str, str, str]  # GPU_SECONDS.labelnames order
 MigSecondsKey = tuple[str, str, str, str, str, str, str]  # MIG_INSTANCE_SECONDS order
-Sample = tuple[Spec, tuple[str, ...], float]
+Sample = tuple[FamilySpec, tuple[str, ...], float]
 # A counter not credited for this long goes (a finished Job): Prometheus keeps its past samples,
 # so increase() over any window still counts it, and a comeback reads as a reset.
 FORGET_AFTER = 3600.0

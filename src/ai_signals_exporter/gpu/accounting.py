@@ -45,7 +45,7 @@ from ..expo.families import FamilySpec
 from .idle import is_idle
 from .observation import DcgmObservation, stale_after
 from ..kube.model import NodeInfo
-from .nodes import GPU_PRODUCT_LABEL, MIG_PREFIX, ResourceNames, is_gpu_node
+from .nodes import GPU_COUNT_LABEL, GPU_PRODUCT_LABEL, MIG_PREFIX, ResourceNames, is_gpu_node
 from .pricing import mig_fraction, price_for
 from .readings import GpuReading
 
@@ -58,7 +58,6 @@ STATES = (BUSY, ALLOCATED_IDLE, UNALLOCATED, UNHEALTHY, NO_TELEMETRY)
 _UNATTRIBUTED = (BUSY, UNALLOCATED, UNHEALTHY, NO_TELEMETRY)  # states a GPU nobody holds can be in
 
 # GPU feature discovery's node labels (see physical_capacity).
-GPU_COUNT_LABEL = "nvidia.com/gpu.count"
 GPU_REPLICAS_LABEL = "nvidia.com/gpu.replicas"
 GPU_SLICES_LABEL = "nvidia.com/gpu.slices.gi"
 MIG_STRATEGY_LABEL = "nvidia.com/mig.strategy"

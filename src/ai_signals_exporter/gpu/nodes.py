@@ -17,6 +17,7 @@ from ..kube.model import KubeState, NodeInfo, PodInfo
 
 MIG_PREFIX = "nvidia.com/mig-"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # set by GPU feature discovery
+GPU_COUNT_LABEL = "nvidia.com/gpu.count"  # GFD too; MIG devices under the single strategy
 _TAINT_EFFECTS = frozenset({"NoSchedule", "NoExecute"})  # PreferNoSchedule keeps nobody off
 _HOLDING_PHASES = frozenset({"Running", "Pending"})  # bound Pending pods already hold devices
 

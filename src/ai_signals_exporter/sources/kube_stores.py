@@ -157,17 +157,22 @@ class Store:
             kube.touch()
 
 
-class PodStore(Store):
-    resource = "pods"
-
-    def decode(self, obj: dict[str, Any]) -> Any:
-        return pod_from_json(obj)
+class UidKeyedStore(Store):
+    """Records keyed by UID: a deleted object's name can come back as a new object (pods of a
+    StatefulSet, recurring events), and what listeners count belongs to one object."""
 
     def key(self, record: Any) -> str:
         return record.uid
 
     def raw_key(self, obj: dict[str, Any]) -> str | None:
         return (obj.get("metadata") or {}).get("uid")
+
+
+class PodStore(UidKeyedStore):
+    resource = "pods"
+
+    def decode(self, obj: dict[str, Any]) -> Any:
+        return pod_from_json(obj)
 
 
 class NodeStore(Store):
@@ -194,7 +199,7 @@ class QuotaStore(Store):
         return quota_from_json(obj)
 
 
-class WarningEventStore(Store):
+class WarningEventStore(UidKeyedStore):
     """Warning events (the watch's field selector is `type=Warning`), kept while they are
     younger than `max_age` by last occurrence: a count needs each event only until its
     increments have been seen, and the apiserver keeps events for an hour (--event-ttl) —
@@ -215,12 +220,6 @@ class WarningEventStore(Store):
         if obj.get("type", "Warning") != "Warning":
             return None  # a server that ignored the field selector
         return event_from_json(obj)
-
-    def key(self, record: Any) -> str:
-        return record.uid
-
-    def raw_key(self, obj: dict[str, Any]) -> str | None:
-        return (obj.get("metadata") or {}).get("uid")
 
     def replace(self, kept: dict[str, Any]) -> None:
         cutoff = self._clock() - self.max_age

@@ -13,9 +13,12 @@ Three kinds of process, so that no figure includes another's CPU:
   the background, and its HTTP server.  A *refresh cycle* is driven here, explicitly: one
   `run_once()` of the serving, dcgm and checkpoint sources (every target scraped once) plus
   `Exporter.refresh_cooperatively()` (derive + render); periodic timers are set to an hour so nothing else runs;
+- the exporter's web process (`webproc.WebProcess`, what `ai-signals-exporter` ships): each
+  cycle's exposition is handed to it; its CPU is added to the cycle's and its RSS reported;
 - a scraper (`_client_main`): 20 concurrent aiohttp clients GETting /metrics with
   `Accept-Encoding: gzip`, as Prometheus does, for a bounded number of requests; once while the
-  exporter is idle, once while it runs refresh cycles back to back.
+  exporter is idle, once while it runs refresh cycles back to back -- against the web process,
+  and in the same run against the in-process server (the baseline) and a /metrics thread.
 
 Same-run baselines: prometheus_client's parser vs ours on a real-sized vLLM payload (the
 functions of bench/parse_bench.py), and the CPU of merely downloading every target (aiohttp GET
@@ -41,6 +44,7 @@ ENGINES = 64  # distinct simulated vLLM engines shared by the M pods (payload re
 MODELS = ("meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-7B-Instruct",
           "mistralai/Mistral-7B-Instruct-v0.3", "meta-llama/Llama-3.1-70B-Instruct")
 HOUR = "3600s"
+BURST_EVERY = 0.25  # seconds between bursts of 20 simultaneous scrapes
 BUDGETS = {
     "refresh_cpu_s": ("< 1 s", 1.0),
     "rss_mb": ("< 300 MB", 300.0),
@@ -80,10 +84,10 @@ DCGM_EXTRA = (
 )
 
 
-def rss_mb() -> tuple[float, float]:
-    """(current, peak) resident set size of this process, MB."""
+def rss_mb(pid: int | str = "self") -> tuple[float, float]:
+    """(current, peak) resident set size of a process, MB."""
     cur = peak = 0.0
-    with open("/proc/self/status") as f:
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 cur = int(line.split()[1]) / 1024
@@ -93,6 +97,13 @@ def rss_mb() -> tuple[float, float]:
 
 
 # ---- simulator process ------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU of another process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _padded_dcgm(node: Any, now: float) -> bytes:
@@ -241,12 +252,13 @@ def _sim_main(n: int, conn, distinct: bool) -> None:
 # ---- exporter process -------------------------------------------------------------------------
 
 
-async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None) -> None:
+async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None, nice: int = 0) -> None:
     from ai_signals_exporter.app import Exporter, settle_memory
     from ai_signals_exporter.areas import AREAS
     from ai_signals_exporter.server import serve
     from ai_signals_exporter.config import Config
     from ai_signals_exporter.sources.http import fetch_bounded, new_session
+    from ai_signals_exporter.webproc import WebProcess
 
     import kubernetes_asyncio.client  # noqa: F401  (imported lazily by the source: not state)
 
@@ -278,6 +290,11 @@ async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None)
     stop = asyncio.Event()
     runner = await serve(exporter, ("127.0.0.1", 0), "/metrics", None, stop)
     port = runner.addresses[0][1]
+    web = WebProcess(exporter, ("127.0.0.1", _free_port()), "/metrics")
+    await web.start()
+    web_pid = web.pid
+    if nice:
+        os.nice(nice)  # Linux: this thread (the event loop), and threads it starts from now on
 
     gc_time = [0.0, 0.0]
     gc_full = [0.0, 0]
@@ -305,14 +322,21 @@ async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None)
         expo = await exporter.refresh_cooperatively()  # as Exporter._refresh_loop does
         await asyncio.to_thread(expo.gzipped)
         c2 = time.process_time()
-        return {"cpu": c2 - c0, "wall": time.perf_counter() - w0, "scrape_cpu": c1 - c0,
-                "refresh_cpu": c2 - c1, "derive_s": exporter.last_derive_seconds,
+        sent = web.handoffs
+        web.publish(expo)  # as the refresh loop's listener does
+        while web.handoffs == sent:
+            await asyncio.sleep(0.001)
+        c3 = time.process_time()
+        return {"cpu": c3 - c0, "wall": time.perf_counter() - w0, "scrape_cpu": c1 - c0,
+                "refresh_cpu": c2 - c1, "handoff_cpu": c3 - c2, "handoff_ms": web.handoff_seconds * 1e3,
+                "derive_s": exporter.last_derive_seconds,
                 "render_s": exporter.last_render_seconds, "gc_s": gc_time[0], "gc_full_s": gc_full[0], "gc_full_n": gc_full[1]}
 
     for _ in range(2):  # connections, parser caches, a first rate window
         await cycle()
         await asyncio.sleep(1.0)
     runs = []
+    web_cpu0 = cpu_seconds(web_pid)
     profiler = None
     if profile:
         from pyinstrument import Profiler
@@ -327,6 +351,9 @@ async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None)
         await asyncio.sleep(1.05)  # the simulator re-renders once a second
     if profiler:
         Path(profile).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    # The web process between the first and the last measured cycle: receiving each exposition
+    # and idling (nothing scrapes it yet), per cycle.
+    out["web_cpu_per_cycle"] = (cpu_seconds(web_pid) - web_cpu0) / cycles
     out.update({f"cycle_{k}": statistics.median(r[k] for r in runs) for k in runs[0]})
     out["serving_targets"] = len(exporter.state.serving)
     out["dcgm_targets"] = len(exporter.state.dcgm)
@@ -362,7 +389,7 @@ async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None)
 
     # /metrics latency: idle, then while refresh cycles run back to back.
     thread_port = _metrics_thread(exporter)
-    conn.send(("ready", port, thread_port))
+    conn.send(("ready", port, thread_port, web.args[0].rpartition(":")[2]))
     c0 = time.process_time()
     await loop.run_in_executor(None, conn.recv)  # client idle phase done
     out["serve_cpu_s"] = time.process_time() - c0
@@ -380,7 +407,10 @@ async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None)
     await churner
     gc.collect()
     out["rss_mb"], out["rss_peak_mb"] = rss_mb()
+    out["rss_web_mb"], out["rss_web_peak_mb"] = rss_mb(web_pid)
+    out["web_restarts"] = web.restarts
     stop.set()
+    await web.stop()
     await runner.cleanup()
     for t in tasks:
         t.cancel()
@@ -426,17 +456,30 @@ def _metrics_thread(exporter: Any) -> int:
     return ports.get(timeout=10)
 
 
-def _exporter_main(cfg: dict[str, Any], conn, cycles: int, profile: str | None) -> None:
-    asyncio.run(_exporter(cfg, conn, cycles, profile))
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _exporter_main(cfg: dict[str, Any], conn, cycles: int, profile: str | None, nice: int = 0) -> None:
+    asyncio.run(_exporter(cfg, conn, cycles, profile, nice))
 
 
 # ---- scraper process --------------------------------------------------------------------------
 
 
-def _client_main(url: str, concurrency: int, total: int, conn) -> None:
+def _client_main(url: str, concurrency: int, total: int, conn, every: float = 0.0) -> None:
     """Scrapers on raw asyncio streams (HTTP/1.1 keep-alive, Content-Length bodies): a full
     aiohttp client costs ~1.5 ms of CPU per 0.6 MB response, and on a 2-core machine that
-    client-side queueing, not the exporter, would be what the percentiles measured."""
+    client-side queueing, not the exporter, would be what the percentiles measured.
+
+    every = 0: closed loop, each scraper asks again as soon as it has its answer (a saturation
+    test: p50 is about concurrency / throughput, whatever the server).  every > 0: bursts, all
+    scrapers ask at the same instant every `every` seconds (20 Prometheus servers whose scrapes
+    line up), so a percentile is the time to answer 20 simultaneous scrapes."""
     from urllib.parse import urlsplit
 
     u = urlsplit(url)
@@ -447,22 +490,37 @@ def _client_main(url: str, concurrency: int, total: int, conn) -> None:
         lat: list[float] = []
         left = [total]
 
+        async def one(reader, writer) -> None:
+            t = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), head[:40]
+            length = next(int(ln.split(b":", 1)[1]) for ln in head.split(b"\r\n")
+                          if ln.lower().startswith(b"content-length:"))
+            await reader.readexactly(length)
+            lat.append(time.perf_counter() - t)
+
         async def worker() -> None:
             reader, writer = await asyncio.open_connection(u.hostname, u.port)
             while left[0] > 0:
                 left[0] -= 1
-                t = time.perf_counter()
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                assert head.startswith(b"HTTP/1.1 200"), head[:40]
-                length = next(int(ln.split(b":", 1)[1]) for ln in head.split(b"\r\n")
-                              if ln.lower().startswith(b"content-length:"))
-                await reader.readexactly(length)
-                lat.append(time.perf_counter() - t)
+                await one(reader, writer)
             writer.close()
 
+        async def bursts() -> None:
+            conns = [await asyncio.open_connection(u.hostname, u.port) for _ in range(concurrency)]
+            start = time.perf_counter()
+            for i in range(max(1, total // concurrency)):
+                await asyncio.sleep(max(0.0, start + i * every - time.perf_counter()))
+                await asyncio.gather(*(one(r, w) for r, w in conns))
+            for _, w in conns:
+                w.close()
+
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        if every:
+            await bursts()
+        else:
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - t0
         lat.sort()
         return {"p50_ms": lat[len(lat) // 2] * 1e3, "p99_ms": lat[int(len(lat) * 0.99)] * 1e3,
@@ -471,9 +529,9 @@ def _client_main(url: str, concurrency: int, total: int, conn) -> None:
     conn.send(asyncio.run(main()))
 
 
-def _client(ctx, url: str, requests: int) -> dict[str, float]:
+def _client(ctx, url: str, requests: int, every: float = 0.0) -> dict[str, float]:
     parent, child = ctx.Pipe()
-    p = ctx.Process(target=_client_main, args=(url, 20, requests, child), daemon=True)
+    p = ctx.Process(target=_client_main, args=(url, 20, requests, child, every), daemon=True)
     p.start()
     res = parent.recv()
     p.join(10)
@@ -493,7 +551,7 @@ def _wait(conn, proc, timeout: float, what: str) -> Any:
 
 
 def run_size(n: int, cycles: int, requests: int, timeout: float, profile: str | None = None,
-             distinct: bool = False) -> dict[str, Any]:
+             distinct: bool = False, main_nice: int = 0) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     sim_parent, sim_child = ctx.Pipe()
     sim = ctx.Process(target=_sim_main, args=(n, sim_child, distinct), daemon=True)
@@ -506,16 +564,25 @@ def run_size(n: int, cycles: int, requests: int, timeout: float, profile: str | 
         raise
     setup_s = time.perf_counter() - t0
     exp_parent, exp_child = ctx.Pipe()
-    exp = ctx.Process(target=_exporter_main, args=(info["config"], exp_child, cycles, profile), daemon=True)
+    exp = ctx.Process(target=_exporter_main, args=(info["config"], exp_child, cycles, profile, main_nice),
+                      daemon=True)
     exp.start()
     try:
-        _, port, thread_port = _wait(exp_parent, exp, timeout, f"exporter for N={n}: no cycles")
+        _, port, thread_port, web_port = _wait(exp_parent, exp, timeout, f"exporter for N={n}: no cycles")
         url = f"http://127.0.0.1:{port}/metrics"
+        web_url = f"http://127.0.0.1:{web_port}/metrics"
         idle = _client(ctx, url, requests)
+        web_idle = _client(ctx, web_url, requests)
         exp_parent.send("idle done")
         _wait(exp_parent, exp, timeout, "exporter: no busy phase")
+        # Interleaved, so that the baseline and the web process see the same load.
         busy = _client(ctx, url, requests)
+        web_busy = _client(ctx, web_url, requests)
         threaded = _client(ctx, f"http://127.0.0.1:{thread_port}/metrics", requests)
+        busy2 = _client(ctx, url, requests)
+        web_busy2 = _client(ctx, web_url, requests)
+        burst = _client(ctx, url, requests // 2, BURST_EVERY)
+        web_burst = _client(ctx, web_url, requests // 2, BURST_EVERY)
         exp_parent.send("busy done")
         res = _wait(exp_parent, exp, timeout, f"exporter for N={n} did not stop")
     finally:
@@ -531,6 +598,12 @@ def run_size(n: int, cycles: int, requests: int, timeout: float, profile: str | 
     res.update({f"idle_{k}": v for k, v in idle.items()})
     res.update({f"busy_{k}": v for k, v in busy.items()})
     res.update({f"thread_{k}": v for k, v in threaded.items()})
+    res.update({f"web_idle_{k}": v for k, v in web_idle.items()})
+    res.update({f"web_busy_{k}": v for k, v in web_busy.items()})
+    res.update({f"busy2_{k}": v for k, v in busy2.items()})
+    res.update({f"burst_{k}": v for k, v in burst.items()})
+    res.update({f"web_burst_{k}": v for k, v in web_burst.items()})
+    res.update({f"web_busy2_{k}": v for k, v in web_busy2.items()})
     res["sim_setup_s"] = setup_s
     res["kube_pods_served"] = info["pods"]
     res["n"] = n
@@ -559,9 +632,13 @@ def parse_baseline(repeats: int = 30) -> dict[str, float]:
 
 ROWS = [
     # (label, key, format, budget key or None, scales with size)
-    ("refresh cycle CPU s (scrape+derive+render)", "cycle_cpu", "{:.3f}", "refresh_cpu_s", True),
+    ("refresh cycle CPU s, both processes", "cycle_total_cpu", "{:.3f}", "refresh_cpu_s", True),
+    ("  main process CPU s (scrape+derive+render+hand-off)", "cycle_cpu", "{:.3f}", None, True),
     ("  of which scrape+parse CPU s", "cycle_scrape_cpu", "{:.3f}", None, True),
     ("  of which derive+render CPU s", "cycle_refresh_cpu", "{:.3f}", None, True),
+    ("  of which hand-off to the web process CPU s", "cycle_handoff_cpu", "{:.4f}", None, True),
+    ("  web process CPU s per cycle (receive + idle)", "web_cpu_per_cycle", "{:.4f}", None, True),
+    ("  hand-off wall ms (write + drain, main)", "cycle_handoff_ms", "{:.1f}", None, True),
     ("  derive s / render s", "derive_render", "{}", None, False),
     ("  of which garbage collector s", "cycle_gc_s", "{:.3f}", None, True),
     ("    full collections s (count)", "gc_full", "{}", None, False),
@@ -570,12 +647,16 @@ ROWS = [
     ("cycle CPU / download CPU", "cpu_vs_download", "{:.1f}x", None, False),
     ("RSS MB (after cycles)", "rss_mb", "{:.0f}", "rss_mb", True),
     ("RSS peak MB", "rss_peak_mb", "{:.0f}", None, True),
+    ("RSS MB web process (peak)", "rss_web", "{}", None, False),
     ("/metrics bytes (gzip)", "metrics_size", "{}", None, True),
     ("/metrics p50 ms, idle", "idle_p50_ms", "{:.1f}", None, False),
     ("/metrics p99 ms, idle", "idle_p99_ms", "{:.1f}", "p99_ms", False),
-    ("/metrics p50 ms, during refresh", "busy_p50_ms", "{:.1f}", None, False),
-    ("/metrics p99 ms, during refresh", "busy_p99_ms", "{:.1f}", "p99_ms", False),
-    ("  p99 ms, during refresh, /metrics thread*", "thread_p99_ms", "{:.1f}", "p99_ms", False),
+    ("/metrics p50/p99 ms, idle, web process", "web_idle", "{}", "p99_ms", False),
+    ("/metrics p50/p99 ms, during refresh, web process", "web_busy", "{}", "p99_ms", False),
+    ("  baseline: in-process p50/p99 ms, during refresh", "busy", "{}", "p99_ms", False),
+    ("  baseline: /metrics thread* p99 ms, during refresh", "thread_p99_ms", "{:.1f}", "p99_ms", False),
+    ("bursts of 20: p50/p99 ms, during refresh, web process", "web_burst", "{}", "p99_ms", False),
+    ("  baseline: in-process, bursts of 20, p50/p99 ms", "burst", "{}", "p99_ms", False),
     ("exporter CPU ms per /metrics request", "serve_cpu_ms", "{:.2f}", None, False),
     ("kube list CPU s (20 x N pods)", "kube_list_cpu_s", "{:.2f}", None, True),
     ("kube RSS bytes per pod", "kube_bytes_per_pod", "{:.0f}", None, False),
@@ -584,6 +665,16 @@ ROWS = [
 
 
 def _value(r: dict[str, Any], key: str) -> Any:
+    if key == "cycle_total_cpu":
+        return r["cycle_cpu"] + r["web_cpu_per_cycle"]
+    if key == "rss_web":
+        return f"{r['rss_web_mb']:.0f} ({r['rss_web_peak_mb']:.0f})"
+    if key in ("web_idle", "web_busy", "busy", "web_burst", "burst"):
+        # two interleaved phases during refresh: both shown
+        first = f"{r[key + '_p50_ms']:.1f}/{r[key + '_p99_ms']:.1f}"
+        if key in ("web_idle", "web_burst", "burst"):
+            return first
+        return first + f", {r[key + '2_p50_ms']:.1f}/{r[key + '2_p99_ms']:.1f}"
     if key == "derive_render":
         return f"{r['cycle_derive_s']:.3f}/{r['cycle_render_s']:.3f}"
     if key == "gc_full":
@@ -601,7 +692,7 @@ def _value(r: dict[str, Any], key: str) -> Any:
 
 def print_table(results: list[dict[str, Any]], parse: dict[str, float]) -> None:
     sizes = [r["n"] for r in results]
-    head = f"{'figure':44s}" + "".join(f"{'N=' + str(n):>18s}" for n in sizes) + f"{'budget':>11s}"
+    head = f"{'figure':52s}" + "".join(f"{'N=' + str(n):>20s}" for n in sizes) + f"{'budget':>11s}"
     steps = list(zip(results, results[1:]))
     head += "".join(f"{'growth ' + str(a['n']) + '->' + str(b['n']):>17s}" for a, b in steps)
     print(head)
@@ -611,7 +702,7 @@ def print_table(results: list[dict[str, Any]], parse: dict[str, float]) -> None:
         for r in results:
             v = _value(r, key)
             cells.append(fmt.format(v) if not isinstance(v, str) else v)
-        line = f"{label:44s}" + "".join(f"{c:>18s}" for c in cells)
+        line = f"{label:52s}" + "".join(f"{c:>20s}" for c in cells)
         line += f"{BUDGETS[budget][0] if budget else '':>11s}"
         for a, b in steps:
             if key == "metrics_size":
@@ -641,10 +732,14 @@ def print_table(results: list[dict[str, Any]], parse: dict[str, float]) -> None:
     for r in results:
         if r["n"] != 1000:
             continue
-        verdicts.append(f"refresh CPU {'met' if r['cycle_cpu'] < 1 else 'MISSED'}")
-        verdicts.append(f"RSS {'met' if r['rss_mb'] < 300 else 'MISSED'}")
-        verdicts.append(f"p99 idle {'met' if r['idle_p99_ms'] < 20 else 'MISSED'}")
-        verdicts.append(f"p99 during refresh {'met' if r['busy_p99_ms'] < 20 else 'MISSED'}")
+        total = r["cycle_cpu"] + r["web_cpu_per_cycle"]
+        worst = max(r["web_busy_p99_ms"], r["web_busy2_p99_ms"])
+        verdicts.append(f"refresh CPU (both processes) {'met' if total < 1 else 'MISSED'}")
+        verdicts.append(f"RSS {'met' if r['rss_mb'] + r['rss_web_mb'] < 300 else 'MISSED'} (both processes)")
+        verdicts.append(f"p99 idle (web process) {'met' if r['web_idle_p99_ms'] < 20 else 'MISSED'}")
+        verdicts.append(f"p99 during refresh (web process) {'met' if worst < 20 else 'MISSED'}")
+        verdicts.append(f"p99 of bursts of 20 during refresh (web process) "
+                        f"{'met' if r['web_burst_p99_ms'] < 20 else 'MISSED'}")
     verdicts.append(f"parse {'met' if parse['ratio_cold'] >= 30 else 'MISSED'}")
     at = "N=1000" if any(r["n"] == 1000 for r in results) else "N=1000 not run; same run"
     print(f"budgets ({at}): " + ", ".join(verdicts))
@@ -669,6 +764,9 @@ def main() -> None:
                     help="every target on a loopback address of its own (127.1.x.y, 127.2.x.y), "
                          "as pods are, instead of all on 127.0.0.1 (connection reuse as in a cluster; "
                          "needs 2 x N + 100 file descriptors per process)")
+    ap.add_argument("--main-nice", type=int, default=0, metavar="N",
+                    help="experiment: lower the exporter's main process priority by N once its web "
+                         "process runs (the web process keeps priority 0)")
     ap.add_argument("--profile", metavar="PREFIX",
                     help="pyinstrument the measured cycles; text report to PREFIX-N.txt")
     args = ap.parse_args()
@@ -681,7 +779,7 @@ def main() -> None:
         try:
             results.append(run_size(n, args.cycles, args.requests, args.timeout,
                                     f"{args.profile}-{n}.txt" if args.profile else None,
-                                    args.distinct_addresses))
+                                    args.distinct_addresses, args.main_nice))
         except TimeoutError as exc:  # bounded: report what finished
             print(f"N={n}: gave up: {exc}", flush=True)
             break

@@ -19,8 +19,9 @@ from . import __version__
 from .app import Exporter
 from .config import Config, ConfigError, check_config_deeply, load_config
 from .logs import setup_logging
-from .server import SHUTDOWN_GRACE_SECONDS, serve
+from .webapp import SHUTDOWN_GRACE_SECONDS
 from .webconfig import WebConfig, load_web_config
+from .webproc import WebProcess
 
 log = logging.getLogger("ai_signals_exporter")
 
@@ -85,14 +86,22 @@ async def run_exporter(args: argparse.Namespace, config: Config, web_config: Web
     stop = asyncio.Event()
     install_signal_handlers(exporter, stop)
     await exporter.start()
-    runner = await serve(exporter, args.listen, args.telemetry_path, web_config, stop)
+    # /metrics and the other routes are served by a process of their own (webproc.py).
+    web = WebProcess(exporter, args.listen, args.telemetry_path, args.web_config_file,
+                     args.log_level, args.log_format)
+    try:
+        await web.start()
+    except BaseException:
+        await exporter.stop()
+        raise
     scheme = "https" if web_config and web_config.tls_server_config else "http"
-    log.info("listening on %s://%s:%d%s", scheme, args.listen[0], args.listen[1], args.telemetry_path)
+    log.info("listening on %s://%s:%d%s (web process %d)", scheme, args.listen[0], args.listen[1],
+             args.telemetry_path, web.pid)
     await stop.wait()
     log.info("shutting down")
     try:
         async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
-            await runner.cleanup()
+            await web.stop()
             await exporter.stop()
     except TimeoutError:
         log.warning("shutdown took longer than %.0fs; exiting anyway", SHUTDOWN_GRACE_SECONDS)

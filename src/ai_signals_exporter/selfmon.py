@@ -73,6 +73,9 @@ class SelfMon:
     series_dropped: dict[str, int] = field(default_factory=dict)
     config_reload_ok: bool = True
     config_reload_ts: float = 0.0
+    # The processes behind this instance (webproc.py); empty / None with the in-process server.
+    web_restarts: int | None = None
+    resident_memory: dict[str, int] = field(default_factory=dict)  # process -> RSS bytes
 
     def target_up(self, source: str, target: str, up: bool) -> None:
         self.targets[(source, target)] = up

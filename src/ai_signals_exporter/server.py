@@ -1,10 +1,11 @@
-"""HTTP routes: /metrics (cached bytes), /-/healthy, /-/ready, /-/reload, and a landing page."""
+"""The exporter's HTTP routes served in-process (tests, the benchmarks' baseline), and the
+landing page that the main process renders for either server.  `ai-signals-exporter` itself
+serves from a separate web process (webproc.py) with the same routes (webapp.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import html
-import logging
 import time
 
 from aiohttp import web
@@ -12,47 +13,13 @@ from aiohttp import web
 from . import __version__
 from .app import Exporter
 from .selfmon import display_target
-from .webconfig import BasicAuth, WebConfig
-
-log = logging.getLogger(__name__)
-
-# Seconds SIGTERM waits for in-flight requests and source shutdown before the process exits;
-# below Kubernetes' default 30 s grace period.
-SHUTDOWN_GRACE_SECONDS = 10.0
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-EXPORTER_KEY = web.AppKey("exporter", Exporter)
-TELEMETRY_PATH_KEY = web.AppKey("telemetry_path", str)
-
-
-def _accepts_gzip(request: web.Request) -> bool:
-    return "gzip" in request.headers.get("Accept-Encoding", "").lower()
-
-
-async def metrics(request: web.Request) -> web.Response:
-    expo = request.app[EXPORTER_KEY].exposition
-    if _accepts_gzip(request):
-        resp = web.Response(body=expo.gzipped())
-        resp.headers["Content-Encoding"] = "gzip"
-    else:
-        resp = web.Response(body=expo.body)
-    resp.headers["Content-Type"] = CONTENT_TYPE
-    resp.headers["Vary"] = "Accept-Encoding"
-    return resp
-
-
-async def healthy(request: web.Request) -> web.Response:
-    return web.Response(text="Healthy.\n")
-
-
-async def ready(request: web.Request) -> web.Response:
-    if request.app[EXPORTER_KEY].ready:
-        return web.Response(text="Ready.\n")
-    return web.Response(status=503, text="Not ready: waiting for the first refresh.\n")
-
-
-async def reload(request: web.Request) -> web.Response:
-    ok, message = await request.app[EXPORTER_KEY].reload()
-    return web.Response(status=200 if ok else 500, text=message + "\n")
+from .webapp import (  # noqa: F401  (CONTENT_TYPE, SHUTDOWN_GRACE_SECONDS: the public names)
+    CONTENT_TYPE,
+    SHUTDOWN_GRACE_SECONDS,
+    make_web_app,
+    start_site,
+)
+from .webconfig import WebConfig
 
 
 def _age(ts: float) -> str:
@@ -61,9 +28,7 @@ def _age(ts: float) -> str:
     return f"{time.time() - ts:.0f}s ago"
 
 
-async def landing(request: web.Request) -> web.Response:
-    exporter = request.app[EXPORTER_KEY]
-    telemetry = request.app[TELEMETRY_PATH_KEY]
+def landing_html(exporter: Exporter, telemetry: str) -> str:
     rows = []
     for t in exporter.target_statuses():
         state = {True: "up", False: "down", None: "pending"}[t.up]
@@ -71,8 +36,9 @@ async def landing(request: web.Request) -> web.Response:
             f"<tr class='{state}'><td>{html.escape(t.source)}</td><td>{html.escape(display_target(t.target))}</td>"
             f"<td>{state}</td><td>{_age(t.last_success)}</td><td>{html.escape(t.last_error)}</td></tr>"
         )
-    sources = ", ".join(html.escape(s.name) for s in exporter.sources if s.enabled()) or "none"
-    body = f"""<!doctype html>
+    sources = ", ".join(html.escape(s.name) for s in exporter.sources if exporter.source_enabled(s)) or "none"
+    topo = exporter.config.topology
+    return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>ai-signals-exporter</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 10px;text-align:left}}
 tr.down td{{color:#b00}} tr.up td:nth-child(3){{color:#070}}</style></head>
@@ -80,46 +46,41 @@ tr.down td{{color:#b00}} tr.up td:nth-child(3){{color:#070}}</style></head>
 <p><a href="{html.escape(telemetry)}">Metrics</a> &middot; <a href="/-/healthy">Health</a>
 &middot; <a href="/-/ready">Readiness</a></p>
 <p>Ready: {"yes" if exporter.ready else "no"} &middot; last refresh: {_age(exporter.exposition.rendered_at)}
-&middot; sources: {sources}</p>
+&middot; sources: {sources}
+&middot; role: {html.escape(topo.role)}, shard {topo.shard} of {topo.total_shards}</p>
 <h2>Targets</h2>
 <table><tr><th>source</th><th>target</th><th>state</th><th>last success</th><th>last error</th></tr>
 {''.join(rows) or '<tr><td colspan=5>none</td></tr>'}
 </table></body></html>
 """
-    return web.Response(text=body, content_type="text/html")
 
 
-def _security_middleware(web_config: WebConfig | None):
-    auth = BasicAuth(web_config.basic_auth_users) if web_config and web_config.basic_auth_users else None
-    headers = dict(web_config.http_server_config.headers) if web_config else {}
+class InProcess:
+    """The Exporter as a web backend: the cached exposition of the same process."""
 
-    @web.middleware
-    async def middleware(request: web.Request, handler):
-        if auth is not None and not await auth.check_async(request.headers.get("Authorization")):
-            resp = web.Response(status=401, text="Unauthorized\n")
-            resp.headers["WWW-Authenticate"] = 'Basic realm="ai-signals-exporter"'
-            return resp
-        resp = await handler(request)
-        resp.headers.update(headers)
-        return resp
+    def __init__(self, exporter: Exporter) -> None:
+        self.exporter = exporter
 
-    return middleware
+    async def body(self) -> bytes:
+        return self.exporter.exposition.body
+
+    def gzipped(self) -> bytes:
+        return self.exporter.exposition.gzipped()
+
+    def is_ready(self) -> bool:
+        return self.exporter.ready
+
+    async def reload(self) -> tuple[bool, str]:
+        return await self.exporter.reload()
+
+    async def landing(self, telemetry_path: str) -> str:
+        return landing_html(self.exporter, telemetry_path)
 
 
 def make_app(
     exporter: Exporter, telemetry_path: str = "/metrics", web_config: WebConfig | None = None
 ) -> web.Application:
-    app = web.Application(middlewares=[_security_middleware(web_config)])
-    app[EXPORTER_KEY] = exporter
-    app[TELEMETRY_PATH_KEY] = telemetry_path
-    app.router.add_get(telemetry_path, metrics)
-    app.router.add_get("/-/healthy", healthy)
-    app.router.add_get("/-/ready", ready)
-    app.router.add_post("/-/reload", reload)
-    app.router.add_put("/-/reload", reload)
-    if telemetry_path != "/":
-        app.router.add_get("/", landing)
-    return app
+    return make_web_app(InProcess(exporter), telemetry_path, web_config)
 
 
 async def serve(
@@ -127,23 +88,6 @@ async def serve(
     listen: tuple[str, int],
     telemetry_path: str,
     web_config: WebConfig | None,
-    stop: asyncio.Event,
+    stop: asyncio.Event | None = None,
 ) -> web.AppRunner:
-    app = make_app(exporter, telemetry_path, web_config)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
-    await runner.setup()
-    # The wildcard means every interface, IPv6 included, as Go exporters' dual-stack listener
-    # does: host None makes asyncio bind one socket per address family.
-    host = None if listen[0] == "0.0.0.0" else listen[0]
-    ssl_context = web_config.ssl_context() if web_config else None
-    site = web.TCPSite(runner, host, listen[1], ssl_context=ssl_context)
-    try:
-        await site.start()
-    except OSError:
-        if host is not None:
-            raise
-        # A node with IPv6 disabled can refuse the IPv6 wildcard: serve IPv4 then.
-        log.warning("cannot listen on the IPv6 wildcard; listening on 0.0.0.0 only")
-        site = web.TCPSite(runner, "0.0.0.0", listen[1], ssl_context=ssl_context)
-        await site.start()
-    return runner
+    return await start_site(make_app(exporter, telemetry_path, web_config), listen, web_config)

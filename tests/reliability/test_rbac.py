@@ -52,11 +52,24 @@ def grants(rules: list[dict]) -> set[tuple[str, str, str]]:
     return out
 
 
-@pytest.mark.parametrize("overlay", ["base", "overlays/daemonset"])
-async def test_cluster_role_equals_the_calls_the_code_makes(overlay, tmp_path, monkeypatch) -> None:
+# (overlay, ConfigMap of the workload, the consumers its role runs, resources of the shared
+# ClusterRole it has no use for)
+WORKLOADS = [
+    ("base", "ai-signals-exporter-config", ("serving", "gpu", "checkpoints"), ()),
+    # Node agents: no cluster-wide quota, event or workload watch (their signals are cluster scope).
+    ("overlays/daemonset", "ai-signals-exporter-node-config", ("serving", "gpu"),
+     ("resourcequotas", "events", "deployments", "statefulsets", "leaderworkersets")),
+    ("overlays/daemonset", "ai-signals-exporter-config", ("checkpoints",), ()),  # cluster instance
+]
+
+
+@pytest.mark.parametrize("overlay,configmap,consumers,unused", WORKLOADS,
+                         ids=[f"{o}:{c}" for o, c, _, _ in WORKLOADS])
+async def test_cluster_role_equals_the_calls_the_code_makes(overlay, configmap, consumers, unused, tmp_path,
+                                                            monkeypatch) -> None:
     docs = render(overlay)
     (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
-    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and "config.yaml" in d.get("data", {})]
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith(configmap + "-")]
     config = yaml.safe_load(cm["data"]["config.yaml"])
     monkeypatch.setenv("NODE_NAME", "gpu-1")  # the DaemonSet's downward-API variable
 
@@ -75,9 +88,10 @@ async def test_cluster_role_equals_the_calls_the_code_makes(overlay, tmp_path, m
         kube.update(kubeconfig=str(api.write_kubeconfig(tmp_path / "kubeconfig")),
                     watch_timeout="5s", request_timeout="2s", backoff_max="300ms")
         config["global"] = {**config.get("global", {}), "refresh_interval": "100ms"}
-        config["serving"].update(interval="500ms", window="5s", timeout="300ms")
-        config["gpu"].update(interval="500ms", timeout="300ms")
-        config["checkpoints"].update(interval="500ms")
+        config.setdefault("serving", {}).update(interval="500ms", window="5s", timeout="300ms")
+        config.setdefault("gpu", {}).update(interval="500ms", timeout="300ms")
+        if "checkpoints" in consumers:
+            config.setdefault("checkpoints", {}).update(interval="500ms")
 
         async with running_exporter(config) as ex:
             state = ex.exporter.state
@@ -85,10 +99,13 @@ async def test_cluster_role_equals_the_calls_the_code_makes(overlay, tmp_path, m
             def consumers_ran() -> bool:
                 sm = state.selfmon.targets
                 return (state.kube.pods_synced and state.kube.nodes_synced and api.watch_count() >= 2
-                        and any(k[0] == "serving" for k in sm) and any(k[0] == "gpu" for k in sm)
-                        and any(k[0] == "checkpoints" for k in sm))
+                        and all(any(k[0] == c for k in sm) for c in consumers))
 
             await eventually(consumers_ran, timeout=20)
+            # Issue 12: a node agent no longer lists the checkpoint store of the job on its node
+            # (each node of a multi-node job did); the cluster instance no longer scrapes.
+            ran = {k[0] for k in state.selfmon.targets}
+            assert ran & {"serving", "gpu", "checkpoints"} == set(consumers)
             api.drop_watches()  # re-watch path
             await eventually(lambda: api.watch_count() >= 2, timeout=10)
             api.set_down(True)  # relist path after 410 Gone
@@ -105,7 +122,7 @@ async def test_cluster_role_equals_the_calls_the_code_makes(overlay, tmp_path, m
         if not resource:
             assert verb == "get" and path.startswith(DISCOVERY_PREFIXES), (verb, path)
     needed = grants(rbac_rules(calls))
-    granted = grants(role["rules"])
+    granted = {g for g in grants(role["rules"]) if g[1] not in unused}
     assert needed == granted, f"missing: {sorted(needed - granted)}; extra: {sorted(granted - needed)}"
     # The derivation saw real traffic: lists and watches of both resources.
     assert {("", r, v) for r in ("pods", "nodes") for v in ("list", "watch")} <= needed

@@ -82,11 +82,12 @@ MIG_INSTANCE_SECONDS = FamilySpec(
     "second per instance, so it is not physical GPU time: sum ai_gpu_seconds_total for that.",
     ("node", "gpu_model", "profile", "namespace", "workload_kind", "workload", "state"),
 )
+# Every instance that sees a GPU model reports its price (topologies: replicated, rules max it).
 PRICE_PER_HOUR = FamilySpec(
     "ai_gpu_price_per_hour", "gauge",
     "Configured price of one GPU-hour (gpu.price_per_gpu_hour) for each gpu_model of "
     "ai_gpu_seconds_total, so cost is a recording rule.",
-    ("gpu_model",),
+    ("gpu_model",), replicated=True,
 )
 FAMILIES = (GPU_SECONDS, MIG_INSTANCE_SECONDS, PRICE_PER_HOUR)
 

@@ -52,17 +52,39 @@ SERIES_DROPPED = FamilySpec(
     "ai_signals_exporter_series_dropped_total", "counter",
     "Series dropped by the per-source cardinality limit.", ("source",),
 )
+SHARD = FamilySpec(
+    "ai_signals_exporter_shard", "gauge",
+    "Which shard this instance is (global.shard of global.total_shards); value is always 1.",
+    ("shard", "total"),
+)
+TOTAL_SHARDS = FamilySpec(
+    "ai_signals_exporter_total_shards", "gauge",
+    "global.total_shards as a number, so rules can compare it with the shards reporting.",
+)
+WEB_RESTARTS = FamilySpec(
+    "ai_signals_exporter_web_restarts_total", "counter",
+    "Times the main process restarted a crashed web process (the one that serves /metrics).", (),
+)
+RESIDENT_MEMORY = FamilySpec(
+    "ai_signals_exporter_process_resident_memory_bytes", "gauge",
+    "Resident memory of each process of this instance: main (sources, refresh) and web (HTTP).",
+    ("process",),
+)
 FAMILIES = (
     BUILD_INFO, TARGET_UP, SOURCE_DURATION, SOURCE_LAST_SUCCESS, SOURCE_INTERVAL, ERRORS, RELOAD_OK,
     RELOAD_TS, KUBE_LISTS, KUBE_WATCH_EVENTS, KUBE_OBJECTS, SERIES_DROPPED,
+    WEB_RESTARTS, RESIDENT_MEMORY, SHARD, TOTAL_SHARDS,
 )
 
 
 def derive(state: AppState, config: Config, now: float) -> list[Family]:
     sm = state.selfmon
     (build, up, duration, last_ok, interval, errors, reload_ok, reload_ts, lists, events, objects,
-     dropped) = fams = [spec.new() for spec in FAMILIES]
+     dropped, web_restarts, rss, shard, total_shards) = fams = [spec.new() for spec in FAMILIES]
     build.add((__version__,), 1)
+    topology = config.topology
+    shard.add((topology.shard, topology.total_shards), 1)
+    total_shards.add((), topology.total_shards)
     for (source, target), ok in sorted(sm.targets.items()):
         up.add((source, display_target(target)), 1 if ok else 0)
     for source, st in sorted(sm.sources.items()):
@@ -82,4 +104,8 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         objects.add(("nodes",), len(state.kube.nodes)).add(("pods",), len(state.kube.pods))
     for source, n in sorted(sm.series_dropped.items()):
         dropped.add((source,), n)
+    if sm.web_restarts is not None:
+        web_restarts.add((), sm.web_restarts)
+    for process, n in sorted(sm.resident_memory.items()):
+        rss.add((process,), n)
     return fams

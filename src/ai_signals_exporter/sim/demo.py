@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 
 from ..app import Exporter
-from ..server import serve
+from ..webproc import WebProcess
 from ..expo.parse import parse_families
 from ..gpu.accounting import STATES as GPU_TIME_STATES
 from ..signals import checkpoints as sig_ckpt
@@ -137,7 +137,13 @@ async def _demo(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await exporter.start()
-    runner = await serve(exporter, args.listen, args.telemetry_path, None, stop)
+    web = WebProcess(exporter, args.listen, args.telemetry_path, None, args.log_level, args.log_format)
+    try:
+        await web.start()
+    except BaseException:
+        await exporter.stop()
+        await cluster.stop()
+        raise
     host = "127.0.0.1" if args.listen[0] in ("0.0.0.0", "::") else args.listen[0]
     url = f"http://{host}:{args.listen[1]}"
     print(f"ai-signals-exporter demo: metrics at {url}{args.telemetry_path}, status page at {url}/", flush=True)
@@ -156,7 +162,7 @@ async def _demo(args: argparse.Namespace) -> int:
             if args.duration and time.monotonic() - started >= args.duration:
                 break
     finally:
-        await runner.cleanup()
+        await web.stop()
         await exporter.stop()
         await cluster.stop()
     return 0

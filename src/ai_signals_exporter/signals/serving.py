@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from ..config import Config
 from ..expo.families import Family, FamilySpec
-from ..promql import bucket_deltas, counter_increase, histogram_quantile, rate  # noqa: F401 (re-exported)
-from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity  # noqa: F401 (re-exported)
+from ..promql import bucket_deltas, histogram_quantile, rate
+from ..serving.history import TargetHistory
 from ..state import AppState
 
 LABELS = ("namespace", "pod", "workload_kind", "workload", "engine", "model")

@@ -18,7 +18,7 @@ from .. import engines
 from ..engines.base import UnknownEngine
 from ..expo.parse import NotExposition
 from ..serving.coldstart import COLDSTART, loading, note_tokens, track
-from ..serving.selection import ANN_SCRAPE, ServingSelection, annotation_number  # noqa: F401 (re-exported)
+from ..serving.selection import ServingSelection, annotation_number
 from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity, keep_seconds
 from ..state import PodInfo
 from .base import PeriodicSource, TargetStatus

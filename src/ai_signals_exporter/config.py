@@ -136,11 +136,25 @@ class KubernetesConfig(Strict):
     watch_timeout: Duration = "5m"  # server-side timeoutSeconds of one watch call
     request_timeout: Duration = "30s"  # client timeout of a list call
     backoff_max: Duration = "30s"
+    # Node-agent topology, on the cluster instance: the label selector of the node-agent pods.
+    # Serving pods on a node where no such pod is ready are scraped by nobody; the instance
+    # counts them (ai_signals_exporter_serving_pods_without_node_agent).
+    node_agent_selector: str | None = None
 
     @model_validator(mode="after")
     def _expand_node(self) -> "KubernetesConfig":
+        from .labelselector import SelectorError, parse_selector
+
         if self.node_scope:
             self.node_scope = os.path.expandvars(self.node_scope)
+        if self.node_agent_selector is not None:
+            if self.node_scope:
+                raise ValueError("node_agent_selector: only a cluster-wide instance sees every node's "
+                                 "agent; set it on the cluster instance, not with node_scope")
+            try:
+                parse_selector(self.node_agent_selector)
+            except SelectorError as exc:
+                raise ValueError(f"node_agent_selector: {exc}") from None
         return self
 
 

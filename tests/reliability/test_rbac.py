@@ -1,8 +1,9 @@
-"""Least privilege, derived rather than asserted: run the exporter with the shipped config (every
-Kubernetes consumer on: kube source, serving/dcgm/checkpoint discovery) against the test API
-server, drive it through watch drops and a 410 relist, log every API call, derive the RBAC rules
-those calls need, and compare them with the ClusterRole that `kubectl kustomize deploy/...`
-renders: no verb missing, no grant extra.
+"""Least privilege, derived rather than asserted: run each shipped workload (every overlay's
+Deployment, DaemonSet, StatefulSet) with the config its pods mount against the test API server,
+drive it through watch drops and a 410 relist, log every API call, derive the RBAC rules those
+calls need, and compare them with what the ServiceAccount of that workload is bound to in what
+`kubectl kustomize deploy/...` renders: no verb missing, no grant extra, per workload (the node
+agents of the daemonset overlay have their own ServiceAccount and ClusterRole).
 
 Pod Security "restricted" for the workload is proven in
 tests/rules/test_deploy.py::test_workload_passes_pod_security_restricted (not repeated here).
@@ -21,6 +22,7 @@ from ai_signals_exporter.sim.kubeapi import rbac_rules
 from ai_signals_exporter.sim.objects import make_node, make_pod
 
 from ..helpers.kube import running_kube_api
+from ..helpers.rbac import WORKLOAD_KINDS, grants, workload_grants
 from .common import eventually, running_exporter
 
 # Timing-sensitive: also run under a CPU hog by scripts/test (-m timing).
@@ -40,38 +42,45 @@ def render(overlay: str) -> list[dict]:
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
-def grants(rules: list[dict]) -> set[tuple[str, str, str]]:
-    """(apiGroup, resource, verb) triples; wildcards would show up as '*' and fail the compare."""
-    out = set()
-    for r in rules:
-        assert not r.get("nonResourceURLs") and not r.get("resourceNames"), r
-        for g in r.get("apiGroups", []):
-            for res in r.get("resources", []):
-                for v in r.get("verbs", []):
-                    out.add((g, res, v))
-    return out
-
-
-# (overlay, ConfigMap of the workload, the consumers its role runs, resources of the shared
-# ClusterRole it has no use for)
+# (overlay, workload kind, the consumers the role of its shipped config runs)
 WORKLOADS = [
-    ("base", "ai-signals-exporter-config", ("serving", "gpu", "checkpoints"), ()),
-    # Node agents: no cluster-wide quota, event or workload watch (their signals are cluster scope).
-    ("overlays/daemonset", "ai-signals-exporter-node-config", ("serving", "gpu"),
-     ("resourcequotas", "events", "deployments", "statefulsets", "leaderworkersets")),
-    ("overlays/daemonset", "ai-signals-exporter-config", ("checkpoints",), ()),  # cluster instance
+    ("base", "Deployment", ("serving", "gpu", "checkpoints")),
+    # Node agents: node-local work only, no quota, event or workload watch.
+    ("overlays/daemonset", "DaemonSet", ("serving", "gpu")),
+    ("overlays/daemonset", "Deployment", ("checkpoints",)),  # the cluster instance
+    ("overlays/sharded", "StatefulSet", ("serving", "gpu", "checkpoints")),
 ]
+OVERLAYS = sorted({o for o, _, _ in WORKLOADS})
 
 
-@pytest.mark.parametrize("overlay,configmap,consumers,unused", WORKLOADS,
-                         ids=[f"{o}:{c}" for o, c, _, _ in WORKLOADS])
-async def test_cluster_role_equals_the_calls_the_code_makes(overlay, configmap, consumers, unused, tmp_path,
-                                                            monkeypatch) -> None:
+def test_every_shipped_workload_has_its_rbac_derived() -> None:
+    """A workload added to an overlay without a row above would keep whatever it is bound to."""
+    shipped = {(o, d["kind"]) for o in OVERLAYS for d in render(o) if d["kind"] in WORKLOAD_KINDS}
+    assert shipped == {(o, k) for o, k, _ in WORKLOADS}
+    assert {p.parent.name for p in (DEPLOY / "overlays").glob("*/kustomization.yaml")} == \
+        {o.split("/")[1] for o in OVERLAYS if "/" in o}
+
+
+def workload_config(docs: list[dict], w: dict) -> dict:
+    volume = next(v for v in w["spec"]["template"]["spec"]["volumes"] if "configMap" in v)
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == volume["configMap"]["name"]]
+    return yaml.safe_load(cm["data"]["config.yaml"])
+
+
+@pytest.mark.parametrize("overlay,kind,consumers", WORKLOADS, ids=[f"{o}:{k}" for o, k, _ in WORKLOADS])
+async def test_service_account_grants_equal_the_calls_the_code_makes(overlay, kind, consumers, tmp_path,
+                                                                     monkeypatch) -> None:
     docs = render(overlay)
-    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
-    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith(configmap + "-")]
-    config = yaml.safe_load(cm["data"]["config.yaml"])
-    monkeypatch.setenv("NODE_NAME", "gpu-1")  # the DaemonSet's downward-API variable
+    (w,) = [d for d in docs if d["kind"] == kind]
+    granted = workload_grants(docs, w)
+    config = workload_config(docs, w)
+    # The downward-API variables of the DaemonSet and the StatefulSet.
+    monkeypatch.setenv("NODE_NAME", "gpu-1")
+    monkeypatch.setenv("POD_NAME", f"{w['metadata']['name']}-0")
+    if config.get("global", {}).get("total_shards"):
+        # Which keys a shard owns changes none of its API calls (every shard lists and watches
+        # all pods and nodes); one shard of one owns the test's few objects, so every consumer runs.
+        config["global"]["total_shards"] = 1
 
     async with running_kube_api() as api:
         api.add(make_node("gpu-1"))
@@ -122,7 +131,6 @@ async def test_cluster_role_equals_the_calls_the_code_makes(overlay, configmap, 
         if not resource:
             assert verb == "get" and path.startswith(DISCOVERY_PREFIXES), (verb, path)
     needed = grants(rbac_rules(calls))
-    granted = {g for g in grants(role["rules"]) if g[1] not in unused}
     assert needed == granted, f"missing: {sorted(needed - granted)}; extra: {sorted(granted - needed)}"
     # The derivation saw real traffic: lists and watches of both resources.
     assert {("", r, v) for r in ("pods", "nodes") for v in ("list", "watch")} <= needed

@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from ai_signals_exporter.config import Config, load_config_text
+from ai_signals_exporter.labelselector import parse_selector
 
+from ..helpers.rbac import grants, service_account, workload_grants
 from .rulepack import DASHBOARDS, DEPLOY, REPO, all_rules, need, rule_files
 
 K8S_VERSION = "1.30.0"
@@ -167,24 +169,44 @@ def test_crds_have_the_expected_shape(rendered):
 
 # --- RBAC, networking, wiring ---
 
-def test_cluster_role_is_read_only_on_pods_and_nodes(rendered):
-    (role,) = by_kind(rendered, "ClusterRole")
-    # resourcequotas and events: the scheduling area (GPU quota, FailedCreate quota rejections).
-    core = [{"apiGroups": [""], "resources": ["pods", "nodes", "resourcequotas", "events"], "verbs": ["list", "watch"]}]
-    # The workloads serving discovery selects (replicas at zero): every topology has an instance
-    # doing cluster-scope work that lists them (the daemonset overlay's cluster Deployment; node
-    # agents share the role but do not watch them: tests/reliability/test_rbac.py).
-    workload_kinds = [{"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["list", "watch"]},
-                      {"apiGroups": ["leaderworkerset.x-k8s.io"], "resources": ["leaderworkersets"],
-                       "verbs": ["list", "watch"]}]
-    assert role["rules"] == core + workload_kinds
-    (binding,) = by_kind(rendered, "ClusterRoleBinding")
-    (sa,) = by_kind(rendered, "ServiceAccount")
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                                    "namespace": sa["metadata"]["namespace"]}]
+READ = ("list", "watch")
+# pods and nodes: every instance (node agents watch their node's with field selectors, which RBAC
+# cannot narrow).  resourcequotas and events: the scheduling area (GPU quota, FailedCreate quota
+# rejections).  The workloads serving discovery selects (replicas at zero).  The last three are
+# cluster-scope work: node agents do not get them (tests/reliability/test_rbac.py derives each
+# workload's exact set from the calls its code makes).
+NODE_GRANTS = {("", r, v) for r in ("pods", "nodes") for v in READ}
+CLUSTER_GRANTS = NODE_GRANTS | {(g, r, v) for g, r in [("", "resourcequotas"), ("", "events"),
+                                                       ("apps", "deployments"), ("apps", "statefulsets"),
+                                                       ("leaderworkerset.x-k8s.io", "leaderworkersets")]
+                                for v in READ}
+
+
+def test_each_workload_is_bound_to_read_only_grants_of_its_role(rendered, monkeypatch):
+    for role in by_kind(rendered, "ClusterRole"):
+        assert {v for _, _, v in grants(role["rules"])} <= set(READ), role["metadata"]["name"]
+    accounts = {}
     for w in workloads(rendered):
-        assert w["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
+        sa = service_account(rendered, w)
+        assert sa != (w["metadata"]["namespace"], "default")
+        want = NODE_GRANTS if workload_config(rendered, w, monkeypatch).topology.role == "node" else CLUSTER_GRANTS
+        assert workload_grants(rendered, w) == want, w["metadata"]["name"]
+        accounts.setdefault(sa, set()).add(frozenset(want))
+    # Workloads of different roles never share a ServiceAccount (it would hold the union).
+    assert all(len(v) == 1 for v in accounts.values())
+    # Nothing rendered is left unbound or unused.
+    bound = {(s["namespace"], s["name"]) for b in by_kind(rendered, "ClusterRoleBinding") for s in b["subjects"]}
+    assert bound == set(accounts) == {(a["metadata"]["namespace"], a["metadata"]["name"])
+                                      for a in by_kind(rendered, "ServiceAccount")}
+    assert {b["roleRef"]["name"] for b in by_kind(rendered, "ClusterRoleBinding")} == \
+        {r["metadata"]["name"] for r in by_kind(rendered, "ClusterRole")}
+
+
+def test_node_agents_have_their_own_service_account():
+    docs = render("overlays/daemonset")
+    (ds,), (deploy,) = by_kind(docs, "DaemonSet"), by_kind(docs, "Deployment")
+    assert service_account(docs, ds) != service_account(docs, deploy)
+    assert workload_grants(docs, ds) == NODE_GRANTS
 
 
 def test_service_monitor_and_network_policy_reach_the_pods(rendered):
@@ -259,6 +281,15 @@ def test_daemonset_overlay_is_node_agents_and_one_cluster_instance(monkeypatch):
     # The defect of issue 12: a multi-node job's store was listed by every node agent.
     assert not agent.checkpoints.stores and not agent.probes
     assert cluster.checkpoints.discovery.enabled
+    # The cluster instance counts replicas of the pods the agents scrape: one selection.
+    assert cluster.serving.discovery == agent.serving.discovery
+    assert agent.serving.discovery.label_selector
+    # Serving pods on nodes the DaemonSet leaves out are counted by the cluster instance: its
+    # node_agent_selector picks the agents' pods and nothing else it runs beside them.
+    agents = parse_selector(cluster.kubernetes.node_agent_selector)
+    assert agents.matches(ds["spec"]["template"]["metadata"]["labels"])
+    assert not agents.matches(deploy["spec"]["template"]["metadata"]["labels"])
+    assert agent.kubernetes.node_agent_selector is None
 
 
 def test_sharded_overlay_is_a_statefulset_of_n_shards(monkeypatch):

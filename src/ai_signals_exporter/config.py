@@ -25,6 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from .errors import ConfigError  # re-exported: callers import it from here
+
+
 def _http_url(value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError("url must start with http:// or https://")
@@ -350,10 +353,6 @@ class Config(Strict):
         if "interval" not in self.gpu.model_fields_set:
             self.gpu.interval = self.global_.interval
         return self
-
-
-class ConfigError(Exception):
-    """A config that cannot be used; the message names the file and the key path."""
 
 
 def _format_errors(source: str, err: ValidationError) -> str:

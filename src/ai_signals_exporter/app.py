@@ -20,6 +20,7 @@ from .config import Config, ConfigError, load_config
 from .expo.families import Family, render
 from .sources.base import Source, TargetStatus
 from .state import AppState
+from .topology import keep_owned
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class Exporter:
         self.state.selfmon.config_reload_ts = time.time()
         self.sources: list[Source] = []
         self._area_of: dict[int, Area] = {}  # id(source) -> its area
+        self._ownership = {area.name: area.ownership() for area in AREAS}
         self._tasks: list[asyncio.Task] = []
         self._refresh_task: asyncio.Task | None = None
         self.exposition = Exposition()
@@ -132,8 +134,13 @@ class Exporter:
                 self.sources.append(src)
                 self._area_of[id(src)] = area
         for src in self.sources:
-            if src.enabled():
+            if self.source_enabled(src):
                 self._tasks.append(asyncio.create_task(self._guard(src), name=f"source:{src.name}"))
+
+    def source_enabled(self, src: Source) -> bool:
+        """Configured, and work of this instance's role (docs/deploy.md, topology.py)."""
+        area = self._area_of.get(id(src))  # None: a source handed in from outside (tests)
+        return (area is None or area.sources_run_on(self.config.topology)) and src.enabled()
 
     async def _stop_sources(self) -> None:
         for t in self._tasks:
@@ -184,12 +191,14 @@ class Exporter:
         now = time.time() if now is None else now
         started = time.perf_counter()
         limit = self.config.global_.max_series_per_source
+        topology = self.config.topology
         families: list[Family] = []
         for area in AREAS:
-            if area.derive is None:
+            if area.derive is None or not area.runs_on(topology):
                 continue
             try:
-                out = area.derive(self.state, self.config, now)
+                # One owner per series: only this instance's role and shard (topology.py).
+                out = keep_owned(area.derive(self.state, self.config, now), self._ownership[area.name], topology)
             except Exception:  # one area's bug must not blank the whole page
                 log.exception("deriving %s signals failed", area.name)
                 self.state.selfmon.error(area.name, "exception")
@@ -271,7 +280,7 @@ class Exporter:
         checkpoint store's age would keep growing (and paging) with nobody listing it."""
         mon = self.state.selfmon
         for src in self.sources:
-            if not src.enabled():
+            if not self.source_enabled(src):
                 mon.forget_targets(src.name, set())
                 mon.sources.pop(src.name, None)
                 area = self._area_of[id(src)]
@@ -285,7 +294,7 @@ class Exporter:
     def target_statuses(self) -> list[TargetStatus]:
         out: list[TargetStatus] = []
         for src in self.sources:
-            if src.enabled():
+            if self.source_enabled(src):
                 try:
                     out.extend(src.targets())
                 except Exception:

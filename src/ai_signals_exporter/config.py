@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -27,11 +28,18 @@ from pydantic import (
 
 from .errors import ConfigError  # re-exported: callers import it from here
 
+if TYPE_CHECKING:
+    from .topology import Topology
+
 
 def _http_url(value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError("url must start with http:// or https://")
     return value
+
+
+# A node name in a target; "$NODE_NAME" is expanded from the environment (the downward API).
+NodeName = Annotated[str, AfterValidator(os.path.expandvars)]
 
 
 # Every URL the exporter requests (scrape targets, probes): http(s) only, checked in one place.
@@ -83,6 +91,41 @@ class GlobalConfig(Strict):
     refresh_interval: Duration = "5s"
     # Cardinality guard: at most this many series per source; the rest are dropped and counted.
     max_series_per_source: int = Field(100_000, ge=1)
+    # Topologies (docs/deploy.md): which scope of work this instance does.  Unset means "all",
+    # or "node" when kubernetes.node_scope is set (a node agent).
+    role: Literal["all", "node", "cluster"] | None = None
+    # Shards: this instance owns what hashes to `shard` of `total_shards`.  `shard` is an integer
+    # or a StatefulSet pod name, usually "$POD_NAME" (its ordinal is the shard).
+    shard: int | str = 0
+    total_shards: int = Field(1, ge=1)
+    # The shard as an ordinal, resolved from `shard` when the config is loaded.
+    _shard_ordinal: int = PrivateAttr(0)
+
+    @property
+    def shard_ordinal(self) -> int:
+        return self._shard_ordinal
+
+    @field_validator("shard")
+    @classmethod
+    def _check_shard(cls, shard: int | str) -> int | str:
+        from .topology import ShardError, parse_shard
+
+        try:
+            parse_shard(shard)
+        except ShardError as exc:
+            raise ValueError(str(exc)) from None
+        return shard
+
+    @model_validator(mode="after")
+    def _resolve_shard(self) -> "GlobalConfig":
+        from .topology import parse_shard
+
+        self._shard_ordinal = parse_shard(self.shard)
+        if self._shard_ordinal >= self.total_shards:
+            raise ValueError(
+                f"shard: {self._shard_ordinal} is not below total_shards ({self.total_shards})"
+            )
+        return self
 
 
 class KubernetesConfig(Strict):
@@ -95,11 +138,25 @@ class KubernetesConfig(Strict):
     watch_timeout: Duration = "5m"  # server-side timeoutSeconds of one watch call
     request_timeout: Duration = "30s"  # client timeout of a list call
     backoff_max: Duration = "30s"
+    # Node-agent topology, on the cluster instance: the label selector of the node-agent pods.
+    # Serving pods on a node where no such pod is ready are scraped by nobody; the instance
+    # counts them (ai_signals_exporter_serving_pods_without_node_agent).
+    node_agent_selector: str | None = None
 
     @model_validator(mode="after")
     def _expand_node(self) -> "KubernetesConfig":
+        from .labelselector import SelectorError, parse_selector
+
         if self.node_scope:
             self.node_scope = os.path.expandvars(self.node_scope)
+        if self.node_agent_selector is not None:
+            if self.node_scope:
+                raise ValueError("node_agent_selector: only a cluster-wide instance sees every node's "
+                                 "agent; set it on the cluster instance, not with node_scope")
+            try:
+                parse_selector(self.node_agent_selector)
+            except SelectorError as exc:
+                raise ValueError(f"node_agent_selector: {exc}") from None
         return self
 
 
@@ -108,6 +165,8 @@ class ServingTarget(Strict):
     engine: Engine = "auto"
     labels: LabelMap = Field(default_factory=dict)
     capacity_tokens_per_second: float | None = Field(None, gt=0)
+    # Node the server runs on ("$NODE_NAME" is expanded): a node agent scrapes only its node's.
+    node: NodeName | None = None
 
 
 class ServingDiscovery(Strict):
@@ -138,7 +197,8 @@ class ServingConfig(Strict):
 class DcgmTarget(Strict):
     url: HttpUrl
     # Node this dcgm-exporter runs on; when absent it comes from the Hostname label or discovery.
-    node: str | None = None
+    # "$NODE_NAME" is expanded (a node agent's own dcgm-exporter).
+    node: NodeName | None = None
 
 
 # Labels of dcgm-exporter pods in the common deployments: the GPU Operator's classic stack
@@ -354,6 +414,15 @@ class Config(Strict):
             self.gpu.interval = self.global_.interval
         return self
 
+    @property
+    def topology(self) -> "Topology":
+        """This instance's role, shard and node (topology.py)."""
+        from .topology import Topology
+
+        g = self.global_
+        role = g.role or ("node" if self.kubernetes.node_scope else "all")
+        return Topology(role, g.shard_ordinal, g.total_shards, self.kubernetes.node_scope or None)
+
 
 def _format_errors(source: str, err: ValidationError) -> str:
     lines = []
@@ -365,6 +434,44 @@ def _format_errors(source: str, err: ValidationError) -> str:
             msg = "unknown key"
         lines.append(f"{source}: {path}: {msg}")
     return "\n".join(lines)
+
+
+def topology_errors(config: Config) -> list[str]:
+    """Work the config enables that its role does not do, as "key: why" lines.  A node agent
+    runs once per node: cluster-scope work there would run (and be reported) once per node."""
+    topo = config.topology
+    node = config.kubernetes.node_scope
+    errors = []
+    if config.global_.role in ("all", "cluster") and node:
+        errors.append(f"global.role: {config.global_.role} contradicts kubernetes.node_scope "
+                      "(a node-scoped instance is a node agent: role node)")
+    if topo.role == "node":
+        why = "is cluster-scope work; a node agent (role node) runs once per node: give it to the cluster instance"
+        if config.checkpoints.stores:
+            errors.append(f"checkpoints.stores: {why}")
+        if "enabled" in config.checkpoints.discovery.model_fields_set and config.checkpoints.discovery.enabled:
+            errors.append(f"checkpoints.discovery.enabled: {why}")
+        if config.probes:
+            errors.append(f"probes: {why}")
+        # Without node_scope, role node is node-local work of every node (e.g. shards of it).
+        for section, targets in (("serving.targets", config.serving.targets),
+                                 ("gpu.dcgm_targets", config.gpu.dcgm_targets)):
+            for i, t in enumerate(targets):
+                if node and t.node != node:
+                    errors.append(f"{section}.{i}.node: a node agent scrapes only its own node's "
+                                  f"servers: set node to kubernetes.node_scope ({node})")
+    if topo.sharded:
+        for i, t in enumerate(config.gpu.dcgm_targets):
+            if t.node is None:
+                errors.append(f"gpu.dcgm_targets.{i}.node: a shard owns dcgm-exporters by node name: "
+                              "give each static target its node")
+    if topo.role == "cluster":
+        why = "is node-local work, which a cluster instance (role cluster) does not do: give it to the node agents"
+        if config.serving.targets:
+            errors.append(f"serving.targets: {why}")
+        if config.gpu.dcgm_targets:
+            errors.append(f"gpu.dcgm_targets: {why}")
+    return errors
 
 
 def load_config_text(text: str, source: str = "<config>") -> Config:
@@ -379,9 +486,13 @@ def load_config_text(text: str, source: str = "<config>") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(source, exc)) from None
+    errors = topology_errors(config)
+    if errors:
+        raise ConfigError("\n".join(f"{source}: {e}" for e in errors))
+    return config
 
 
 def check_config_deeply(config: Config, source: str) -> None:

@@ -36,7 +36,8 @@ def landing_html(exporter: Exporter, telemetry: str) -> str:
             f"<tr class='{state}'><td>{html.escape(t.source)}</td><td>{html.escape(display_target(t.target))}</td>"
             f"<td>{state}</td><td>{_age(t.last_success)}</td><td>{html.escape(t.last_error)}</td></tr>"
         )
-    sources = ", ".join(html.escape(s.name) for s in exporter.sources if s.enabled()) or "none"
+    sources = ", ".join(html.escape(s.name) for s in exporter.sources if exporter.source_enabled(s)) or "none"
+    topo = exporter.config.topology
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>ai-signals-exporter</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 10px;text-align:left}}
@@ -45,7 +46,8 @@ tr.down td{{color:#b00}} tr.up td:nth-child(3){{color:#070}}</style></head>
 <p><a href="{html.escape(telemetry)}">Metrics</a> &middot; <a href="/-/healthy">Health</a>
 &middot; <a href="/-/ready">Readiness</a></p>
 <p>Ready: {"yes" if exporter.ready else "no"} &middot; last refresh: {_age(exporter.exposition.rendered_at)}
-&middot; sources: {sources}</p>
+&middot; sources: {sources}
+&middot; role: {html.escape(topo.role)}, shard {topo.shard} of {topo.total_shards}</p>
 <h2>Targets</h2>
 <table><tr><th>source</th><th>target</th><th>state</th><th>last success</th><th>last error</th></tr>
 {''.join(rows) or '<tr><td colspan=5>none</td></tr>'}

@@ -72,6 +72,12 @@ RUNS = [
     Run("orbax", "complete", COMPLETE, "orbax", 4, False, False),
     Run("orbax", "cut-first-save", FIRST, "orbax", None, True, True),
     Run("orbax", "cut-save", SECOND, "orbax", 2, True, True),
+    # Orbax deletes an old step after the new one is finalized.  With more than one deletion
+    # thread (its default from 4 cores up) the step directory's own files go first
+    # (`_CHECKPOINT_METADATA`, `commit_success.txt`), leaving `default/` with its own
+    # `commit_success.txt`; with one thread it is `shutil.rmtree`, cut after one file.
+    Run("orbax", "cut-rotation", (*ROTATION, "--deletion-threads", "4"), "orbax", 4, False, True),
+    Run("orbax", "cut-rotation-rmtree", (*ROTATION, "--deletion-threads", "1"), "orbax", 4, False, True),
     Run("composer", "complete", COMPLETE, "composer", 4, False, False),
     # Before the first `latest-rank0.pt` exists the file name alone says Composer.
     Run("composer", "cut-first-save", FIRST, "composer", None, True, True),

@@ -233,7 +233,11 @@ def orbax(args) -> None:
             return await real(self, *a, **kw)
 
         atomicity.AtomicRenameTemporaryPath.finalize = finalize
-    opts = ocp.CheckpointManagerOptions(max_to_keep=args.keep or None)
+    if STATE["kill"][0] == "delete" and args.deletion_threads > 1:
+        _cut_parallel_delete()
+    opts = ocp.CheckpointManagerOptions(
+        max_to_keep=args.keep or None, num_deletion_threads=args.deletion_threads or None
+    )
     mngr = ocp.CheckpointManager(Path(args.out).absolute(), options=opts)
     params = {"w": jnp.ones((64, 64)), "b": jnp.zeros((64,))}
     for step in range(1, args.every * args.saves + 1):
@@ -243,6 +247,31 @@ def orbax(args) -> None:
             mngr.save(step, args=ocp.args.StandardSave(params))
             mngr.wait_until_finished()
     mngr.close()
+
+
+def _cut_parallel_delete() -> None:
+    """Orbax 0.12 removes an old step on a local disk with `_ParallelDirectoryDeleter` (its
+    `PathDeleter` picks it when `num_deletion_threads` > 1, by default min(16, cores // 2)): a
+    scan thread queues one node per directory (the step directory first), worker threads
+    `os.unlink` each node's files, and only then `path.rmtree()` removes the emptied directories.
+    Cut after the first node's files are gone, in the finalize thread where Orbax deletes."""
+    from orbax.checkpoint._src.path import deleter
+
+    STATE["kill"] = ("orbax-" + STATE["kill"][0], STATE["kill"][1])  # not the generic unlink patch
+    real = deleter._ParallelDirectoryDeleter._process_node
+    real_delete = deleter._ParallelDirectoryDeleter.delete
+
+    def delete(self, path):
+        STATE["deletes"] += 1
+        return real_delete(self, path)
+
+    def process_node(self, node):
+        real(self, node)
+        if STATE["deletes"] == STATE["kill"][1] and node.files:
+            _die(f"delete {node.path}: unlinked {sorted(os.path.basename(f) for f in node.files)}")
+
+    deleter._ParallelDirectoryDeleter.delete = delete
+    deleter._ParallelDirectoryDeleter._process_node = process_node
 
 
 def composer(args) -> None:
@@ -299,6 +328,7 @@ def main() -> None:
     p.add_argument("--keep", type=int, default=0)
     p.add_argument("--kill", default="")
     p.add_argument("--deepspeed", type=int, default=0, help="ZeRO stage (hf_trainer, deepspeed)")
+    p.add_argument("--deletion-threads", type=int, default=0, help="Orbax num_deletion_threads")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     print(json.dumps({"version": versions(args.framework, bool(args.deepspeed))}), flush=True)

@@ -16,6 +16,7 @@ from typing import AsyncIterator
 import pytest
 
 from ai_signals_exporter.app import Exporter
+from ai_signals_exporter.areas import kube_watches
 from ai_signals_exporter.expo.parse import parse_families
 from ai_signals_exporter.scheduling.area import SCHEDULING
 from ai_signals_exporter.sim import scheduling as simsched
@@ -46,7 +47,9 @@ async def running(tmp_path: Path, **kube: object) -> AsyncIterator[tuple[SimClus
         exporter = Exporter(cluster.exporter_config())
         await exporter.start()
         try:
-            await wait_for(lambda: {"pods", "nodes", "events", "resourcequotas"} <= exporter.state.kube.synced
+            # A node agent does not watch the cluster-wide quotas and events (areas.kube_watches).
+            watched = {w.resource for w in kube_watches(exporter.config)}
+            await wait_for(lambda: watched <= exporter.state.kube.synced
                            and exporter.state[SCHEDULING] is not None, timeout=20, what="kube synced")
             # The pretraining store's last complete checkpoint, read by the real checkpoint source.
             await CheckpointSource(exporter.config, exporter.state, clock).run_once()

@@ -1,8 +1,9 @@
-"""Least privilege, derived rather than asserted: run the exporter with the shipped config (every
-Kubernetes consumer on: kube source, serving/dcgm/checkpoint discovery) against the test API
-server, drive it through watch drops and a 410 relist, log every API call, derive the RBAC rules
-those calls need, and compare them with the ClusterRole that `kubectl kustomize deploy/...`
-renders: no verb missing, no grant extra.
+"""Least privilege, derived rather than asserted: run each shipped workload (every overlay's
+Deployment, DaemonSet, StatefulSet) with the config its pods mount against the test API server,
+drive it through watch drops and a 410 relist, log every API call, derive the RBAC rules those
+calls need, and compare them with what the ServiceAccount of that workload is bound to in what
+`kubectl kustomize deploy/...` renders: no verb missing, no grant extra, per workload (the node
+agents of the daemonset overlay have their own ServiceAccount and ClusterRole).
 
 Pod Security "restricted" for the workload is proven in
 tests/rules/test_deploy.py::test_workload_passes_pod_security_restricted (not repeated here).
@@ -21,6 +22,7 @@ from ai_signals_exporter.sim.kubeapi import rbac_rules
 from ai_signals_exporter.sim.objects import make_node, make_pod
 
 from ..helpers.kube import running_kube_api
+from ..helpers.rbac import WORKLOAD_KINDS, grants, workload_grants
 from .common import eventually, running_exporter
 
 # Timing-sensitive: also run under a CPU hog by scripts/test (-m timing).
@@ -40,25 +42,45 @@ def render(overlay: str) -> list[dict]:
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
-def grants(rules: list[dict]) -> set[tuple[str, str, str]]:
-    """(apiGroup, resource, verb) triples; wildcards would show up as '*' and fail the compare."""
-    out = set()
-    for r in rules:
-        assert not r.get("nonResourceURLs") and not r.get("resourceNames"), r
-        for g in r.get("apiGroups", []):
-            for res in r.get("resources", []):
-                for v in r.get("verbs", []):
-                    out.add((g, res, v))
-    return out
+# (overlay, workload kind, the consumers the role of its shipped config runs)
+WORKLOADS = [
+    ("base", "Deployment", ("serving", "gpu", "checkpoints")),
+    # Node agents: node-local work only, no quota, event or workload watch.
+    ("overlays/daemonset", "DaemonSet", ("serving", "gpu")),
+    ("overlays/daemonset", "Deployment", ("checkpoints",)),  # the cluster instance
+    ("overlays/sharded", "StatefulSet", ("serving", "gpu", "checkpoints")),
+]
+OVERLAYS = sorted({o for o, _, _ in WORKLOADS})
 
 
-@pytest.mark.parametrize("overlay", ["base", "overlays/daemonset"])
-async def test_cluster_role_equals_the_calls_the_code_makes(overlay, tmp_path, monkeypatch) -> None:
+def test_every_shipped_workload_has_its_rbac_derived() -> None:
+    """A workload added to an overlay without a row above would keep whatever it is bound to."""
+    shipped = {(o, d["kind"]) for o in OVERLAYS for d in render(o) if d["kind"] in WORKLOAD_KINDS}
+    assert shipped == {(o, k) for o, k, _ in WORKLOADS}
+    assert {p.parent.name for p in (DEPLOY / "overlays").glob("*/kustomization.yaml")} == \
+        {o.split("/")[1] for o in OVERLAYS if "/" in o}
+
+
+def workload_config(docs: list[dict], w: dict) -> dict:
+    volume = next(v for v in w["spec"]["template"]["spec"]["volumes"] if "configMap" in v)
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == volume["configMap"]["name"]]
+    return yaml.safe_load(cm["data"]["config.yaml"])
+
+
+@pytest.mark.parametrize("overlay,kind,consumers", WORKLOADS, ids=[f"{o}:{k}" for o, k, _ in WORKLOADS])
+async def test_service_account_grants_equal_the_calls_the_code_makes(overlay, kind, consumers, tmp_path,
+                                                                     monkeypatch) -> None:
     docs = render(overlay)
-    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
-    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and "config.yaml" in d.get("data", {})]
-    config = yaml.safe_load(cm["data"]["config.yaml"])
-    monkeypatch.setenv("NODE_NAME", "gpu-1")  # the DaemonSet's downward-API variable
+    (w,) = [d for d in docs if d["kind"] == kind]
+    granted = workload_grants(docs, w)
+    config = workload_config(docs, w)
+    # The downward-API variables of the DaemonSet and the StatefulSet.
+    monkeypatch.setenv("NODE_NAME", "gpu-1")
+    monkeypatch.setenv("POD_NAME", f"{w['metadata']['name']}-0")
+    if config.get("global", {}).get("total_shards"):
+        # Which keys a shard owns changes none of its API calls (every shard lists and watches
+        # all pods and nodes); one shard of one owns the test's few objects, so every consumer runs.
+        config["global"]["total_shards"] = 1
 
     async with running_kube_api() as api:
         api.add(make_node("gpu-1"))
@@ -75,9 +97,10 @@ async def test_cluster_role_equals_the_calls_the_code_makes(overlay, tmp_path, m
         kube.update(kubeconfig=str(api.write_kubeconfig(tmp_path / "kubeconfig")),
                     watch_timeout="5s", request_timeout="2s", backoff_max="300ms")
         config["global"] = {**config.get("global", {}), "refresh_interval": "100ms"}
-        config["serving"].update(interval="500ms", window="5s", timeout="300ms")
-        config["gpu"].update(interval="500ms", timeout="300ms")
-        config["checkpoints"].update(interval="500ms")
+        config.setdefault("serving", {}).update(interval="500ms", window="5s", timeout="300ms")
+        config.setdefault("gpu", {}).update(interval="500ms", timeout="300ms")
+        if "checkpoints" in consumers:
+            config.setdefault("checkpoints", {}).update(interval="500ms")
 
         async with running_exporter(config) as ex:
             state = ex.exporter.state
@@ -85,10 +108,13 @@ async def test_cluster_role_equals_the_calls_the_code_makes(overlay, tmp_path, m
             def consumers_ran() -> bool:
                 sm = state.selfmon.targets
                 return (state.kube.pods_synced and state.kube.nodes_synced and api.watch_count() >= 2
-                        and any(k[0] == "serving" for k in sm) and any(k[0] == "gpu" for k in sm)
-                        and any(k[0] == "checkpoints" for k in sm))
+                        and all(any(k[0] == c for k in sm) for c in consumers))
 
             await eventually(consumers_ran, timeout=20)
+            # Issue 12: a node agent no longer lists the checkpoint store of the job on its node
+            # (each node of a multi-node job did); the cluster instance no longer scrapes.
+            ran = {k[0] for k in state.selfmon.targets}
+            assert ran & {"serving", "gpu", "checkpoints"} == set(consumers)
             api.drop_watches()  # re-watch path
             await eventually(lambda: api.watch_count() >= 2, timeout=10)
             api.set_down(True)  # relist path after 410 Gone
@@ -105,7 +131,6 @@ async def test_cluster_role_equals_the_calls_the_code_makes(overlay, tmp_path, m
         if not resource:
             assert verb == "get" and path.startswith(DISCOVERY_PREFIXES), (verb, path)
     needed = grants(rbac_rules(calls))
-    granted = grants(role["rules"])
     assert needed == granted, f"missing: {sorted(needed - granted)}; extra: {sorted(granted - needed)}"
     # The derivation saw real traffic: lists and watches of both resources.
     assert {("", r, v) for r in ("pods", "nodes") for v in ("list", "watch")} <= needed

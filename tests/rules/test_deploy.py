@@ -14,8 +14,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from ai_signals_exporter.config import load_config_text
+from ai_signals_exporter.config import Config, load_config_text
+from ai_signals_exporter.labelselector import parse_selector
 
+from ..helpers.rbac import grants, service_account, workload_grants
 from .rulepack import DASHBOARDS, DEPLOY, REPO, all_rules, need, rule_files
 
 K8S_VERSION = "1.30.0"
@@ -29,7 +31,11 @@ def render(path: str) -> list[dict]:
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
-@pytest.fixture(scope="module", params=["base", "overlays/daemonset"])
+OVERLAYS = ["base", "overlays/daemonset", "overlays/sharded"]
+WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet")
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
 def rendered(request) -> list[dict]:
     return render(request.param)
 
@@ -38,9 +44,10 @@ def by_kind(docs: list[dict], kind: str) -> list[dict]:
     return [d for d in docs if d["kind"] == kind]
 
 
-def workload(docs: list[dict]) -> dict:
-    (w,) = [d for d in docs if d["kind"] in ("Deployment", "DaemonSet")]
-    return w
+def workloads(docs: list[dict]) -> list[dict]:
+    found = [d for d in docs if d["kind"] in WORKLOAD_KINDS]
+    assert found
+    return found
 
 
 # --- Pod Security Standard "restricted" (v1.30 definition), plus read-only root filesystem ---
@@ -99,8 +106,8 @@ def test_restricted_checker_rejects_a_privileged_pod():
 
 
 def test_workload_passes_pod_security_restricted(rendered):
-    w = workload(rendered)
-    assert restricted_violations(w["spec"]["template"]["spec"]) == []
+    for w in workloads(rendered):
+        assert restricted_violations(w["spec"]["template"]["spec"]) == [], w["metadata"]["name"]
     (ns,) = by_kind(rendered, "Namespace")
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
@@ -116,7 +123,7 @@ def test_core_objects_validate_against_kubernetes_schemas(rendered):
         kinds.add(doc["kind"])
     assert {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "ConfigMap",
             "NetworkPolicy"} <= kinds
-    assert kinds & {"Deployment", "DaemonSet"}
+    assert kinds & set(WORKLOAD_KINDS)
 
 
 def test_schema_validation_catches_a_mistake():
@@ -162,30 +169,49 @@ def test_crds_have_the_expected_shape(rendered):
 
 # --- RBAC, networking, wiring ---
 
-def test_cluster_role_is_read_only_on_pods_and_nodes(rendered):
-    (role,) = by_kind(rendered, "ClusterRole")
-    # resourcequotas and events: the scheduling area (GPU quota, FailedCreate quota rejections).
-    core = [{"apiGroups": [""], "resources": ["pods", "nodes", "resourcequotas", "events"], "verbs": ["list", "watch"]}]
-    # The cluster-scope instance also lists the workloads serving discovery selects (replicas at
-    # zero); node agents (the DaemonSet) do not.
-    workloads = [{"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["list", "watch"]},
-                 {"apiGroups": ["leaderworkerset.x-k8s.io"], "resources": ["leaderworkersets"],
-                  "verbs": ["list", "watch"]}]
-    daemonset = any(d["kind"] == "DaemonSet" for d in rendered)
-    assert role["rules"] == (core if daemonset else core + workloads)
-    (binding,) = by_kind(rendered, "ClusterRoleBinding")
-    (sa,) = by_kind(rendered, "ServiceAccount")
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                                    "namespace": sa["metadata"]["namespace"]}]
-    assert workload(rendered)["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
+READ = ("list", "watch")
+# pods and nodes: every instance (node agents watch their node's with field selectors, which RBAC
+# cannot narrow).  resourcequotas and events: the scheduling area (GPU quota, FailedCreate quota
+# rejections).  The workloads serving discovery selects (replicas at zero).  The last three are
+# cluster-scope work: node agents do not get them (tests/reliability/test_rbac.py derives each
+# workload's exact set from the calls its code makes).
+NODE_GRANTS = {("", r, v) for r in ("pods", "nodes") for v in READ}
+CLUSTER_GRANTS = NODE_GRANTS | {(g, r, v) for g, r in [("", "resourcequotas"), ("", "events"),
+                                                       ("apps", "deployments"), ("apps", "statefulsets"),
+                                                       ("leaderworkerset.x-k8s.io", "leaderworkersets")]
+                                for v in READ}
+
+
+def test_each_workload_is_bound_to_read_only_grants_of_its_role(rendered, monkeypatch):
+    for role in by_kind(rendered, "ClusterRole"):
+        assert {v for _, _, v in grants(role["rules"])} <= set(READ), role["metadata"]["name"]
+    accounts = {}
+    for w in workloads(rendered):
+        sa = service_account(rendered, w)
+        assert sa != (w["metadata"]["namespace"], "default")
+        want = NODE_GRANTS if workload_config(rendered, w, monkeypatch).topology.role == "node" else CLUSTER_GRANTS
+        assert workload_grants(rendered, w) == want, w["metadata"]["name"]
+        accounts.setdefault(sa, set()).add(frozenset(want))
+    # Workloads of different roles never share a ServiceAccount (it would hold the union).
+    assert all(len(v) == 1 for v in accounts.values())
+    # Nothing rendered is left unbound or unused.
+    bound = {(s["namespace"], s["name"]) for b in by_kind(rendered, "ClusterRoleBinding") for s in b["subjects"]}
+    assert bound == set(accounts) == {(a["metadata"]["namespace"], a["metadata"]["name"])
+                                      for a in by_kind(rendered, "ServiceAccount")}
+    assert {b["roleRef"]["name"] for b in by_kind(rendered, "ClusterRoleBinding")} == \
+        {r["metadata"]["name"] for r in by_kind(rendered, "ClusterRole")}
+
+
+def test_node_agents_have_their_own_service_account():
+    docs = render("overlays/daemonset")
+    (ds,), (deploy,) = by_kind(docs, "DaemonSet"), by_kind(docs, "Deployment")
+    assert service_account(docs, ds) != service_account(docs, deploy)
+    assert workload_grants(docs, ds) == NODE_GRANTS
 
 
 def test_service_monitor_and_network_policy_reach_the_pods(rendered):
-    w = workload(rendered)
-    pod_labels = w["spec"]["template"]["metadata"]["labels"]
+    # Every instance of every topology is one scrape target of the one ServiceMonitor.
     (svc,) = by_kind(rendered, "Service")
-    assert svc["spec"]["selector"].items() <= pod_labels.items()
     assert svc["spec"]["ports"][0]["port"] == 9842
     (sm,) = by_kind(rendered, "ServiceMonitor")
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
@@ -193,35 +219,88 @@ def test_service_monitor_and_network_policy_reach_the_pods(rendered):
     assert ep["port"] == svc["spec"]["ports"][0]["name"]
     assert ep["honorLabels"] is True
     (np_,) = by_kind(rendered, "NetworkPolicy")
-    assert np_["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert np_["spec"]["ingress"][0]["ports"] == [{"port": 9842, "protocol": "TCP"}]
-    container = w["spec"]["template"]["spec"]["containers"][0]
-    assert "--web.listen-address=:9842" in container["args"]
-    assert container["ports"][0]["containerPort"] == 9842
+    for w in workloads(rendered):
+        pod_labels = w["spec"]["template"]["metadata"]["labels"]
+        assert svc["spec"]["selector"].items() <= pod_labels.items()
+        assert np_["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+        assert w["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+        container = w["spec"]["template"]["spec"]["containers"][0]
+        assert "--web.listen-address=:9842" in container["args"]
+        assert container["ports"][0]["containerPort"] == 9842
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    return selector["matchLabels"].items() <= labels.items()
+
+
+def test_workload_selectors_do_not_overlap(rendered):
+    ws = workloads(rendered)
+    for a in ws:
+        for b in ws:
+            if a is not b:
+                assert not _selects(a["spec"]["selector"], b["spec"]["template"]["metadata"]["labels"])
+
+
+def workload_config(docs: list[dict], w: dict, monkeypatch, ordinal: int = 0) -> Config:
+    """The config a workload's pods load, with the downward-API variables of pod `ordinal` on
+    node 7."""
+    monkeypatch.setenv("NODE_NAME", "gpu-node-7")
+    monkeypatch.setenv("POD_NAME", f"{w['metadata']['name']}-{ordinal}")
+    volume = next(v for v in w["spec"]["template"]["spec"]["volumes"] if "configMap" in v)
+    (cm,) = [c for c in by_kind(docs, "ConfigMap") if c["metadata"]["name"] == volume["configMap"]["name"]]
+    return load_config_text(cm["data"]["config.yaml"], cm["metadata"]["name"])
 
 
 def test_config_map_holds_a_valid_config(rendered, monkeypatch):
-    monkeypatch.setenv("NODE_NAME", "gpu-node-7")
-    (cm,) = [c for c in by_kind(rendered, "ConfigMap") if GRAFANA_LABEL not in c["metadata"].get("labels", {})]
-    cfg = load_config_text(cm["data"]["config.yaml"], "configmap")
-    assert cfg.kubernetes.enabled
-    w = workload(rendered)
-    volume = next(v for v in w["spec"]["template"]["spec"]["volumes"] if "configMap" in v)
-    assert volume["configMap"]["name"] == cm["metadata"]["name"]  # the hashed generator name
-    if w["kind"] == "DaemonSet":
-        assert cfg.kubernetes.node_scope == "gpu-node-7"
-        env = w["spec"]["template"]["spec"]["containers"][0]["env"]
-        assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in env
-    else:
-        assert cfg.kubernetes.node_scope is None
+    configs = [c for c in by_kind(rendered, "ConfigMap") if GRAFANA_LABEL not in c["metadata"].get("labels", {})]
+    assert len(configs) == len(workloads(rendered)), "one ConfigMap per workload"
+    for w in workloads(rendered):
+        cfg = workload_config(rendered, w, monkeypatch)  # the hashed generator name resolves
+        assert cfg.kubernetes.enabled
+        env = w["spec"]["template"]["spec"]["containers"][0].get("env", [])
+        if w["kind"] == "DaemonSet":
+            assert cfg.kubernetes.node_scope == "gpu-node-7"
+            assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in env
+        else:
+            assert cfg.kubernetes.node_scope is None
+        if w["kind"] == "StatefulSet":
+            assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in env
 
 
-def test_daemonset_overlay_replaces_the_deployment():
+def test_daemonset_overlay_is_node_agents_and_one_cluster_instance(monkeypatch):
     docs = render("overlays/daemonset")
-    assert by_kind(docs, "Deployment") == []
     (ds,) = by_kind(docs, "DaemonSet")
     tolerations = ds["spec"]["template"]["spec"]["tolerations"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
+    (deploy,) = by_kind(docs, "Deployment")
+    assert deploy["spec"]["replicas"] == 1
+    agent, cluster = workload_config(docs, ds, monkeypatch), workload_config(docs, deploy, monkeypatch)
+    assert (agent.topology.role, agent.topology.node) == ("node", "gpu-node-7")
+    assert cluster.topology.role == "cluster"
+    # The defect of issue 12: a multi-node job's store was listed by every node agent.
+    assert not agent.checkpoints.stores and not agent.probes
+    assert cluster.checkpoints.discovery.enabled
+    # The cluster instance counts replicas of the pods the agents scrape: one selection.
+    assert cluster.serving.discovery == agent.serving.discovery
+    assert agent.serving.discovery.label_selector
+    # Serving pods on nodes the DaemonSet leaves out are counted by the cluster instance: its
+    # node_agent_selector picks the agents' pods and nothing else it runs beside them.
+    agents = parse_selector(cluster.kubernetes.node_agent_selector)
+    assert agents.matches(ds["spec"]["template"]["metadata"]["labels"])
+    assert not agents.matches(deploy["spec"]["template"]["metadata"]["labels"])
+    assert agent.kubernetes.node_agent_selector is None
+
+
+def test_sharded_overlay_is_a_statefulset_of_n_shards(monkeypatch):
+    docs = render("overlays/sharded")
+    assert by_kind(docs, "Deployment") == [] and by_kind(docs, "DaemonSet") == []
+    (sts,) = by_kind(docs, "StatefulSet")
+    (svc,) = by_kind(docs, "Service")
+    assert svc["spec"]["clusterIP"] == "None" and sts["spec"]["serviceName"] == svc["metadata"]["name"]
+    replicas = sts["spec"]["replicas"]
+    shards = [workload_config(docs, sts, monkeypatch, i).topology for i in range(replicas)]
+    assert [(t.shard, t.total_shards, t.role) for t in shards] == [(i, 3, "all") for i in range(3)]
 
 
 # --- PrometheusRule generated from rules/ ---
@@ -433,5 +512,6 @@ def test_image_and_workloads_run_as_one_uid_and_gid(rendered):
     (user,) = re.findall(r"^USER (\d+):(\d+)$", dockerfile, re.M)
     uid, gid = int(user[0]), int(user[1])
     assert f"--gid {gid}" in dockerfile and f"--uid {uid} --gid {gid}" in dockerfile  # named entries
-    psc = workload(rendered)["spec"]["template"]["spec"]["securityContext"]
-    assert (psc["runAsUser"], psc["runAsGroup"], psc["fsGroup"]) == (uid, gid, gid)
+    for w in workloads(rendered):
+        psc = w["spec"]["template"]["spec"]["securityContext"]
+        assert (psc["runAsUser"], psc["runAsGroup"], psc["fsGroup"]) == (uid, gid, gid)

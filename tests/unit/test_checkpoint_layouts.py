@@ -112,6 +112,41 @@ def test_orbax_on_s3_requires_commit_time():
     assert v.last_complete_ts is None and v.in_progress and v.in_progress_since == 1500.0
 
 
+@pytest.mark.parametrize("scheme", ["file", "gs", "s3", "az"])
+@pytest.mark.parametrize("left", [
+    ("_CHECKPOINT_METADATA", "default/_METADATA"),  # commit_success.txt deleted first
+    ("commit_success.txt", "default/commit_success.txt"),  # the metadata deleted first
+    ("default/commit_success.txt",),  # the parallel deleter's first node: both root files
+    ("default/manifest.ocdbt",),
+])
+def test_orbax_half_deleted_old_step_is_no_save(left, scheme):
+    """Orbax deletes an old step file by file (on GCS in listing or batch order, locally by its
+    parallel deleter): whatever is left of it, the newer step stays last and nothing is saving."""
+    meta = json.dumps({"init_timestamp_nsecs": 900 * 10**9, "commit_timestamp_nsecs": 950 * 10**9}).encode()
+    new_meta = json.dumps({"init_timestamp_nsecs": 1900 * 10**9, "commit_timestamp_nsecs": 1950 * 10**9}).encode()
+    entries = [Entry(f"2/{name}", 10, 950.0) for name in left] + [
+        Entry("4/_CHECKPOINT_METADATA", 10, 1950.0), Entry("4/commit_success.txt", 1, 1951.0),
+        Entry("4/default/commit_success.txt", 1, 1949.0), Entry("4/default/manifest.ocdbt", 10, 1948.0),
+    ]
+    contents = {"4/_CHECKPOINT_METADATA": new_meta}
+    if "_CHECKPOINT_METADATA" in left:
+        contents["2/_CHECKPOINT_METADATA"] = meta
+    v = detect(Listing(entries, contents=contents), 3000.0, None, "auto", scheme=scheme)
+    assert (v.layout, v.last_step, v.last_complete_ts) == ("orbax", 4, 1950.0), v
+    assert not v.in_progress and not v.pointer_dangling, v
+
+
+def test_orbax_step_moved_to_todelete_subdir_is_no_newer_save():
+    """`CheckpointManagerOptions(todelete_subdir="trash")` renames an old step to
+    `trash/<step>/` (one rename, no partial tree): still an old complete step, never the last."""
+    entries = [
+        Entry("trash/2/_CHECKPOINT_METADATA", 10, 950.0), Entry("trash/2/commit_success.txt", 1, 951.0),
+        Entry("4/_CHECKPOINT_METADATA", 10, 1950.0), Entry("4/commit_success.txt", 1, 1951.0),
+    ]
+    v = detect(Listing(entries), 3000.0, None, "auto")
+    assert (v.layout, v.last_step, v.last_complete_key, v.in_progress) == ("orbax", 4, "4", False), v
+
+
 def test_history_and_learned_interval():
     assert learned_interval(()) is None
     assert learned_interval((100.0,)) is None

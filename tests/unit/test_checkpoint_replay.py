@@ -14,6 +14,7 @@ import pytest
 
 from ai_signals_exporter.checkpoints.layouts import detect
 from ai_signals_exporter.checkpoints.model import Entry, Listing
+from ai_signals_exporter.checkpoints.stores import LocalTree, scan
 from tests.helpers.checkpoint_fixtures import captures, judge, replay
 
 CAPTURES = captures()
@@ -31,6 +32,10 @@ def test_every_framework_is_captured_complete_and_cut():
     assert set(by_fw) >= FRAMEWORKS
     for fw, cases in by_fw.items():
         assert "complete" in cases and any(c.startswith("cut-") for c in cases), fw
+    # Every framework that rotates its own checkpoints (the DeepSpeed engine does not) is also
+    # captured cut during a deletion.
+    for fw in FRAMEWORKS - {"deepspeed"}:
+        assert "cut-rotation" in by_fw[fw], fw
 
 
 @pytest.mark.parametrize("cap", CAPTURES, ids=[c.id for c in CAPTURES])
@@ -68,3 +73,23 @@ def test_lightning_capture_commit_time_is_the_recorded_rename(cap):
     v = detect(Listing(entries), base + 60, None, "lightning")
     newest = max((e for e in entries if e.path.endswith(".ckpt")), key=lambda e: e.mtime)
     assert v.last_complete_ts == pytest.approx(max(newest.mtime, newest.ctime))
+
+
+ORBAX_ROTATIONS = [c for c in CAPTURES if c.data["layout"] == "orbax" and c.data["case"].startswith("cut-rotation")]
+
+
+@pytest.mark.parametrize("scheme", ["file", "gs", "s3", "az"])
+@pytest.mark.parametrize("cap", ORBAX_ROTATIONS, ids=lambda c: c.id)
+async def test_orbax_half_deleted_step_is_no_save(cap, scheme, tmp_path):
+    """Orbax killed while deleting step 2 leaves it without the markers it had (the parallel
+    deleter unlinks the step directory's own files first): on every store kind the newest step
+    stays the last complete one, and the half-deleted step is neither a save nor a torn store."""
+    replay(cap, tmp_path, time.time() - 10_000)
+    listing = await scan(LocalTree(f"file://{tmp_path}"), max_objects=10_000, page_size=100)
+    old = {p.split("/", 1)[1] for p in listing.entries if p.startswith("2/")}
+    new = {p.split("/", 1)[1] for p in listing.entries if p.startswith("4/")}
+    assert "_CHECKPOINT_METADATA" in new and "_CHECKPOINT_METADATA" not in old  # cut mid-delete
+    assert "default/commit_success.txt" in old  # the item's own marker outlives the step's
+    v = detect(listing, time.time(), None, "auto", scheme=scheme)
+    assert (v.layout, v.last_step, v.last_complete_key) == ("orbax", 4, "4"), v
+    assert not v.in_progress and not v.in_progress_keys and not v.pointer_dangling, v

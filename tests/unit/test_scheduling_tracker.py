@@ -125,7 +125,7 @@ def test_node_agent_owns_node_families_only() -> None:
     state = AppState()
     src = attached(state, node_scope="n1")
     names = {f.name for f in derive(state, src.config, NOW)}
-    assert names == {"ai_gpu_node_admission_failures_total", "ai_gpu_pod_disruptions_total", "ai_gpu_offline_gpus"}
+    assert names == {"ai_gpu_node_admission_failures_total", "ai_gpu_pod_disruptions_total"}  # offline: cluster
 
 
 def test_a_failing_listener_is_counted_and_never_stops_the_store() -> None:

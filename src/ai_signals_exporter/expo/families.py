@@ -131,10 +131,25 @@ class FamilySpec:
     type: str
     help: str
     labelnames: tuple[str, ...] = ()
+    # Topologies (topology.py).  scope: "node" | "cluster" | "instance", None = the area's.
+    scope: str | None = None
+    # The label whose value is the shard key of a sample (e.g. "node", "namespace"); None = the
+    # area's.  A shard keeps only the samples it owns.
+    shard_label: str | None = None
+    # Several instances may each report a part of one series (a per-workload count whose pods
+    # run on several nodes); the parts add up, the identity of a series includes the scraped
+    # instance, and every rule sums over it.
+    partial: bool = False
+    # Several instances may each report the same value of one series (a configured price per GPU
+    # model, for the models each instance sees): its identity includes the instance, and every
+    # rule takes max by its labels.  Not sharded.
+    replicated: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
             raise ValueError(f"unknown metric type {self.type!r}")
+        if self.shard_label is not None and self.shard_label not in self.labelnames:
+            raise ValueError(f"{self.name}: shard_label {self.shard_label!r} is not a label")
 
     def new(self) -> "Family":
         return Family(self.name, self.type, self.help, self.labelnames)

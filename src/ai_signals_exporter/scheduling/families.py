@@ -66,7 +66,9 @@ QUOTA_REJECTIONS = FamilySpec(
 OFFLINE_GPUS = FamilySpec(
     "ai_gpu_offline_gpus", "gauge",
     "GPU capacity that cannot take work (cordoned|not_ready|unhealthy|plugin_missing).",
-    ("node", "reason"), scope="node")
+    # Cluster scope: a NotReady node's own agent is usually down with it, so only the cluster
+    # instance (which watches every node) can report not_ready (docs/deploy.md).
+    ("node", "reason"), scope="cluster")
 
 FAMILIES = (
     PODS_PENDING, PODS_PENDING_GPUS, PODS_PENDING_OLDEST, ADMISSION_FAILURES, DISRUPTIONS,

@@ -4,6 +4,7 @@ replica counts and the cold-start tracker, so the three never disagree about a w
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Iterable
 
 from ..config import ServingDiscovery
 from ..kube.model import PodInfo, WorkloadInfo
@@ -53,3 +54,16 @@ class ServingSelection:
         """A workload whose pod template discovery would select (so it stays visible at zero
         replicas).  The workload's own ai-signals.io/ annotations stand in for its template's."""
         return self._wanted(w.namespace, w.template_labels, w.annotations)
+
+
+def pods_without_node_agent(pods: Iterable[PodInfo], selection: ServingSelection, agents: str) -> int:
+    """Selected serving pods running on a node with no ready pod matching `agents` (the node
+    agents' label selector): in the node-agent topology nobody scrapes them (the DaemonSet's
+    nodeSelector leaves their node out, or its agent is down)."""
+    agent = _selector(agents)
+    if agent is None:
+        return 0
+    pods = list(pods)
+    covered = {p.node for p in pods if p.ready and not p.deleting and agent.matches(p.labels)}
+    return sum(1 for p in pods if p.phase == "Running" and p.node and not p.deleting
+               and p.node not in covered and selection.pod(p))

@@ -6,6 +6,7 @@ from .. import __version__
 from ..config import Config
 from ..expo.families import Family, FamilySpec
 from ..selfmon import display_target
+from ..serving.selection import ServingSelection, pods_without_node_agent
 from ..state import AppState
 
 BUILD_INFO = FamilySpec(
@@ -52,6 +53,15 @@ SERIES_DROPPED = FamilySpec(
     "ai_signals_exporter_series_dropped_total", "counter",
     "Series dropped by the per-source cardinality limit.", ("source",),
 )
+SHARD = FamilySpec(
+    "ai_signals_exporter_shard", "gauge",
+    "Which shard this instance is (global.shard of global.total_shards); value is always 1.",
+    ("shard", "total"),
+)
+TOTAL_SHARDS = FamilySpec(
+    "ai_signals_exporter_total_shards", "gauge",
+    "global.total_shards as a number, so rules can compare it with the shards reporting.",
+)
 WEB_RESTARTS = FamilySpec(
     "ai_signals_exporter_web_restarts_total", "counter",
     "Times the main process restarted a crashed web process (the one that serves /metrics).", (),
@@ -61,18 +71,26 @@ RESIDENT_MEMORY = FamilySpec(
     "Resident memory of each process of this instance: main (sources, refresh) and web (HTTP).",
     ("process",),
 )
+WITHOUT_AGENT = FamilySpec(
+    "ai_signals_exporter_serving_pods_without_node_agent", "gauge",
+    "Running serving pods on nodes with no ready node agent (kubernetes.node_agent_selector): "
+    "in the node-agent topology nobody scrapes them.",
+)
 FAMILIES = (
     BUILD_INFO, TARGET_UP, SOURCE_DURATION, SOURCE_LAST_SUCCESS, SOURCE_INTERVAL, ERRORS, RELOAD_OK,
     RELOAD_TS, KUBE_LISTS, KUBE_WATCH_EVENTS, KUBE_OBJECTS, SERIES_DROPPED,
-    WEB_RESTARTS, RESIDENT_MEMORY,
+    WEB_RESTARTS, RESIDENT_MEMORY, SHARD, TOTAL_SHARDS, WITHOUT_AGENT,
 )
 
 
 def derive(state: AppState, config: Config, now: float) -> list[Family]:
     sm = state.selfmon
     (build, up, duration, last_ok, interval, errors, reload_ok, reload_ts, lists, events, objects,
-     dropped, web_restarts, rss) = fams = [spec.new() for spec in FAMILIES]
+     dropped, web_restarts, rss, shard, total_shards, without_agent) = fams = [spec.new() for spec in FAMILIES]
     build.add((__version__,), 1)
+    topology = config.topology
+    shard.add((topology.shard, topology.total_shards), 1)
+    total_shards.add((), topology.total_shards)
     for (source, target), ok in sorted(sm.targets.items()):
         up.add((source, display_target(target)), 1 if ok else 0)
     for source, st in sorted(sm.sources.items()):
@@ -90,6 +108,10 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         events.add((resource, etype), n)
     if config.kubernetes.enabled:
         objects.add(("nodes",), len(state.kube.nodes)).add(("pods",), len(state.kube.pods))
+        agents, discovery = config.kubernetes.node_agent_selector, config.serving.discovery
+        if agents and discovery.enabled:
+            without_agent.add((), pods_without_node_agent(state.kube.pods.values(), ServingSelection(discovery),
+                                                          agents))
     for source, n in sorted(sm.series_dropped.items()):
         dropped.add((source,), n)
     if sm.web_restarts is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
 from .engines import Load, SimEngine, make_app, sine
@@ -70,13 +70,17 @@ def default_pods(
     return pods
 
 
-async def attach(cluster: Any, *, pods: list[SimPod] | None = None) -> ServingSim:
+async def attach(
+    cluster: Any, *, pods: list[SimPod] | None = None, nodes: Sequence[str] = ("cpu-node-1",)
+) -> ServingSim:
+    """Serve the pods' engines; with Kubernetes, add them as pods spread over `nodes` (round
+    robin) for discovery, else as static targets."""
     sim = ServingSim(pods=pods if pods is not None else default_pods())
     sim.base_url = (await cluster.serve(make_app({sim.path(p): p.engine for p in sim.pods}))).rstrip("/")
     port = urlsplit(sim.base_url).port
     serving = cluster.config.setdefault("serving", {})
     if getattr(cluster, "kubernetes", False):
-        for p in sim.pods:
+        for i, p in enumerate(sim.pods):
             annotations = {
                 "ai-signals.io/scrape": "true",
                 "ai-signals.io/port": str(port),
@@ -87,7 +91,7 @@ async def attach(cluster: Any, *, pods: list[SimPod] | None = None) -> ServingSi
                 annotations["ai-signals.io/model"] = p.engine.model
             if p.capacity:
                 annotations[CAPACITY_ANNOTATION] = f"{p.capacity:g}"
-            cluster.kube.add(make_pod(p.namespace, p.name, node="cpu-node-1",
+            cluster.kube.add(make_pod(p.namespace, p.name, node=nodes[i % len(nodes)],
                                       owner=(p.workload_kind, p.workload), ip="127.0.0.1",
                                       annotations=annotations, labels={"app": p.workload}))
     else:

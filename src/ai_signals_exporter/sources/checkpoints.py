@@ -97,6 +97,9 @@ class CheckpointSource(PeriodicSource):
             for spec, ns, job in discovered_stores(self.state, self.cfg.discovery.uri_prefixes):
                 # A configured store of the same name wins: config is the override.
                 wanted.setdefault(spec.name, _Store(spec, ns, job, True))
+        # A shard lists the stores it owns, by name.
+        topology = self.config.topology
+        wanted = {name: st for name, st in wanted.items() if topology.owns(name)}
         # Keep open clients (connection pools) for stores whose URI and options did not change.
         for name, st in wanted.items():
             old = self._stores.get(name)

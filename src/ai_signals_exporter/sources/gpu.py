@@ -68,7 +68,12 @@ class DcgmSource(PeriodicSource):
                 self._kube_generation = kube.generation
             for ep in self._discovered:
                 out.setdefault(ep.url, ep)
-        return list(out.values())
+        # A shard scrapes the dcgm-exporters of the nodes it owns (static ones name their node).
+        topology = self.config.topology
+        return [
+            ep for ep in out.values()
+            if (topology.owns_node(ep.node) if ep.node is not None else topology.owns(ep.url))
+        ]
 
     def target_keys(self) -> list[str]:
         return [e.url for e in self.endpoints()]

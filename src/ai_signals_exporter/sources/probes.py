@@ -175,8 +175,13 @@ class ProbeSource(Source):
         self._session: aiohttp.ClientSession | None = None
         self._last_success: dict[str, float] = {}  # "<probe>/<route>" -> unix time
 
+    def probes(self) -> list[Probe]:
+        """The probes this instance runs: the ones its shard owns, by name."""
+        topology = self.config.topology
+        return [p for p in self.config.probes if topology.owns(p.name)]
+
     def enabled(self) -> bool:
-        return bool(self.config.probes)
+        return bool(self.probes())
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -193,14 +198,15 @@ class ProbeSource(Source):
         return self._session
 
     async def run(self) -> None:
-        names = {p.name for p in self.config.probes}
+        probes = self.probes()
+        names = {p.name for p in probes}
         for stale in [n for n in self.state.probes if n not in names]:
             del self.state.probes[stale]
         self.state.selfmon.forget_targets(
-            SOURCE, {f"{p.name}/{r}" for p in self.config.probes for r in self._routes(p)}
+            SOURCE, {f"{p.name}/{r}" for p in probes for r in self._routes(p)}
         )
         async with asyncio.TaskGroup() as tg:
-            for probe in self.config.probes:
+            for probe in probes:
                 tg.create_task(self._loop(probe), name=f"probe:{probe.name}")
 
     @staticmethod
@@ -271,13 +277,13 @@ class ProbeSource(Source):
         # A dead route is its target's failure (target_up, StreamProbeFailing); the source is
         # only stale when no route delivers fresh signals at all.
         # The staleness bound of the source is the longest probe interval.
-        longest = max((p.interval for p in self.config.probes), default=probe.interval)
+        longest = max((p.interval for p in self.probes()), default=probe.interval)
         mon.source_run(SOURCE, time.monotonic() - started, any(m.ok for m in results), now, longest)
         return obs
 
     def targets(self) -> list[TargetStatus]:
         out = []
-        for probe in self.config.probes:
+        for probe in self.probes():
             obs = self.state.probes.get(probe.name)
             urls = {"ingress": probe.url, "direct": probe.direct_url}
             for route in self._routes(probe):

@@ -122,7 +122,10 @@ class ServingSource(PeriodicSource):
 
     def static_targets(self) -> list[Target]:
         out = []
+        topology = self.config.topology
         for t in self.cfg.targets:
+            if not topology.owns(t.url):
+                continue
             lab = t.labels
             out.append(
                 Target(
@@ -149,8 +152,10 @@ class ServingSource(PeriodicSource):
         if kube.generation == self._discovered_gen:
             return self._discovered
         found, selected = [], []
+        topology = self.config.topology
         for pod in kube.pods.values():
-            if not self._selection.pod(pod):
+            # A shard scrapes (and counts the cold starts of) the pods it owns, by UID.
+            if not self._selection.pod(pod) or not topology.owns(pod.uid):
                 continue
             selected.append(pod)
             t = target_for_pod(pod, self.cfg.discovery.default_port, self.cfg.discovery.default_path)

@@ -23,7 +23,7 @@ from ai_signals_exporter.gpu.state import GPU_TIME
 from ai_signals_exporter.signals.gpu import derive
 from ai_signals_exporter.sources.gpu import DcgmSource
 
-from ai_signals_exporter.expo.families import Family, render
+from ai_signals_exporter.expo.families import render
 from ai_signals_exporter.expo.parse import parse_families
 from ai_signals_exporter.gpu.accounting import (
     FAMILIES, GpuTimeAccumulator, account, gpu_time_samples, physical_capacity, price_samples,
@@ -56,7 +56,7 @@ def bench(n_nodes: int) -> None:
         account(acc, obs, capacities, ts, threshold=0.05, interval=15.0, workload_of=resolve)
     t_account = (time.process_time() - t0) / CYCLES
     t0 = time.process_time()
-    fams = {spec.name: Family(*spec) for spec in FAMILIES}
+    fams = {spec.name: spec.new() for spec in FAMILIES}
     for spec, labels, value in gpu_time_samples(acc) + price_samples(acc, {"default": 3.0}):
         fams[spec.name].add(labels, value)
     body = render(fams.values())

@@ -11,11 +11,11 @@ enough to get the dashboards where users open them.  The JSON is copied byte for
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-import yaml
+import generated_yaml
+from generated_yaml import dump_all
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = REPO / "dashboards"
@@ -25,18 +25,6 @@ LABELS = {"grafana_dashboard": "1"}
 # The sidecar puts a dashboard in the folder this annotation names when it runs with
 # `sidecar.dashboards.folderAnnotation: grafana_folder`; ignored otherwise.
 ANNOTATIONS = {"grafana_folder": "AI signals"}
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
 
 
 def render(dashboards_dir: Path = DASHBOARDS) -> str:
@@ -49,23 +37,11 @@ def render(dashboards_dir: Path = DASHBOARDS) -> str:
                          "annotations": dict(ANNOTATIONS)},
             "data": {path.name: path.read_text()},
         })
-    body = "---\n".join(yaml.dump(d, Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=True) for d in docs)
-    return HEADER + body
+    return dump_all(HEADER, docs)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="fail if the committed file differs")
-    args = ap.parse_args(argv)
-    text = render()
-    if args.check:
-        current = OUTPUT.read_text() if OUTPUT.exists() else ""
-        if current != text:
-            print(f"{OUTPUT.relative_to(REPO)} is out of date: run scripts/gen_dashboard_configmaps.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    return 0
+    return generated_yaml.main(__doc__, render, OUTPUT, "scripts/gen_dashboard_configmaps.py", argv)
 
 
 if __name__ == "__main__":

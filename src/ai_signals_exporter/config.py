@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from .errors import ConfigError  # re-exported: callers import it from here
+
 if TYPE_CHECKING:
     from .topology import Topology
 
@@ -420,10 +422,6 @@ class Config(Strict):
         g = self.global_
         role = g.role or ("node" if self.kubernetes.node_scope else "all")
         return Topology(role, g.shard_ordinal, g.total_shards, self.kubernetes.node_scope or None)
-
-
-class ConfigError(Exception):
-    """A config that cannot be used; the message names the file and the key path."""
 
 
 def _format_errors(source: str, err: ValidationError) -> str:

@@ -35,13 +35,20 @@ def bucket_deltas(
     a reset, and then the later snapshot counts from zero.  Bucket boundaries that change
     between snapshots (server reconfigured) are matched by `le`.
     """
+    # Runs per model per histogram per refresh over the whole window (1,000 pods: ~0.05 CPU-s):
+    # bound methods and `0.0 if d < 0.0 else d` (what max(d, 0.0) returns, NaN and -0.0
+    # included) instead of calls per bucket; the sums are the same, in the same order.
     totals: dict[float, float] = {}
+    get = totals.get
     for prev, cur in zip(series, series[1:]):
-        prev_map = dict(prev)
-        reset = (cur[-1][1] if cur else 0) < (prev[-1][1] if prev else 0)
+        if (cur[-1][1] if cur else 0) < (prev[-1][1] if prev else 0):
+            for le, count in cur:  # a reset: the later snapshot counts from zero
+                totals[le] = get(le, 0.0) + (0.0 if count < 0.0 else count)
+            continue
+        base = dict(prev).get
         for le, count in cur:
-            base = 0.0 if reset else prev_map.get(le, 0.0)
-            totals[le] = totals.get(le, 0.0) + max(count - base, 0.0)
+            d = count - base(le, 0.0)
+            totals[le] = get(le, 0.0) + (0.0 if d < 0.0 else d)
     return sorted(totals.items())
 
 

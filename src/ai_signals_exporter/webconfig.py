@@ -11,7 +11,9 @@
     http_server_config:
       headers: {X-Frame-Options: deny}                # optional
 
-Paths are relative to the web config file, as in exporter-toolkit.
+Paths are relative to the web config file, as in exporter-toolkit.  The web process loads this
+file, and it imports neither pydantic nor `config` (~12 MB of its memory): the few keys are
+checked by hand here, with the same `file: key.path: message` errors as the main config.
 """
 
 from __future__ import annotations
@@ -21,45 +23,44 @@ import base64
 import hashlib
 import hmac
 import ssl
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import bcrypt
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .config import ConfigError, _format_errors
+from .errors import ConfigError
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-ClientAuth = Literal[
-    "NoClientCert",
-    "RequestClientCert",
-    "RequireAnyClientCert",
-    "VerifyClientCertIfGiven",
-    "RequireAndVerifyClientCert",
-]
+CLIENT_AUTH = {
+    "NoClientCert": ssl.CERT_NONE,
+    "RequestClientCert": ssl.CERT_OPTIONAL,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAnyClientCert": ssl.CERT_REQUIRED,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
+MIN_VERSIONS = ("TLS12", "TLS13")
 
 
-class TLSServerConfig(_Strict):
+@dataclass(frozen=True)
+class TLSServerConfig:
     cert_file: str
     key_file: str
-    client_auth_type: ClientAuth = "NoClientCert"
+    client_auth_type: str = "NoClientCert"
     client_ca_file: str | None = None
-    min_version: Literal["TLS12", "TLS13"] = "TLS12"
+    min_version: str = "TLS12"
 
 
-class HTTPServerConfig(_Strict):
-    headers: dict[str, str] = Field(default_factory=dict)
+@dataclass(frozen=True)
+class HTTPServerConfig:
+    headers: dict[str, str] = field(default_factory=dict)
 
 
-class WebConfig(_Strict):
+@dataclass(frozen=True)
+class WebConfig:
     tls_server_config: TLSServerConfig | None = None
-    basic_auth_users: dict[str, str] = Field(default_factory=dict)
-    http_server_config: HTTPServerConfig = Field(default_factory=HTTPServerConfig)
+    basic_auth_users: dict[str, str] = field(default_factory=dict)
+    http_server_config: HTTPServerConfig = field(default_factory=HTTPServerConfig)
     base_dir: Path = Path(".")
 
     def path(self, p: str) -> Path:
@@ -77,14 +78,72 @@ class WebConfig(_Strict):
         ctx.load_cert_chain(self.path(tls.cert_file), self.path(tls.key_file))
         if tls.client_ca_file:
             ctx.load_verify_locations(self.path(tls.client_ca_file))
-        ctx.verify_mode = {
-            "NoClientCert": ssl.CERT_NONE,
-            "RequestClientCert": ssl.CERT_OPTIONAL,
-            "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
-            "RequireAnyClientCert": ssl.CERT_REQUIRED,
-            "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
-        }[tls.client_auth_type]
+        ctx.verify_mode = CLIENT_AUTH[tls.client_auth_type]
         return ctx
+
+
+class _Checker:
+    """Collects every problem of one file, as pydantic does for the main config."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.errors: list[str] = []
+
+    def fail(self, where: str, msg: str) -> None:
+        self.errors.append(f"{self.source}: {where}: {msg}")
+
+    def mapping(self, value: Any, where: str, keys: tuple[str, ...], required: tuple[str, ...] = ()
+                ) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(where, "Input should be a valid dictionary")
+            return {}
+        for k in value:
+            if k not in keys:
+                self.fail(f"{where}.{k}" if where else str(k), "unknown key")
+        for k in required:
+            if k not in value:
+                self.fail(f"{where}.{k}", "Field required")
+        return {k: v for k, v in value.items() if k in keys}
+
+    def strings(self, value: Any, where: str) -> dict[str, str]:
+        if not isinstance(value, dict):
+            self.fail(where, "Input should be a valid dictionary")
+            return {}
+        for k, v in value.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                self.fail(f"{where}.{k}", "Input should be a valid string")
+        return value
+
+    def string(self, value: Any, where: str, choices: tuple[str, ...] = ()) -> str:
+        if not isinstance(value, str):
+            self.fail(where, "Input should be a valid string")
+        elif choices and value not in choices:
+            self.fail(where, "Input should be " + " or ".join(f"'{c}'" for c in choices))
+        return value
+
+
+def _validate(data: dict[str, Any], source: str, base_dir: Path) -> WebConfig:
+    c = _Checker(source)
+    top = c.mapping(data, "", ("tls_server_config", "basic_auth_users", "http_server_config"))
+    tls = None
+    if top.get("tls_server_config") is not None:
+        where = "tls_server_config"
+        t = c.mapping(top["tls_server_config"], where, tuple(TLSServerConfig.__dataclass_fields__),
+                      ("cert_file", "key_file"))
+        for key in ("cert_file", "key_file"):
+            c.string(t.get(key, ""), f"{where}.{key}")
+        if t.get("client_ca_file") is not None:
+            c.string(t["client_ca_file"], f"{where}.client_ca_file")
+        c.string(t.get("client_auth_type", "NoClientCert"), f"{where}.client_auth_type", tuple(CLIENT_AUTH))
+        c.string(t.get("min_version", "TLS12"), f"{where}.min_version", MIN_VERSIONS)
+        if not c.errors:
+            tls = TLSServerConfig(**t)
+    users = c.strings(top.get("basic_auth_users") or {}, "basic_auth_users")
+    http = c.mapping(top.get("http_server_config") or {}, "http_server_config", ("headers",))
+    headers = c.strings(http.get("headers") or {}, "http_server_config.headers")
+    if c.errors:
+        raise ConfigError("\n".join(c.errors))
+    return WebConfig(tls, dict(users), HTTPServerConfig(dict(headers)), base_dir)
 
 
 def load_web_config(path: str) -> WebConfig:
@@ -99,10 +158,7 @@ def load_web_config(path: str) -> WebConfig:
         raise ConfigError(f"{p}: invalid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: top level must be a mapping")
-    try:
-        cfg = WebConfig.model_validate({**data, "base_dir": p.parent})
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(str(p), exc)) from None
+    cfg = _validate(data, str(p), p.parent)
     for user, hashed in cfg.basic_auth_users.items():
         if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
             raise ConfigError(f"{p}: basic_auth_users.{user}: not a bcrypt hash")

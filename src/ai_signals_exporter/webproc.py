@@ -250,7 +250,10 @@ class WebProcess:
 
         async def reload(rid: int) -> None:
             ok, message = await self.exporter.reload()
-            await write_frame(writer, {"op": "answer", "id": rid, "ok": ok, "message": message})
+            try:
+                await write_frame(writer, {"op": "answer", "id": rid, "ok": ok, "message": message})
+            except (ConnectionError, OSError):
+                pass  # the web process stopped (SIGTERM) while the reload ran: nobody waits for it
 
         try:
             while True:

@@ -9,25 +9,20 @@ at the test webhook and short group timers.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from aiohttp import web
 
-from ai_signals_exporter.app import Exporter
-from ai_signals_exporter.server import serve
 from ai_signals_exporter.sim import gpu as simgpu
 from ai_signals_exporter.sim import serving as simserving
 from ai_signals_exporter.sim.engines import SimEngine, constant
-from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sim.training import TrainingJob
 
-from ..helpers.promstack import alertmanager, free_port, prometheus, query, wait_until
+from ..helpers.alertstack import AlertStack, run_alert_path
+from ..helpers.promstack import query, wait_until
 from ..rules.test_dashboards import adapter_query
 from ..rules.rulepack import DEPLOY, rule_files
 
@@ -64,47 +59,11 @@ def alertmanager_config_for(webhook: str) -> str:
 
 
 
-class SimStack:
-    """The simulated cluster, the exporter and the webhook receiver on their own event loop in a
-    background thread, so Prometheus and Alertmanager can be driven synchronously."""
+class SimStack(AlertStack):
+    """A tainted GPU node, a training job and (healthy) a serving workload."""
 
-    def __init__(self, tmpdir: Path, healthy: bool) -> None:
-        self.tmpdir, self.healthy = tmpdir, healthy
-        self.received: list[tuple[str, dict]] = []
-        self.lock = threading.Lock()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> "SimStack":
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=60)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(timeout=60)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-
-    async def _webhook(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        with self.lock:
-            for alert in body["alerts"]:
-                self.received.append((request.match_info["receiver"], alert))
-        return web.Response(text="ok")
-
-    def alerts(self) -> list[tuple[str, dict]]:
-        with self.lock:
-            return list(self.received)
-
-    async def _start(self) -> None:
-        (self.tmpdir / "sim").mkdir(parents=True, exist_ok=True)
-        self.cluster = SimCluster(self.tmpdir / "sim")
-        await self.cluster.start()
+    async def populate(self) -> None:
         self.cluster.config["checkpoints"]["interval"] = "1s"
-        app = web.Application()
-        app.router.add_post("/{receiver}", self._webhook)
-        self.webhook = await self.cluster.serve(app)
-
         fleet = simgpu.DcgmSim()
         node = fleet.add_node("gpu-e2e-a", 2, tainted=True)
         fleet.allocate("gpu-e2e-a", node.devices[0:1], "llm", "llama-0", ("StatefulSet", "llama"))
@@ -135,35 +94,13 @@ class SimStack:
                                             capacity_tokens_per_second=2400.0), capacity=2400.0)
                 for i in range(2)])
 
-        self.exporter = Exporter(self.cluster.exporter_config())
-        await self.exporter.start()
-        self._stop_event = asyncio.Event()
-        port = free_port()
-        self.runner = await serve(self.exporter, ("127.0.0.1", port), "/metrics", None, self._stop_event)
-        self.exporter_target = f"127.0.0.1:{port}"
-
-    async def _stop(self) -> None:
-        await self.runner.cleanup()
-        await self.exporter.stop()
-        await self.cluster.stop()
-
 
 def run_pipeline(tmp_path: Path, healthy: bool, until, timeout: float):
     with SimStack(tmp_path, healthy) as stack:
-        with alertmanager(tmp_path / "am", alertmanager_config_for(stack.webhook)) as am_url:
-            config = {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": scaled_rules(tmp_path),
-                "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am_url.split("//")[1]]}]}]},
-                "scrape_configs": [{"job_name": "ai-signals-exporter", "honor_labels": True,
-                                    "static_configs": [{"targets": [stack.exporter_target]}]}],
-            }
-            with prometheus(tmp_path / "prom", config) as prom_url:
-                # The exporter's signals must be in Prometheus before anything is judged.
-                wait_until(lambda: query(prom_url, "ai_gpu_node_tainted") and query(prom_url, "ai_checkpoint_age_seconds"),
-                           30, "exporter series in Prometheus")
-                until(stack, prom_url, timeout)
-                return stack.alerts(), query(prom_url, "ALERTS")
+        return run_alert_path(
+            stack, tmp_path, scaled_rules(tmp_path), alertmanager_config_for(stack.webhook),
+            lambda prom: query(prom, "ai_gpu_node_tainted") and query(prom, "ai_checkpoint_age_seconds"),
+            "exporter series in Prometheus", until, timeout)
 
 
 def by_name(received):

@@ -13,80 +13,37 @@ through the file times, the disruption time is the pod's DisruptionTarget transi
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 from pathlib import Path
 
-from aiohttp import web
-
-from ai_signals_exporter.app import Exporter
 from ai_signals_exporter.scheduling.area import SCHEDULING
-from ai_signals_exporter.server import serve
 from ai_signals_exporter.sim import scheduling as simsched
-from ai_signals_exporter.sim.cluster import SimCluster
 from ai_signals_exporter.sim.training import TrainingJob
 
-from ..helpers.promstack import alertmanager, free_port, prometheus, query, wait_until
+from ..helpers.alertstack import AlertStack, run_alert_path
+from ..helpers.promstack import query, wait_until
 from ..helpers.wait import wait_for
 from .test_alert_path import alertmanager_config_for, by_name, scaled_rules
 
 LOST_FOR = 3 * 3600  # seconds since the last complete checkpoint when the job is preempted
 
 
-class SchedStack:
-    """Cluster, exporter and webhook on their own loop in a background thread."""
+class SchedStack(AlertStack):
+    """The scheduling simulation and its training job's checkpoint store."""
 
-    def __init__(self, tmpdir: Path, healthy: bool) -> None:
-        self.tmpdir, self.healthy = tmpdir, healthy
-        self.received: list[tuple[str, dict]] = []
-        self.lock = threading.Lock()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> "SchedStack":
-        self.thread.start()
-        self.call(self._start())
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.call(self._stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-
-    def call(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
-
-    async def _webhook(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        with self.lock:
-            self.received.extend((request.match_info["receiver"], a) for a in body["alerts"])
-        return web.Response(text="ok")
-
-    def alerts(self) -> list[tuple[str, dict]]:
-        with self.lock:
-            return list(self.received)
-
-    async def _start(self) -> None:
-        (self.tmpdir / "sim").mkdir(parents=True, exist_ok=True)
-        self.cluster = SimCluster(self.tmpdir / "sim")
-        await self.cluster.start()
-        app = web.Application()
-        app.router.add_post("/{receiver}", self._webhook)
-        self.webhook = await self.cluster.serve(app)
+    async def populate(self) -> None:
         # The training job's store, read by the real checkpoint source.
         job = TrainingJob(self.tmpdir / "ckpt", layout="dcp", shard_bytes=1024)
-        ns, name = simsched.TRAINING
+        ns, self.job_name = simsched.TRAINING
         self.cluster.config["checkpoints"].update(interval="1s", stores=[{
-            "name": name, "uri": job.root.resolve().as_uri(), "layout": "dcp",
-            "labels": {"namespace": ns, "job": name}}])
+            "name": self.job_name, "uri": job.root.resolve().as_uri(), "layout": "dcp",
+            "labels": {"namespace": ns, "job": self.job_name}}])
         await job.save(at=time.time() - (LOST_FOR if not self.healthy else 60))
         self.sim = await simsched.attach(self.cluster, start=False, healthy=self.healthy)
 
-        self.exporter = Exporter(self.cluster.exporter_config())
-        await self.exporter.start()
-        state = self.exporter.state
+    async def exporter_started(self) -> None:
+        state, name = self.exporter.state, self.job_name
         await wait_for(lambda: state[SCHEDULING] is not None
                        and {"pods", "nodes", "events", "resourcequotas"} <= state.kube.synced
                        and name in state.checkpoints and state.checkpoints[name].verdict is not None,
@@ -99,31 +56,13 @@ class SchedStack:
             tracker = state[SCHEDULING]
             await wait_for(lambda: tracker.state.admissions.totals and tracker.state.work_lost.stores,
                            timeout=10, what="rejections and the preemption counted")
-        self._stop_event = asyncio.Event()
-        port = free_port()
-        self.runner = await serve(self.exporter, ("127.0.0.1", port), "/metrics", None, self._stop_event)
-        self.target = f"127.0.0.1:{port}"
-
-    async def _stop(self) -> None:
-        await self.runner.cleanup()
-        await self.exporter.stop()
-        await self.cluster.stop()
 
 
 def run(tmp_path: Path, healthy: bool, until, timeout: float):
     with SchedStack(tmp_path, healthy) as stack:
-        with alertmanager(tmp_path / "am", alertmanager_config_for(stack.webhook)) as am_url:
-            config = {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": scaled_rules(tmp_path),
-                "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am_url.split("//")[1]]}]}]},
-                "scrape_configs": [{"job_name": "ai-signals-exporter", "honor_labels": True,
-                                    "static_configs": [{"targets": [stack.target]}]}],
-            }
-            with prometheus(tmp_path / "prom", config) as prom:
-                wait_until(lambda: query(prom, "ai_gpu_quota_gpus"), 30, "scheduling series in Prometheus")
-                until(stack, prom, timeout)
-                return stack.alerts(), query(prom, "ALERTS")
+        return run_alert_path(stack, tmp_path, scaled_rules(tmp_path), alertmanager_config_for(stack.webhook),
+                              lambda prom: query(prom, "ai_gpu_quota_gpus"), "scheduling series in Prometheus",
+                              until, timeout)
 
 
 def test_rejecting_node_and_lost_training_work_reach_their_receivers(tmp_path):

@@ -219,7 +219,7 @@ async def test_pod_ip_reused_by_another_pod_starts_a_fresh_history() -> None:
     samples must not become the new pod's rate (its tokens would be credited to the newcomer,
     and the counter drop read as a restart of the same server)."""
     from ai_signals_exporter.config import Config
-    from ai_signals_exporter.signals.serving import TargetIdentity
+    from ai_signals_exporter.serving.history import TargetIdentity
     from ai_signals_exporter.sources.http import new_session
     from ai_signals_exporter.sources.serving import ServingSource, Target
     from ai_signals_exporter.state import AppState

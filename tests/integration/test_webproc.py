@@ -149,13 +149,19 @@ async def test_tls_and_basic_auth_through_the_web_process(tmp_path: Path, pki: P
             await _get(s, f"http://{addr}/metrics")
 
 
-def test_the_web_process_does_not_load_sources_or_signals() -> None:
-    code = ("import sys, ai_signals_exporter.webproc; "
-            "print(sorted(m for m in sys.modules if m.startswith('ai_signals_exporter')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+def test_the_web_process_does_not_load_sources_signals_or_config_models(tmp_path: Path) -> None:
+    # pydantic + the config models are ~12 MB of a process that only serves bytes (issue 12).
+    code = ("import sys, ai_signals_exporter.webproc, ai_signals_exporter.webconfig as w; "
+            "w.load_web_config(sys.argv[1]); print(sorted(sys.modules))")
+    web_yaml = tmp_path / "web.yaml"
+    web_yaml.write_text("basic_auth_users: {prom: '$2b$10$" + "a" * 53 + "'}\n")
+    out = subprocess.run([sys.executable, "-c", code, str(web_yaml)], capture_output=True, text=True,
+                         check=True).stdout
     for heavy in ("ai_signals_exporter.app", "ai_signals_exporter.areas", "ai_signals_exporter.signals",
-                  "ai_signals_exporter.sources", "ai_signals_exporter.expo"):
+                  "ai_signals_exporter.sources", "ai_signals_exporter.expo", "ai_signals_exporter.config",
+                  "pydantic", "pydantic_core"):
         assert f"'{heavy}" not in out, out
+    assert "'ai_signals_exporter.webconfig'" in out and "'ai_signals_exporter.errors'" in out
 
 
 # -- the command line: signals to the main process, and its death ------------------------------

@@ -496,7 +496,7 @@ def test_rendered_families_pass_promtool_check_metrics():
     promtool = shutil.which("promtool")
     assert promtool, "promtool is not installed (scripts/setup installs it from Debian packages)"
     acc = simulate(600)
-    fams = {spec.name: Family(*spec) for spec in FAMILIES}
+    fams = {spec.name: spec.new() for spec in FAMILIES}
     for spec, labels, value in gpu_time_samples(acc) + price_samples(acc, {"default": 2.5}):
         fams[spec.name].add(labels, value)
     body = render(fams.values())

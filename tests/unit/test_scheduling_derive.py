@@ -130,4 +130,4 @@ def test_family_specs_match_the_documented_table():
     # docs/scheduling.md lists every family as `name{labels}` | type: the docs and the specs agree.
     found = re.findall(r"^\| `(ai_[a-z_]+)\{([a-z_,]*)\}` \| (\w+) \|", DOCS.read_text(), re.M)
     rows = {name: (tuple(labels.split(",")), kind) for name, labels, kind in found}
-    assert rows == {f.name: (f.labels, f.type) for f in FAMILIES}
+    assert rows == {f.name: (f.labelnames, f.type) for f in FAMILIES}

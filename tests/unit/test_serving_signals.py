@@ -10,15 +10,9 @@ from ai_signals_exporter.config import Config
 from ai_signals_exporter.engines.base import ModelSnapshot
 from ai_signals_exporter.expo.families import render
 from ai_signals_exporter.expo.parse import parse_families
-from ai_signals_exporter.signals.serving import (
-    TargetHistory,
-    TargetIdentity,
-    bucket_deltas,
-    counter_increase,
-    derive,
-    histogram_quantile,
-    rate,
-)
+from ai_signals_exporter.promql import bucket_deltas, counter_increase, histogram_quantile, rate
+from ai_signals_exporter.serving.history import TargetHistory, TargetIdentity
+from ai_signals_exporter.signals.serving import derive
 from ai_signals_exporter.state import AppState
 
 

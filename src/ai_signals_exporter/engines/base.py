@@ -211,7 +211,9 @@ def _rank_key(v: str) -> tuple[int, int | str]:
     return (0, int(v)) if v.isdigit() else (1, v)
 
 
-def _histograms(mapping: EngineMapping, cands: tuple[Histogram, ...], samples: Samples) -> dict[str, Buckets]:
+def _histograms(
+    mapping: EngineMapping, cands: tuple[Histogram, ...], samples: Samples, snapshots: dict[str, ModelSnapshot]
+) -> dict[str, Buckets]:
     out: dict[str, Buckets] = {}
     for cand in cands:
         rows = samples.get(cand.bucket)
@@ -222,6 +224,8 @@ def _histograms(mapping: EngineMapping, cands: tuple[Histogram, ...], samples: S
             model = mapping.model_of(labels)
             if model in out or (cand.where and not cand.matches(labels)):
                 continue  # an earlier candidate already served this model
+            if cand.only_if and not _has_any(snapshots.get(model), cand.only_if):
+                continue
             try:
                 le = float(labels["le"]) * cand.le_scale
             except (KeyError, ValueError):
@@ -276,10 +280,10 @@ def build_snapshots(mapping: EngineMapping, samples: Samples) -> dict[str, Model
                     snap.bursty_tokens = True
                 done.add(model)
     for attr, cands in (("ttft_buckets", mapping.ttft), ("queue_buckets", mapping.queue_time)):
-        for model, buckets in _histograms(mapping, cands, samples).items():
-            only_if = next((c.only_if for c in cands), ())
-            snap = snapshots.get(model)
-            if only_if and (snap is None or all(getattr(snap, f) is None for f in only_if)):
-                continue
+        for model, buckets in _histograms(mapping, cands, samples, snapshots).items():
             setattr(snap_of(model), attr, buckets)
     return snapshots
+
+
+def _has_any(snap: ModelSnapshot | None, fields: tuple[str, ...]) -> bool:
+    return snap is not None and any(getattr(snap, f) is not None for f in fields)

@@ -41,10 +41,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
+from ..expo.families import FamilySpec
 from .idle import is_idle
 from .observation import DcgmObservation, stale_after
 from ..kube.model import NodeInfo
-from .nodes import GPU_PRODUCT_LABEL, MIG_PREFIX, ResourceNames, is_gpu_node
+from .nodes import GPU_COUNT_LABEL, GPU_PRODUCT_LABEL, MIG_PREFIX, ResourceNames, is_gpu_node
 from .pricing import mig_fraction, price_for
 from .readings import GpuReading
 
@@ -57,7 +58,6 @@ STATES = (BUSY, ALLOCATED_IDLE, UNALLOCATED, UNHEALTHY, NO_TELEMETRY)
 _UNATTRIBUTED = (BUSY, UNALLOCATED, UNHEALTHY, NO_TELEMETRY)  # states a GPU nobody holds can be in
 
 # GPU feature discovery's node labels (see physical_capacity).
-GPU_COUNT_LABEL = "nvidia.com/gpu.count"
 GPU_REPLICAS_LABEL = "nvidia.com/gpu.replicas"
 GPU_SLICES_LABEL = "nvidia.com/gpu.slices.gi"
 MIG_STRATEGY_LABEL = "nvidia.com/mig.strategy"
@@ -68,16 +68,7 @@ _MAX_MIG_PER_GPU = 7
 _PRODUCT_SUFFIX_RE = re.compile(r"(-MIG-\d+g\.\d+gb)?(-SHARED)?$", re.IGNORECASE)
 
 
-class Spec(NamedTuple):
-    """A metric family as plain data; field names match expo.families.FamilySpec on `core`."""
-
-    name: str
-    type: str
-    help: str
-    labelnames: tuple[str, ...]
-
-
-GPU_SECONDS = Spec(
+GPU_SECONDS = FamilySpec(
     "ai_gpu_seconds_total", "counter",
     "Wall time of physical GPUs by state (busy|allocated_idle|unallocated|unhealthy|"
     "no_telemetry), integrated per dcgm observation; per node the states sum to its GPU count "
@@ -85,17 +76,18 @@ GPU_SECONDS = Spec(
     "counts the physical GPU once. Starts at 0 when the exporter starts.",
     ("node", "gpu_model", "namespace", "workload_kind", "workload", "state"),
 )
-MIG_INSTANCE_SECONDS = Spec(
+MIG_INSTANCE_SECONDS = FamilySpec(
     "ai_gpu_mig_instance_seconds_total", "counter",
     "Wall time of MIG instances by profile and state (busy|allocated_idle|unallocated); one "
     "second per instance, so it is not physical GPU time: sum ai_gpu_seconds_total for that.",
     ("node", "gpu_model", "profile", "namespace", "workload_kind", "workload", "state"),
 )
-PRICE_PER_HOUR = Spec(
+# Every instance that sees a GPU model reports its price (topologies: replicated, rules max it).
+PRICE_PER_HOUR = FamilySpec(
     "ai_gpu_price_per_hour", "gauge",
     "Configured price of one GPU-hour (gpu.price_per_gpu_hour) for each gpu_model of "
     "ai_gpu_seconds_total, so cost is a recording rule.",
-    ("gpu_model",),
+    ("gpu_model",), replicated=True,
 )
 FAMILIES = (GPU_SECONDS, MIG_INSTANCE_SECONDS, PRICE_PER_HOUR)
 
@@ -106,7 +98,7 @@ NOBODY: Workload = ("", "", "")
 WorkloadOf = Callable[[str, str], tuple[str, str]]
 GpuSecondsKey = tuple[str, str, str, str, str, str]  # GPU_SECONDS.labelnames order
 MigSecondsKey = tuple[str, str, str, str, str, str, str]  # MIG_INSTANCE_SECONDS order
-Sample = tuple[Spec, tuple[str, ...], float]
+Sample = tuple[FamilySpec, tuple[str, ...], float]
 # A counter not credited for this long goes (a finished Job): Prometheus keeps its past samples,
 # so increase() over any window still counts it, and a comeback reads as a reset.
 FORGET_AFTER = 3600.0

@@ -17,6 +17,7 @@ from ..kube.model import KubeState, NodeInfo, PodInfo
 
 MIG_PREFIX = "nvidia.com/mig-"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # set by GPU feature discovery
+GPU_COUNT_LABEL = "nvidia.com/gpu.count"  # GFD too; MIG devices under the single strategy
 _TAINT_EFFECTS = frozenset({"NoSchedule", "NoExecute"})  # PreferNoSchedule keeps nobody off
 _HOLDING_PHASES = frozenset({"Running", "Pending"})  # bound Pending pods already hold devices
 
@@ -39,11 +40,16 @@ def gpu_units(resources: dict[str, int], resource_name: ResourceNames) -> int:
 def is_gpu_node(node: NodeInfo, resource_name: ResourceNames) -> bool:
     # Capacity too: when the device plugin withdraws every device as unhealthy, allocatable drops
     # to 0 while capacity keeps them, and that node must stay visible (unhealthy_gpus = all).
+    # Plain loops, not nested any() generators: run for every node on every refresh.
     names = _names(resource_name)
-    return any(
-        any(res.get(n, 0) > 0 for n in names) or any(k.startswith(MIG_PREFIX) for k in res)
-        for res in (node.allocatable, node.capacity)
-    )
+    for res in (node.allocatable, node.capacity):
+        for n in names:
+            if res.get(n, 0) > 0:
+                return True
+        for k in res:
+            if k.startswith(MIG_PREFIX):
+                return True
+    return False
 
 
 def is_tainted(node: NodeInfo, taint_key: str) -> bool:

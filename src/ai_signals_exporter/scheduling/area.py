@@ -36,11 +36,6 @@ def owned_scopes(config: Config) -> frozenset[str]:
     return frozenset({"node"}) if config.kubernetes.node_scope else frozenset(SCOPES)
 
 
-def owned_families(config: Config) -> tuple[FamilySpec, ...]:
-    scopes = owned_scopes(config)
-    return tuple(spec for spec in FAMILIES if spec.scope in scopes)
-
-
 class SchedulingSource(Source):
     """Hooks the area's tracker into the kube stores while it runs; no I/O of its own."""
 

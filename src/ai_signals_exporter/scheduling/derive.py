@@ -120,7 +120,7 @@ def derive(
     scopes: frozenset[str] = frozenset({"cluster", "node"}),
 ) -> list[Family]:
     """Families of the area; `scopes` keeps only the families this instance owns (topologies)."""
-    out = {spec.name: spec.family() for spec in F.FAMILIES if spec.scope in scopes}
+    out = {spec.name: spec.new() for spec in F.FAMILIES if spec.scope in scopes}
     for spec, labels, value in samples(state, pods, nodes, quotas, now, known_stores):
         fam = out.get(spec.name)
         if fam is not None:

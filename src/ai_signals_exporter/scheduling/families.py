@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..expo.families import Family
 from ..expo.families import FamilySpec as _Spec
 
 
@@ -14,13 +13,6 @@ class FamilySpec(_Spec):
     + cluster-instance topology ("cluster" | "node"; DESIGN.md "Topologies")."""
 
     scope: str = "cluster"
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.labelnames
-
-    def family(self) -> Family:
-        return self.new()
 
 
 _WORKLOAD = ("namespace", "workload_kind", "workload")

@@ -8,13 +8,13 @@ device plugin is not registered, e.g. during a GPU Operator upgrade).
 
 from __future__ import annotations
 
+from ..gpu.nodes import GPU_COUNT_LABEL
 from .model import NodeView
 from .resources import DEFAULT, GpuResources
 
 OFFLINE_REASONS = ("cordoned", "not_ready", "unhealthy", "plugin_missing")
 # GPU Feature Discovery / GPU Operator, and NFD's PCI vendor label for NVIDIA (0x10de).
 GPU_NODE_LABELS = ("nvidia.com/gpu.present", "feature.node.kubernetes.io/pci-10de.present")
-GPU_COUNT_LABEL = "nvidia.com/gpu.count"
 
 
 def is_labelled_gpu_node(node: NodeView) -> bool:

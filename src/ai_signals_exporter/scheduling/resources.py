@@ -4,25 +4,27 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 # MIG strategy "mixed" advertises one resource per profile: nvidia.com/mig-1g.10gb, mig-3g.40gb, ...
-MIG_PREFIX = "nvidia.com/mig-"
+from ..gpu.nodes import MIG_PREFIX, gpu_units
+
+DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 
 
 class GpuResources:
     """The configured GPU resource names plus every MIG profile name."""
 
-    __slots__ = ("names",)
+    __slots__ = ("names", "_ordered")
 
     def __init__(self, names: Iterable[str] = (DEFAULT_GPU_RESOURCE,)) -> None:
         self.names = frozenset(names) | {DEFAULT_GPU_RESOURCE}
+        self._ordered = tuple(sorted(self.names))
 
     def __contains__(self, resource: object) -> bool:
         return isinstance(resource, str) and (resource in self.names or resource.startswith(MIG_PREFIX))
 
     def count(self, amounts: Mapping[str, int]) -> int:
         """GPU devices in a request/capacity map (a MIG slice counts as one device)."""
-        return sum(int(v) for k, v in amounts.items() if k in self)
+        return gpu_units(amounts, self._ordered)
 
 
 DEFAULT = GpuResources()

@@ -82,10 +82,7 @@ IDLE_COST_PER_HOUR = FamilySpec(
     ("node", "gpu_model"),
 )
 # GPU time (docs/gpu-time.md), declared in gpu/accounting.py next to the counters.
-# Every instance that sees a GPU model reports its price (topologies: replicated, rules max it).
-GPU_SECONDS, MIG_INSTANCE_SECONDS, PRICE_PER_HOUR = (
-    FamilySpec(*spec, replicated=spec is accounting.PRICE_PER_HOUR) for spec in accounting.FAMILIES
-)
+GPU_SECONDS, MIG_INSTANCE_SECONDS, PRICE_PER_HOUR = accounting.FAMILIES
 FAMILIES = (
     IDLE_SECONDS, UTILIZATION, NODE_TAINTED, NODE_ALLOCATABLE_GPUS, NODE_REQUESTED_GPUS,
     NODE_IDLE_GPUS, NODE_NON_GPU_PODS, NODE_UNHEALTHY_GPUS, IDLE_COST_PER_HOUR,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from ..config import Config
 from ..expo.families import Family, FamilySpec
-from ..promql import bucket_deltas, counter_increase, histogram_quantile, rate  # noqa: F401 (re-exported)
-from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity  # noqa: F401 (re-exported)
+from ..promql import bucket_deltas, histogram_quantile, rate
+from ..serving.history import TargetHistory
 from ..state import AppState
 
 LABELS = ("namespace", "pod", "workload_kind", "workload", "engine", "model")
@@ -127,7 +127,8 @@ def _new_families() -> dict[str, Family]:
     }
 
 
-def _model_labels(history: TargetHistory, model: str) -> tuple[str, ...]:
+def model_labels(history: TargetHistory, model: str) -> tuple[str, ...]:
+    """The serving labels (LABELS) of one model of a scraped pod."""
     ident = history.identity
     return (ident.namespace, ident.pod, ident.workload_kind, ident.workload, history.engine,
             model or ident.model)  # fmt: skip
@@ -152,7 +153,7 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
             continue
         covered = win[-1][0] - win[0][0] >= window / 2
         for model, snap in win[-1][1].items():
-            labels = _model_labels(history, model)
+            labels = model_labels(history, model)
             # Token counters that advance when a request finishes (TGI, old SGLang counters,
             # trtllm-serve, Triton's TRT-LLM histograms) give 0 or a multiple of the true rate
             # over a short span: right after a pod appears (or the exporter starts) their rates

@@ -16,10 +16,10 @@ from ..config import Config
 from ..expo.families import Family, FamilySpec
 from ..serving.coldstart import COLDSTART, PHASES  # noqa: F401 (PHASES documented with the family)
 from ..serving.selection import ServingSelection, annotation_number
+from .serving import LABELS, model_labels
 from ..state import AppState
 
 WORKLOAD_LABELS = ("namespace", "workload_kind", "workload")
-POD_LABELS = ("namespace", "pod", "workload_kind", "workload", "engine", "model")
 STATES = ("starting", "ready", "terminating")
 BOUND_ANNOTATION = "ai-signals.io/cold-start-bound-seconds"
 
@@ -35,7 +35,7 @@ REPLICAS = FamilySpec(
 )
 SAMPLE_AGE = FamilySpec(
     "ai_serving_sample_age_seconds", "gauge",
-    "Seconds since the newest successful scrape of the pod, the sample its rates end at.", POD_LABELS,
+    "Seconds since the newest successful scrape of the pod, the sample its rates end at.", LABELS,
 )
 COLD_START_BOUND = FamilySpec(
     "ai_serving_cold_start_bound_seconds", "gauge",
@@ -59,11 +59,8 @@ def derive(state: AppState, config: Config, now: float) -> list[Family]:
         if not history.samples:
             continue
         ts, snapshot = history.samples[-1]
-        ident = history.identity
         for model in snapshot:
-            labels = (ident.namespace, ident.pod, ident.workload_kind, ident.workload, history.engine,
-                      model or ident.model)
-            age.add(labels, max(0.0, now - ts))
+            age.add(model_labels(history, model), max(0.0, now - ts))
 
     # Replicas need every pod of a workload, pending ones included: the node agents of the
     # DaemonSet topology see only their node's pods, so only a cluster-scope instance counts them.

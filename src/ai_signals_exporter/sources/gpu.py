@@ -44,6 +44,7 @@ class DcgmSource(PeriodicSource):
         # Node capacities and the pod -> workload index, rebuilt only when the kube store changes.
         self._kube_inputs: tuple[int, int, dict[str, NodeCapacity], WorkloadOf] | None = None
         self._accounted: dict[str, float] = {}  # target URL -> observation time already accounted
+        self._bookkept_at = float("-inf")  # last prune + accounting over every GPU (scrape)
 
     def enabled(self) -> bool:
         g = self.config.gpu
@@ -94,7 +95,15 @@ class DcgmSource(PeriodicSource):
         self._total_readings = sum(len(o.readings) for o in self.state.dcgm.values())
         wanted = set(keys)
         await asyncio.gather(*(self._scrape(ep, sem) for ep in endpoints if ep.url in wanted))
-        prune(self._tracks(), self.clock(), stale_after(self.interval))
+        # Pruning and GPU time cover every GPU of every node, while the per-target loop wakes
+        # for each target as it comes due (targets/interval times a second): after a partial
+        # batch, once a poll is enough.  Accounting integrates by observation time, so a later
+        # call counts the same seconds.
+        now = self.clock()
+        if not keep <= wanted and now - self._bookkept_at < min(self.DISCOVERY_POLL, self.interval):
+            return
+        self._bookkept_at = now
+        prune(self._tracks(), now, stale_after(self.interval))
         self._account()
 
     def _account(self) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import aiohttp
+from yarl import URL
 
 from ..expo.parse import shown
 
@@ -16,6 +18,11 @@ class FetchError(Exception):
         self.detail = detail
 
 
+# fetch_bounded's own asyncio.timeout bounds the whole request: aiohttp's default timers (total
+# 5 min, sock_connect 30 s) would only add two timer handles per request.
+NO_CLIENT_TIMERS = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
+
+
 def new_session(limit: int) -> aiohttp.ClientSession:
     # auto_decompress stays on: exporters may gzip.  No cookies, no env proxies for pod IPs.
     connector = aiohttp.TCPConnector(limit=limit, ttl_dns_cache=300, enable_cleanup_closed=True)
@@ -23,7 +30,15 @@ def new_session(limit: int) -> aiohttp.ClientSession:
         connector=connector,
         cookie_jar=aiohttp.DummyCookieJar(),
         headers={"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1", "Accept-Encoding": "gzip"},
+        timeout=NO_CLIENT_TIMERS,
     )
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def parsed_url(url: str) -> URL:
+    """Targets are scraped every cycle at the same URL: parse (and quote) each one once, not on
+    every request (yarl's parse + encode was ~25 us of the client's ~150 us per request)."""
+    return URL(url)
 
 
 def _not_metrics_type(content_type: str) -> bool:
@@ -42,7 +57,7 @@ async def fetch_bounded(
     """
     try:
         async with asyncio.timeout(timeout):
-            async with session.get(url, allow_redirects=False) as resp:
+            async with session.get(parsed_url(url), allow_redirects=False) as resp:
                 if resp.status != 200:
                     raise FetchError("http_status", str(resp.status))
                 if _not_metrics_type(resp.headers.get("Content-Type", "")):

@@ -157,36 +157,38 @@ class Store:
             kube.touch()
 
 
-class ByMetadata:
-    """A store keyed by one metadata field that the record carries under the same name
-    (`uid`: names are reused after a delete, uids never; `name`: cluster-scoped objects)."""
-
-    key_field: ClassVar[str]
+class UidKeyedStore(Store):
+    """Records keyed by UID: a deleted object's name can come back as a new object (pods of a
+    StatefulSet, recurring events), and what listeners count belongs to one object."""
 
     def key(self, record: Any) -> str:
-        return getattr(record, self.key_field)
+        return record.uid
 
     def raw_key(self, obj: dict[str, Any]) -> str | None:
-        return (obj.get("metadata") or {}).get(self.key_field)
+        return (obj.get("metadata") or {}).get("uid")
 
 
-class PodStore(ByMetadata, Store):
+class PodStore(UidKeyedStore):
     resource = "pods"
-    key_field = "uid"
 
     def decode(self, obj: dict[str, Any]) -> Any:
         return pod_from_json(obj)
 
 
-class NodeStore(ByMetadata, Store):
+class NodeStore(Store):
     resource = "nodes"
-    key_field = "name"
 
     def _wanted(self, obj: dict[str, Any]) -> bool:
         return True  # cluster-scoped
 
     def decode(self, obj: dict[str, Any]) -> Any:
         return node_from_json(obj)
+
+    def key(self, record: Any) -> str:
+        return record.name
+
+    def raw_key(self, obj: dict[str, Any]) -> str | None:
+        return (obj.get("metadata") or {}).get("name")
 
 
 class QuotaStore(Store):
@@ -197,7 +199,7 @@ class QuotaStore(Store):
         return quota_from_json(obj)
 
 
-class WarningEventStore(ByMetadata, Store):
+class WarningEventStore(UidKeyedStore):
     """Warning events (the watch's field selector is `type=Warning`), kept while they are
     younger than `max_age` by last occurrence: a count needs each event only until its
     increments have been seen, and the apiserver keeps events for an hour (--event-ttl) —
@@ -205,7 +207,6 @@ class WarningEventStore(ByMetadata, Store):
     pruning pops from the front."""
 
     resource = "events"
-    key_field = "uid"
     bumps_generation = False
     DEFAULT_MAX_AGE = 600.0
 

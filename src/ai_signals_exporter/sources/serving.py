@@ -18,7 +18,7 @@ from .. import engines
 from ..engines.base import UnknownEngine
 from ..expo.parse import NotExposition
 from ..serving.coldstart import COLDSTART, loading, note_tokens, track
-from ..serving.selection import ANN_SCRAPE, ServingSelection, annotation_number  # noqa: F401 (re-exported)
+from ..serving.selection import ServingSelection, annotation_number
 from ..serving.history import CAPACITY_ANNOTATION, TargetHistory, TargetIdentity, keep_seconds
 from ..state import PodInfo
 from .base import PeriodicSource, TargetStatus
@@ -114,6 +114,10 @@ class ServingSource(PeriodicSource):
         self._discovered: list[Target] = []
         self._selected: list[PodInfo] = []  # the pods discovery selects, scrapeable or not
         self._discovered_gen = -1
+        # What the cold-start tracker last ran over (track_cold_starts).
+        self._tracked: tuple[int, int] | None = None
+        self._tracked_at = float("-inf")
+        self._first_token_moved = False
 
     def enabled(self) -> bool:
         return bool(self.cfg.targets) or (
@@ -194,10 +198,22 @@ class ServingSource(PeriodicSource):
         self.track_cold_starts()
 
     def track_cold_starts(self) -> None:
-        """Advance the cold-start tracker (memory only) over the selected pods."""
-        if self.state.kube.pods_synced:
-            self.discovered_targets()  # refreshes the selected pods if the kube store changed
-            track(self.state[COLDSTART], self._selected, self._selection, self.state.serving.values(), self.clock())
+        """Advance the cold-start tracker (memory only) over the selected pods.
+
+        Called on every wake of the per-target loop (about targets/interval times a second, as
+        each target comes due at its own offset), but it only has something new to see when the
+        pods changed (kube generation) or a scrape counted a pod's first token: otherwise one
+        pass a poll keeps `last_seen` current, instead of a scan of every selected pod per wake."""
+        kube = self.state.kube
+        if not kube.pods_synced:
+            return
+        now = self.clock()
+        seen = (id(kube), kube.generation)
+        if seen == self._tracked and not self._first_token_moved and now - self._tracked_at < self.DISCOVERY_POLL:
+            return
+        self._tracked, self._tracked_at, self._first_token_moved = seen, now, False
+        self.discovered_targets()  # refreshes the selected pods if the kube store changed
+        track(self.state[COLDSTART], self._selected, self._selection, self.state.serving.values(), now)
 
     async def _scrape(self, target: Target) -> None:
         async with self._sem:
@@ -244,7 +260,9 @@ class ServingSource(PeriodicSource):
         # bursty, an older one is): recorded here, from the engine mapping's winning candidate.
         history.bursty = any(s.bursty_tokens for s in snapshot.values())
         history.append(ts, snapshot, keep_seconds(self.cfg.window, self.cfg.interval))
+        first_token = history.first_token_at
         note_tokens(history, ts, snapshot)
+        self._first_token_moved |= history.first_token_at != first_token
         self._last_error.pop(target.url, None)
         self.state.selfmon.target_up(self.name, target.url, True)
 

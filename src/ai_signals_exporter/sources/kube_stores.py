@@ -157,15 +157,23 @@ class Store:
             kube.touch()
 
 
-class UidKeyedStore(Store):
+class FieldKeyedStore(Store):
+    """Records keyed by one metadata field that the record carries under the same name."""
+
+    key_field: ClassVar[str]
+
+    def key(self, record: Any) -> str:
+        return getattr(record, self.key_field)
+
+    def raw_key(self, obj: dict[str, Any]) -> str | None:
+        return (obj.get("metadata") or {}).get(self.key_field)
+
+
+class UidKeyedStore(FieldKeyedStore):
     """Records keyed by UID: a deleted object's name can come back as a new object (pods of a
     StatefulSet, recurring events), and what listeners count belongs to one object."""
 
-    def key(self, record: Any) -> str:
-        return record.uid
-
-    def raw_key(self, obj: dict[str, Any]) -> str | None:
-        return (obj.get("metadata") or {}).get("uid")
+    key_field = "uid"
 
 
 class PodStore(UidKeyedStore):
@@ -175,20 +183,15 @@ class PodStore(UidKeyedStore):
         return pod_from_json(obj)
 
 
-class NodeStore(Store):
+class NodeStore(FieldKeyedStore):
     resource = "nodes"
+    key_field = "name"  # cluster-scoped: the name is unique
 
     def _wanted(self, obj: dict[str, Any]) -> bool:
         return True  # cluster-scoped
 
     def decode(self, obj: dict[str, Any]) -> Any:
         return node_from_json(obj)
-
-    def key(self, record: Any) -> str:
-        return record.name
-
-    def raw_key(self, obj: dict[str, Any]) -> str | None:
-        return (obj.get("metadata") or {}).get("name")
 
 
 class QuotaStore(Store):

@@ -80,7 +80,13 @@ async def test_kube_api_down_at_start_then_watch_drop_and_gone(tmp_path: Path) -
     engines = {f"/pods/{i}": SimEngine("vllm", "m", constant(2.0), seed=i) for i in range(4)}
     static = SimEngine("vllm", "m", constant(2.0), seed=9)
     engines["/static"] = static
-    async with running_kube_api() as api, run_app(engines_app(engines)) as base:
+    # No bookmarks: the fake API server writes a BOOKMARK at its global resourceVersion when the
+    # bookmark timer fires, even with events still queued for that stream.  When the timer fires
+    # in the same loop turn as a fault below (likely on a loaded machine), the bookmark carries
+    # the source past the event queued behind the drop, which is then never sent: discovery
+    # missed llama-1 (or the 410 stage's changes) for good, whatever the wait.  This test is
+    # about drops, outages and 410s; bookmarks are covered in tests/integration/test_kube_source.py.
+    async with running_kube_api(bookmark_interval=3600) as api, run_app(engines_app(engines)) as base:
         port = base.rsplit(":", 1)[1]
         api.add(make_node("cpu-1", gpus=0))
 
@@ -98,6 +104,9 @@ async def test_kube_api_down_at_start_then_watch_drop_and_gone(tmp_path: Path) -
                "serving": {**FAST_SERVING, "targets": [{"url": base + "/static", "labels": {"pod": "static"}}]},
                "gpu": {"discovery": {"enabled": False}},
                "checkpoints": {"discovery": {"enabled": False}}}
+
+        def pod_lists() -> int:
+            return api.requests.count(("list", "/api/v1/pods", "pods"))
 
         def discovered() -> set[str]:
             got = ex.families({RUNNING}).get(RUNNING, [])
@@ -119,9 +128,11 @@ async def test_kube_api_down_at_start_then_watch_drop_and_gone(tmp_path: Path) -
                       "statefulsets": 1, "leaderworkersets": 1}
             assert await eventually(lambda: ex.ups("kube") == all_up, timeout=15)
 
+            lists = pod_lists()
             api.drop_watches()  # abrupt end of every watch stream
             api.add(pod(1))
             assert await eventually(lambda: discovered() == {"static", "llama-0", "llama-1"}, timeout=15)
+            assert pod_lists() == lists, "a dropped watch resumes from its resourceVersion, no re-list"
 
             # 410 Gone: history compacted while the watch is cut; the source relists.
             failures = sum(ex.errors("kube").values())
@@ -133,8 +144,10 @@ async def test_kube_api_down_at_start_then_watch_drop_and_gone(tmp_path: Path) -
             # the server come back (the source must resume from a compacted resourceVersion).
             await eventually(lambda: api.watch_count() == 0 and sum(ex.errors("kube").values()) > failures,
                              timeout=15)
+            gone = ex.errors("kube").get("gone", 0)
             api.set_down(False)
             assert await eventually(lambda: discovered() == {"static", "llama-1", "llama-2"}, timeout=15)
+            assert ex.errors("kube").get("gone", 0) > gone and pod_lists() > lists, "410 -> re-list"
             assert {t.rsplit("/", 1)[-1] for t in ex.ups("serving")} == {"static", "1", "2"}
             assert ex.tasks_alive()
 

@@ -285,7 +285,8 @@ async def _exporter(cfg: dict[str, Any], conn, cycles: int, profile: str | None,
     out["kube_bytes_per_pod"] = (cur - out["rss_base_mb"]) * 1024 * 1024 / max(1, len(kube.pods))
     out["kube_peak_mb"] = peak
     settle_memory()  # as Exporter._refresh_loop does once the kube lists are in
-    tasks.append(asyncio.create_task(exporter._guard(src["ProbeSource"])))  # runs once, then an hour
+    if src["ProbeSource"].enabled():  # a shard owning no probe has none to run (as Exporter.start)
+        tasks.append(asyncio.create_task(exporter._guard(src["ProbeSource"])))  # runs once, then an hour
 
     stop = asyncio.Event()
     runner = await serve(exporter, ("127.0.0.1", 0), "/metrics", None, stop)

@@ -80,13 +80,9 @@ async def test_kube_api_down_at_start_then_watch_drop_and_gone(tmp_path: Path) -
     engines = {f"/pods/{i}": SimEngine("vllm", "m", constant(2.0), seed=i) for i in range(4)}
     static = SimEngine("vllm", "m", constant(2.0), seed=9)
     engines["/static"] = static
-    # No bookmarks: the fake API server writes a BOOKMARK at its global resourceVersion when the
-    # bookmark timer fires, even with events still queued for that stream.  When the timer fires
-    # in the same loop turn as a fault below (likely on a loaded machine), the bookmark carries
-    # the source past the event queued behind the drop, which is then never sent: discovery
-    # missed llama-1 (or the 410 stage's changes) for good, whatever the wait.  This test is
-    # about drops, outages and 410s; bookmarks are covered in tests/integration/test_kube_source.py.
-    async with running_kube_api(bookmark_interval=3600) as api, run_app(engines_app(engines)) as base:
+    # Bookmarks on (the default 1 s): the stand-in API never sends one ahead of events still
+    # queued for a stream (sim/kubeapi.py), which a drop or 410 here once raced with.
+    async with running_kube_api() as api, run_app(engines_app(engines)) as base:
         port = base.rsplit(":", 1)[1]
         api.add(make_node("cpu-1", gpus=0))
 

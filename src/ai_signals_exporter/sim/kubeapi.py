@@ -641,9 +641,16 @@ class FakeKubeAPI:
                     break
                 wake = min(deadline, next_bookmark) if bookmarks else deadline
                 try:
-                    item = await asyncio.wait_for(watcher.queue.get(), max(0.0, wake - now))
+                    if watcher.queue.empty():
+                        item = await asyncio.wait_for(watcher.queue.get(), max(0.0, wake - now))
+                    else:  # wait_for with a lapsed timeout would time out with events queued
+                        item = watcher.queue.get_nowait()
                 except TimeoutError:
-                    if bookmarks and loop.time() >= next_bookmark:
+                    # Never a bookmark ahead of events still queued for this stream (an event can
+                    # land in the same loop turn as the timeout): a real API server's bookmark only
+                    # says "everything up to here was sent", and a client resuming from a
+                    # bookmark that overtook a queued event would never see that event.
+                    if bookmarks and loop.time() >= next_bookmark and watcher.queue.empty():
                         next_bookmark = loop.time() + self.bookmark_interval
                         bm = {"kind": kind, "apiVersion": api_version,
                               "metadata": {"resourceVersion": str(self._rv)}}

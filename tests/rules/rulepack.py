@@ -7,7 +7,7 @@ bad rule is rejected.
 from __future__ import annotations
 
 import re
-import shutil
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -126,3 +126,29 @@ def lint_record(rule: dict) -> list[str]:
 
 def ai_metrics_in(expr: str) -> set[str]:
     return set(AI_METRIC_RE.findall(expr))
+
+
+# One exposition sample line (optional timestamp): fixtures and real payloads fed to promtool.
+SAMPLE_RE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{.*\})?\s+(\S+)(\s+\d+)?$")
+
+
+def input_series(text: str, samples: int = 90) -> list[dict]:
+    """An exposition payload as promtool `input_series`, each sample held for `samples` steps."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = SAMPLE_RE.match(line.strip())
+        assert m, line
+        name, labels, value, _ = m.groups()
+        out.append({"series": f"{name}{labels or ''}", "values": f"{float(value):g}x{samples}"})
+    return out
+
+
+def promtool_dcgm_rules(tmp_path: Path, tests: list[dict], name: str) -> subprocess.CompletedProcess:
+    """`promtool test rules` of rules/gpu-dcgm.yaml on `tests` (groups in a fixed order)."""
+    doc = {"rule_files": [str(RULES_DIR / "gpu-dcgm.yaml")], "evaluation_interval": "1m",
+           "group_eval_order": group_names(RULES_DIR / "gpu-dcgm.yaml"), "tests": tests}
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return subprocess.run([need("promtool"), "test", "rules", str(path)], capture_output=True, text=True)

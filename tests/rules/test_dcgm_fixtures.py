@@ -7,44 +7,24 @@ where ../shared exists; these run in any clone."""
 
 from __future__ import annotations
 
-import re
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ai_signals_exporter.expo.parse import parse_families
 from ai_signals_exporter.gpu.readings import WANTED, extract_readings
 
-from .rulepack import RULES_DIR, all_alerts, group_names, need
+from .rulepack import all_alerts, input_series, promtool_dcgm_rules
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dcgm"
-SAMPLE_RE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{.*\})?\s+(\S+)(\s+\d+)?$")
 PAYLOADS = sorted(p.name for p in FIXTURES.glob("*.prom"))
 # Alerts a fixture is meant to raise after an hour; every other DCGM alert stays silent.
 EXPECTED_ALERTS = {"v4.8.2-dra-mig.prom": {"GpuHeldIdle"}, "v4.8.3-dra-mig.prom": {"GpuHeldIdle"}}
 DCGM_ALERTS = sorted(r["alert"] for r in all_alerts() if "DCGM" in r["expr"] or "gpu:dcgm" in r["expr"])
 
 
-def input_series(text: str, samples: int = 90) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        m = SAMPLE_RE.match(line.strip())
-        assert m, line
-        name, labels, value, _ = m.groups()
-        out.append({"series": f"{name}{labels or ''}", "values": f"{float(value):g}x{samples}"})
-    return out
 
 
-def promtool(tmp_path, tests: list[dict]) -> subprocess.CompletedProcess:
-    doc = {"rule_files": [str(RULES_DIR / "gpu-dcgm.yaml")], "evaluation_interval": "1m",
-           "group_eval_order": group_names(RULES_DIR / "gpu-dcgm.yaml"), "tests": tests}
-    path = tmp_path / "fixtures.test.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return subprocess.run([need("promtool"), "test", "rules", str(path)], capture_output=True, text=True)
 
 
 def test_every_fixture_is_listed():
@@ -72,7 +52,7 @@ def test_rules_read_utilisation_like_the_exporter(tmp_path, payload):
               "promql_expr_test": [{"expr": "round(100 * sum by (node, gpu, GPU_I_ID) (gpu:dcgm_utilization:ratio))",
                                     "eval_time": "5m", "exp_samples": expected}],
               "alert_rule_test": alerts}]
-    out = promtool(tmp_path, tests)
+    out = promtool_dcgm_rules(tmp_path, tests, "fixtures.test.yaml")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr
 
 
@@ -86,7 +66,7 @@ def test_busy_time_sliced_gpu_is_busy_and_its_memory_is_the_devices(tmp_path, pa
                   {"expr": 'round(1000 * gpu:dcgm_framebuffer_used:ratio{gpu="0"})', "eval_time": "5m",
                    "exp_samples": [{"labels": _labels(payload), "value": 891}]},
               ]}]
-    out = promtool(tmp_path, tests)
+    out = promtool_dcgm_rules(tmp_path, tests, "fixtures.test.yaml")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr
 
 

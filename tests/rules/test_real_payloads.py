@@ -3,39 +3,18 @@ healthy real fleets page nobody, and the recording rules understand their label 
 
 from __future__ import annotations
 
-import re
-import subprocess
 
 import pytest
-import yaml
 
-from .rulepack import RULES_DIR, SHARED, all_alerts, group_names, need
+from .rulepack import SHARED, all_alerts, input_series, promtool_dcgm_rules
 
 PAYLOADS = SHARED / "real-payloads"
 pytestmark = pytest.mark.skipif(not PAYLOADS.is_dir(), reason="../shared/real-payloads is not checked out beside the repo")
 
-SAMPLE_RE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{.*\})?\s+(\S+)$")
 
 
-def input_series(text: str, samples: int = 90) -> list[dict]:
-    """Each sample of the payload held constant for `samples` minutes."""
-    out = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = SAMPLE_RE.match(line.strip())
-        assert m, line
-        name, labels, value = m.groups()
-        out.append({"series": f"{name}{labels or ''}", "values": f"{float(value):g}x{samples}"})
-    return out
 
 
-def run_promtool(tmp_path, tests: list[dict]) -> subprocess.CompletedProcess:
-    doc = {"rule_files": [str(RULES_DIR / "gpu-dcgm.yaml")], "evaluation_interval": "1m",
-           "group_eval_order": group_names(RULES_DIR / "gpu-dcgm.yaml"), "tests": tests}
-    path = tmp_path / "real.test.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return subprocess.run([need("promtool"), "test", "rules", str(path)], capture_output=True, text=True)
 
 
 DCGM_ALERTS = sorted(r["alert"] for r in all_alerts() if "DCGM" in r["expr"] or "gpu:dcgm" in r["expr"])
@@ -49,7 +28,7 @@ def test_real_healthy_payloads_raise_no_alert(tmp_path, payload):
     tests = [{"interval": "1m", "input_series": series,
               "alert_rule_test": [{"eval_time": t, "alertname": a, "exp_alerts": []}
                                   for a in DCGM_ALERTS for t in ("5m", "80m")]}]
-    out = run_promtool(tmp_path, tests)
+    out = promtool_dcgm_rules(tmp_path, tests, "real.test.yaml")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr
 
 
@@ -69,5 +48,5 @@ def test_recording_rules_on_real_label_sets(tmp_path):
             {"expr": "gpu:dcgm_xid_errors:recent", "eval_time": "5m", "exp_samples": []},
         ],
     }]
-    out = run_promtool(tmp_path, tests)
+    out = promtool_dcgm_rules(tmp_path, tests, "real.test.yaml")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr
